@@ -1,0 +1,1 @@
+"""Pure core: bytes in, bytes out. No database, clock, logging or settings below this line."""
