@@ -1,0 +1,1 @@
+"""The HTTP shell over the ledger: FastAPI routers, auth dependencies and the one error table."""

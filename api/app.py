@@ -1,0 +1,64 @@
+"""The FastAPI application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, text
+
+import ledger
+from api import errors
+from api.metrics import REGISTRY
+from api.routes import events, logs, proofs
+from api.state import LedgerState
+from ledger.settings import Settings
+from ledger.storage.db import make_engine, unit_of_work
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    if settings.database_url is None and engine is None:
+        raise ValueError("create_app needs a database URL (ledger serve starts an embedded one)")
+    engine = engine or make_engine(
+        settings.database_url or "", role=settings.db_role, pool_size=settings.pool_size
+    )
+    state = LedgerState(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        try:
+            yield
+        finally:
+            state.stop()
+
+    app = FastAPI(
+        title="Handoff Ledger",
+        version=ledger.__version__,
+        summary="Append-only, verifiable audit trail for AI-to-human support handoffs",
+        lifespan=lifespan,
+    )
+    app.state.ledger = state
+    errors.install(app)
+    app.include_router(events.router)
+    app.include_router(logs.router)
+    app.include_router(proofs.router)
+
+    @app.get("/healthz", operation_id="healthz", tags=["ops"])
+    def healthz() -> JSONResponse:
+        try:
+            with unit_of_work(state.engine) as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # any failure means not ready; the detail is in the server log
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503,
+                                headers={"Retry-After": "5"})
+        return JSONResponse({"status": "ok", "database": "up"})
+
+    @app.get("/metrics", operation_id="metrics", tags=["ops"])
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app

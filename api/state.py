@@ -1,0 +1,73 @@
+"""What one server process holds: settings, engine, key caches, the group committer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from sqlalchemy import Engine
+
+from ledger.settings import Settings
+from ledger.storage.group_commit import GroupCommitter
+from ledger.storage.keystore import DataKeyStore, SignerCache
+from ledger.storage.rows import LogInfo, Principal
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass
+class TtlCache(Generic[K, V]):
+    """A tiny cache for hot lookups (tokens, logs). Short TTL: a revocation lands in seconds."""
+
+    ttl: float
+    _items: dict[K, tuple[float, V]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: K) -> V | None:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[key] = (time.monotonic() + self.ttl, value)
+
+
+class LedgerState:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        master = settings.master_key_bytes
+        self.signers = SignerCache(master)
+        self.data_keys = DataKeyStore(master)
+        # Card fingerprints are keyed (PCI 3.5.1.1): derived from the master key, never stored.
+        self.fingerprint_key = hmac.new(master, b"handoff-ledger/pan-fingerprint/v1",
+                                        hashlib.sha256).digest()
+        self.principals: TtlCache[bytes, Principal] = TtlCache(ttl=5.0)
+        self.logs: TtlCache[str, LogInfo] = TtlCache(ttl=30.0)
+        self.committer: GroupCommitter | None = None
+
+    def start(self) -> None:
+        from api.metrics import observe_commit
+
+        self.committer = GroupCommitter(
+            self.engine,
+            signers=self.signers,
+            data_keys=self.data_keys,
+            max_events=self.settings.group_commit_max_events,
+            wait_seconds=self.settings.group_commit_wait_ms / 1000,
+            on_commit=observe_commit,
+        )
+
+    def stop(self) -> None:
+        if self.committer is not None:
+            self.committer.close()
+        self.engine.dispose()

@@ -1,0 +1,55 @@
+"""Envelope encryption of payloads and keys at rest: AES-256-GCM (NIST SP 800-38D).
+
+Layout of every sealed blob: ``nonce (12 bytes) || ciphertext || tag (16 bytes)``. The
+associated data binds a blob to where it belongs (log, seq; or log, key id), so a blob moved to
+another row fails to open instead of decrypting as someone else's record.
+
+A payload's plaintext is ``salt (32 bytes) || canonical(data)``: see ``commitment``.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ledger.core.commitment import SALT_SIZE
+from ledger.errors import DecryptionFailed
+
+KEY_SIZE = 32
+NONCE_SIZE = 12
+
+
+def new_key() -> bytes:
+    return secrets.token_bytes(KEY_SIZE)
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = secrets.token_bytes(NONCE_SIZE)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def unseal(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    if len(blob) < NONCE_SIZE + 16:
+        raise DecryptionFailed("sealed blob is shorter than nonce and tag")
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE_SIZE], blob[NONCE_SIZE:], aad)
+    except InvalidTag as exc:
+        raise DecryptionFailed("authentication tag mismatch (tampered blob or wrong key)") from exc
+
+
+def payload_aad(log_id: str, seq: int) -> bytes:
+    return f"handoff-ledger/payload/v1\n{log_id}\n{seq}".encode()
+
+
+def seal_payload(data_key: bytes, salt: bytes, canonical_data: bytes, aad: bytes) -> bytes:
+    return seal(data_key, salt + canonical_data, aad)
+
+
+def unseal_payload(data_key: bytes, blob: bytes, aad: bytes) -> tuple[bytes, bytes]:
+    """Returns ``(salt, canonical_data)``."""
+    plain = unseal(data_key, blob, aad)
+    if len(plain) < SALT_SIZE:
+        raise DecryptionFailed("payload plaintext is shorter than its salt")
+    return plain[:SALT_SIZE], plain[SALT_SIZE:]

@@ -1,0 +1,181 @@
+"""Detectors for card data and PII inside strings. Pure functions over ``str``; no policy here.
+
+* **PAN** (primary account number, PCI DSS 3.5.1): a maximal run of 13-19 digits, the digits
+  optionally separated by single spaces or dashes, that passes the Luhn check (ISO/IEC 7812-1
+  Annex B). A run is taken whole: a longer run (a UUID's digit groups, a 20-digit reference)
+  is not searched for a card number inside it. Letters may touch the run (``card4111…``)
+  unless, with the run, they form a hexadecimal word (the tail of a UUID group, a digest). To keep
+  known non-card numbers out, three kinds of run are not PANs either:
+
+  - a leading ``0`` (major industry identifier 0 is not issued to card issuers; all-zero and
+    zero-padded order numbers);
+  - 13, 16 or 19 digits without separators beginning with ``1``: epoch timestamps in
+    milliseconds, microseconds or nanoseconds (2001-2033); no card brand issues numbers of
+    those lengths under identifier 1 (UATP numbers are 15 digits);
+  - 14 or 17 digits without separators forming ``YYYYMMDDhhmmss[fff]`` (1900-2099): compact
+    timestamps.
+
+* **SSN**: ``ddd-dd-dddd`` outside the never-issued ranges (area 000, 666, 900-999; group 00;
+  serial 0000), dashes required.
+* **Phone**: conservative, to leave ids and timestamps alone: ``+`` and a country code with 8-15
+  digits in all (E.164, separators ``space . - ( )``), or the North American ``(415) 555-2671``,
+  ``415-555-2671``, ``415.555.2671`` forms. Bare digit runs are never taken for phone numbers.
+* **Email**: ``local@domain.tld``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+EntityType = Literal["pan", "ssn", "phone", "email"]
+
+PAN_PATTERN: Final = re.compile(r"(?<!\d)(?<!\d[ -])\d(?:[ -]?\d){12,18}(?!\d)(?![ -]\d)")
+_WORD_CHAR: Final = re.compile(r"[^\W_]")  # a letter or digit of any script
+_HEX_WORD: Final = re.compile(r"[0-9A-Fa-f]+")
+SSN_PATTERN: Final = re.compile(
+    r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])", re.ASCII
+)
+PHONE_PATTERN: Final = re.compile(
+    r"(?<![\w+])\+[1-9](?:[ .-]?\(?\d\)?){7,14}(?![\w])"
+    r"|(?<![\w+.-])(?:\([2-9]\d\d\) ?|[2-9]\d\d[-. ])[2-9]\d\d[-. ]\d{4}(?![\w-])",
+    re.ASCII,
+)
+EMAIL_PATTERN: Final = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
+    r"\.[A-Za-z]{2,24}(?![\w-])",
+    re.ASCII,
+)
+
+PAN_HINT: Final = r"\d(?:[ -]?\d){12}"
+"""Any string holding a PAN holds a match of this; most strings hold none."""
+DIGITS_HINT: Final = r"\d(?:[ ().-]{0,2}\d){7}"
+"""Any string holding a PAN, an SSN or a phone number holds a match of this."""
+EMAIL_HINT: Final = "@"
+
+_COMPACT_TIMESTAMP: Final = re.compile(
+    r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[01]\d|2[0-3])[0-5]\d[0-5]\d(?:\d{3})?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detected value: ``text[start:end]``, and its normalised form (digits, lowercase)."""
+
+    entity_type: EntityType
+    start: int
+    end: int
+    normalized: str
+
+
+def ascii_digits(text: str) -> str:
+    """The decimal digits of ``text`` (any script) as ASCII ``0-9``, everything else dropped."""
+    return "".join(str(int(ch)) for ch in text if ch.isdecimal())
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check of ISO/IEC 7812-1 over ASCII ``digits``."""
+    total = 0
+    for position, ch in enumerate(reversed(digits)):
+        value = ord(ch) - 48
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def is_pan(run: str) -> bool:
+    """Whether a digit run matched by :data:`PAN_PATTERN` is a card number (module docstring)."""
+    digits = ascii_digits(run)
+    if digits[0] == "0" or not luhn_valid(digits):
+        return False
+    if len(digits) == len(run):  # no separators: rule out timestamps
+        if digits[0] == "1" and len(digits) in (13, 16, 19):
+            return False
+        if len(digits) in (14, 17) and _COMPACT_TIMESTAMP.fullmatch(digits):
+            return False
+    return True
+
+
+def find_pans(text: str) -> list[Finding]:
+    found = []
+    for m in PAN_PATTERN.finditer(text):
+        start, end = m.span()
+        if is_pan(m.group()) and not _touches_hex_word(text, start, end):
+            found.append(Finding("pan", start, end, ascii_digits(m.group())))
+    return found
+
+
+def _touches_hex_word(text: str, start: int, end: int) -> bool:
+    """Whether the run ``text[start:end]`` is glued to letters that, with it, form a hex word
+    (``…9abc`` at the end of a UUID group, ``f3a2c4111…`` inside a digest)."""
+    left = start
+    while left > 0 and _WORD_CHAR.match(text, left - 1):
+        left -= 1
+    if left < start and _HEX_WORD.fullmatch(text, left, start):
+        return True
+    right = end
+    while right < len(text) and _WORD_CHAR.match(text, right):
+        right += 1
+    return right > end and _HEX_WORD.fullmatch(text, end, right) is not None
+
+
+def find_ssns(text: str) -> list[Finding]:
+    return [
+        Finding("ssn", m.start(), m.end(), ascii_digits(m.group()))
+        for m in SSN_PATTERN.finditer(text)
+    ]
+
+
+def find_phones(text: str) -> list[Finding]:
+    found = []
+    for m in PHONE_PATTERN.finditer(text):
+        value = m.group()
+        digits = ascii_digits(value)
+        if value.count("(") != value.count(")") or not 8 <= len(digits) <= 15:
+            continue
+        found.append(Finding("phone", m.start(), m.end(), digits))
+    return found
+
+
+def find_emails(text: str) -> list[Finding]:
+    return [
+        Finding("email", m.start(), m.end(), m.group().lower())
+        for m in EMAIL_PATTERN.finditer(text)
+    ]
+
+
+def pan_in_number(value: int | float) -> str | None:
+    """The digits of a JSON number that is a card number, else ``None``."""
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        value = int(value)
+    digits = str(abs(value))
+    if 13 <= len(digits) <= 19 and is_pan(digits):
+        return digits
+    return None
+
+
+def mask(entity_type: EntityType, text: str) -> str:
+    """``text`` made unreadable: digits replaced by ``*`` but for the last four (separators
+    kept: ``**** **** **** 0004``); an email keeps the first character of its local part and
+    its top-level domain (``j****@*******.com``)."""
+    if entity_type == "email":
+        local, _, domain = text.partition("@")
+        head, _, tld = domain.rpartition(".")
+        masked_head = "".join("." if ch == "." else "*" for ch in head)
+        return f"{local[0]}{'*' * (len(local) - 1)}@{masked_head}.{tld}"
+    keep = 4
+    remaining = sum(1 for ch in text if ch.isdecimal())
+    out = []
+    for ch in text:
+        if ch.isdecimal():
+            out.append(ch if remaining <= keep else "*")
+            remaining -= 1
+        else:
+            out.append(ch)
+    return "".join(out)

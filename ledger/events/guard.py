@@ -1,0 +1,375 @@
+"""The card-data and PII guard, run on an event's ``data`` before anything is hashed or stored.
+
+PCI DSS 3.3.1 forbids storing sensitive authentication data (CVV, PIN, track data) at all;
+3.5.1 requires card numbers (PANs) to be unreadable wherever stored, audit logs included; and
+3.5.1.1 allows correlating them only by a *keyed* hash. So:
+
+* a field whose **name** is sensitive authentication data (``cvv``, ``cvc``, ``cvv2``, ``cid``,
+  ``pin``, ``pin_block``, ``track1``, ``track2``, ``track_data``, ``magstripe``,
+  ``card_verification_value``, … in any case or spelling, at any depth, also inside a JSON
+  string) is rejected whatever the policy — unless its value is ``null`` or a boolean, which
+  cannot hold a secret (``"pin": false`` on a chat message);
+* a **PAN** (see :mod:`ledger.events.detectors`) anywhere in a string, a number or an object
+  key is rejected (policy ``cards="reject"``) or masked to its last four digits
+  (``cards="mask"``), each masking recorded as a redaction with an HMAC-SHA256 fingerprint of
+  the digits under the tenant's key;
+* **emails, phone numbers and US SSNs** are allowed, rejected or masked per their policy.
+
+Errors name the field by JSON Pointer and never echo the value. Masking keeps the original
+offsets in the redaction record (``start``/``end``, Unicode code points, end exclusive) and
+pointers relative to ``data``, the shape of ``redaction.applied``. What cannot be masked in
+place — a value in an object key, or one hidden by ``\\u`` escapes inside a JSON string — is
+rejected under every policy but ``allow``.
+
+Cost: a string is searched by one precompiled pre-filter (:data:`DIGITS_HINT` and friends);
+only a string that matches it is searched by the detectors.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from ledger.errors import ConfigurationError, EventInvalid
+from ledger.events.detectors import (
+    DIGITS_HINT,
+    EMAIL_HINT,
+    PAN_HINT,
+    EntityType,
+    Finding,
+    find_emails,
+    find_pans,
+    find_phones,
+    find_ssns,
+    mask,
+    pan_in_number,
+)
+from ledger.events.pointer import join
+
+CardPolicy = Literal["reject", "mask"]
+PiiPolicy = Literal["allow", "reject", "mask"]
+
+DETECTOR_VERSION: Final = "1"
+STAGE: Final = "ingest"
+MIN_FINGERPRINT_KEY_BYTES: Final = 16
+MAX_NESTED_JSON: Final = 4
+"""How many JSON-in-a-string levels are opened to look for field names and escaped values."""
+
+_DETECTORS: Final[dict[EntityType, Callable[[str], list[Finding]]]] = {
+    "pan": find_pans,
+    "ssn": find_ssns,
+    "phone": find_phones,
+    "email": find_emails,
+}
+_PROVENANCE: Final[dict[EntityType, tuple[str, str]]] = {
+    "pan": ("ledger-pan-guard", "pci-3.5.1"),
+    "ssn": ("ledger-pii-guard", "pii-ssn"),
+    "phone": ("ledger-pii-guard", "pii-phone"),
+    "email": ("ledger-pii-guard", "pii-email"),
+}
+_WHAT: Final[dict[EntityType, str]] = {
+    "pan": "a card number (PAN)",
+    "ssn": "a US social security number",
+    "phone": "a phone number",
+    "email": "an email address",
+}
+
+_SAD_NAME: Final = re.compile(
+    r"(?:card|cc|payment)?"
+    r"(?:cvv2?|cvc2?|cav2|cvn2?|cid|csc|pin|pinblock|track[123](?:data)?|trackdata"
+    r"|magstripe(?:data)?|magneticstripe(?:data)?|(?:card)?verification(?:value|code)2?"
+    r"|securitycode)"
+    r"(?:value|number)?"
+)
+_SAD_HINT: Final = re.compile(
+    r"cvv|cvc|cav|cvn|cid|csc|pin|track|mag|verification|security|\\u", re.I
+)
+_NON_ALNUM: Final = re.compile(r"[^a-z0-9]")
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """A tenant's policy for card data and PII in payloads. CVV/PIN/track data is always refused."""
+
+    cards: CardPolicy = "reject"
+    emails: PiiPolicy = "allow"
+    phones: PiiPolicy = "allow"
+    ssns: PiiPolicy = "allow"
+
+    def __post_init__(self) -> None:
+        if self.cards not in ("reject", "mask"):
+            raise ConfigurationError("GuardPolicy.cards must be 'reject' or 'mask'")
+        for name in ("emails", "phones", "ssns"):
+            if getattr(self, name) not in ("allow", "reject", "mask"):
+                raise ConfigurationError(f"GuardPolicy.{name} must be 'allow', 'reject' or 'mask'")
+
+    def action(self, entity_type: EntityType) -> PiiPolicy:
+        if entity_type == "pan":
+            return self.cards
+        if entity_type == "ssn":
+            return self.ssns
+        if entity_type == "phone":
+            return self.phones
+        return self.emails
+
+    @property
+    def masks(self) -> bool:
+        return "mask" in (self.cards, self.emails, self.phones, self.ssns)
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """``data`` as it may be stored (masked where the policy says so, else the input itself)
+    and the redaction records of every masking, in document order."""
+
+    data: dict[str, Any]
+    redactions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=4096)
+def is_sensitive_name(name: str) -> bool:
+    """Whether a field called ``name`` holds sensitive authentication data (PCI DSS 3.3.1)."""
+    return _SAD_NAME.fullmatch(_NON_ALNUM.sub("", name.lower())) is not None
+
+
+def fingerprint(key: bytes, normalized: str) -> str:
+    """``hmac-sha256:<hex>`` of the normalised value under the tenant's key (PCI DSS 3.5.1.1)."""
+    return "hmac-sha256:" + hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _plan(policy: GuardPolicy) -> tuple[re.Pattern[str], tuple[EntityType, ...]]:
+    """The pre-filter and the detectors, in priority order, that ``policy`` needs."""
+    active: tuple[EntityType, ...] = tuple(
+        kind for kind in ("pan", "ssn", "phone", "email") if policy.action(kind) != "allow"
+    )
+    hints = [DIGITS_HINT if ("ssn" in active or "phone" in active) else PAN_HINT]
+    if "email" in active:
+        hints.append(re.escape(EMAIL_HINT))
+    return re.compile("|".join(hints)), active
+
+
+def guard(
+    data: dict[str, Any], *, policy: GuardPolicy, fingerprint_key: bytes, base: str = "/data"
+) -> Guarded:
+    """Check ``data`` (already within :mod:`ledger.events.limits`) against ``policy``.
+
+    Raises :class:`EventInvalid` at the offending field (under ``base``). Never mutates ``data``;
+    when something is masked, the containers on the way to it are copied.
+    """
+    if policy.masks and len(fingerprint_key) < MIN_FINGERPRINT_KEY_BYTES:
+        raise ConfigurationError(
+            f"the fingerprint key must be at least {MIN_FINGERPRINT_KEY_BYTES} bytes"
+        )
+    scan = _Scan(policy, fingerprint_key, base)
+    guarded = scan.visit(data)
+    assert isinstance(guarded, dict)
+    return Guarded(guarded, scan.redactions)
+
+
+def reject_card_data(name: str, value: object, pointer: str) -> None:
+    """For values that can never be masked (envelope extension attributes): refuse a sensitive
+    name, or a PAN in the value, under every policy."""
+    if find_pans(name):
+        raise EventInvalid("", "an attribute name holds a card number (PAN); it is refused")
+    if is_sensitive_name(name) and value is not None and not isinstance(value, bool):
+        raise EventInvalid(pointer, _sad_detail())
+    if isinstance(value, str) and find_pans(value):
+        raise EventInvalid(pointer, "holds a card number (PAN); card data is never accepted here")
+    if isinstance(value, int | float) and not isinstance(value, bool) and pan_in_number(value):
+        raise EventInvalid(pointer, "holds a card number (PAN); card data is never accepted here")
+
+
+def _sad_detail(inside: str = "") -> str:
+    return (
+        f"sensitive authentication data (CVV, PIN, track data){inside} is never accepted "
+        "(PCI DSS 3.3.1); remove the field"
+    )
+
+
+class _Scan:
+    """One walk over one event's ``data``."""
+
+    def __init__(self, policy: GuardPolicy, key: bytes, base: str) -> None:
+        self.policy = policy
+        self.key = key
+        self.base = base
+        self.prefilter, self.active = _plan(policy)
+        self.path: list[str | int] = []
+        self.redactions: list[dict[str, Any]] = []
+
+    def pointer(self) -> str:
+        return join(self.base, *self.path)
+
+    def visit(self, value: object) -> object:
+        if isinstance(value, str):
+            return self.visit_string(value)
+        if isinstance(value, dict):
+            return self.visit_object(value)
+        if isinstance(value, list):
+            return self.visit_array(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return self.visit_number(value)
+        return value
+
+    def visit_object(self, value: dict[str, Any]) -> dict[str, Any]:
+        copy: dict[str, Any] | None = None
+        path = self.path
+        for name, item in value.items():
+            path.append(name)
+            if is_sensitive_name(name) and item is not None and not isinstance(item, bool):
+                raise EventInvalid(self.pointer(), _sad_detail())
+            if self.prefilter.search(name) is not None:
+                self.key_text(name)
+            new = self.visit(item)
+            path.pop()
+            if new is not item:
+                if copy is None:
+                    copy = dict(value)
+                copy[name] = new
+        return value if copy is None else copy
+
+    def visit_array(self, value: list[Any]) -> list[Any]:
+        copy: list[Any] | None = None
+        path = self.path
+        for index, item in enumerate(value):
+            path.append(index)
+            new = self.visit(item)
+            path.pop()
+            if new is not item:
+                if copy is None:
+                    copy = list(value)
+                copy[index] = new
+        return value if copy is None else copy
+
+    def visit_number(self, value: float) -> object:
+        digits = pan_in_number(value)
+        if digits is None:
+            return value
+        if self.policy.cards == "reject":
+            raise EventInvalid(self.pointer(), _reject_detail("pan", "cards"))
+        text = str(int(value))
+        self.record(Finding("pan", 0, len(text), digits))
+        return mask("pan", text)
+
+    def key_text(self, name: str) -> None:
+        for kind in self.active:
+            if _DETECTORS[kind](name):
+                raise EventInvalid(
+                    self.pointer(),
+                    f"an object key holds {_WHAT[kind]}; keys cannot be masked, so it is refused",
+                )
+
+    def visit_string(self, value: str) -> str:
+        masked = value
+        if self.prefilter.search(value) is not None:
+            masked = self.mask_string(value)
+        if _may_hide_json(masked):
+            self.nested(masked, 1)
+        return masked
+
+    def mask_string(self, value: str) -> str:
+        findings: list[Finding] = []
+        for kind in self.active:
+            for found in _DETECTORS[kind](value):
+                if any(found.start < f.end and f.start < found.end for f in findings):
+                    continue  # an earlier (stronger) detector already claimed these characters
+                if self.policy.action(kind) == "reject":
+                    raise EventInvalid(self.pointer(), _reject_detail(kind, _policy_field(kind)))
+                findings.append(found)
+        if not findings:
+            return value
+        findings.sort(key=lambda f: f.start)
+        pieces: list[str] = []
+        cursor = 0
+        for found in findings:
+            pieces.append(value[cursor : found.start])
+            pieces.append(mask(found.entity_type, value[found.start : found.end]))
+            cursor = found.end
+            self.record(found)
+        pieces.append(value[cursor:])
+        return "".join(pieces)
+
+    def record(self, found: Finding) -> None:
+        name, policy_id = _PROVENANCE[found.entity_type]
+        self.redactions.append(
+            {
+                "path": join("", *self.path),
+                "entity_type": found.entity_type,
+                "start": found.start,
+                "end": found.end,
+                "operator": "mask",
+                "detector": {"name": name, "version": DETECTOR_VERSION},
+                "policy": policy_id,
+                "stage": STAGE,
+                "fingerprint": fingerprint(self.key, found.normalized),
+            }
+        )
+
+    def nested(self, text: str, level: int) -> None:
+        """Open a string holding JSON; refuse sensitive field names and, since escaped text
+        cannot be masked in place, any value the active detectors still find."""
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError):
+            return
+        stack: list[object] = [document]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                for name, item in node.items():
+                    if is_sensitive_name(name) and item is not None and not isinstance(item, bool):
+                        raise EventInvalid(self.pointer(), _sad_detail(" inside a JSON string"))
+                    self.nested_text(name, level)
+                    stack.append(item)
+            elif isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, str):
+                self.nested_text(node, level)
+                if level < MAX_NESTED_JSON and _may_hide_json(node):
+                    self.nested(node, level + 1)
+            elif (
+                isinstance(node, int | float)
+                and not isinstance(node, bool)
+                and pan_in_number(node) is not None
+            ):
+                raise EventInvalid(self.pointer(), _hidden_detail("pan"))
+
+    def nested_text(self, text: str, level: int) -> None:
+        if self.prefilter.search(text) is None:
+            return
+        for kind in self.active:
+            if _DETECTORS[kind](text):
+                raise EventInvalid(self.pointer(), _hidden_detail(kind))
+
+
+def _may_hide_json(text: str) -> bool:
+    """Whether ``text`` may be JSON holding a sensitive field name or escaped characters."""
+    head = text[:1]
+    if head.isspace():
+        head = text.lstrip()[:1]
+    return head in ("{", "[") and _SAD_HINT.search(text) is not None
+
+
+def _policy_field(kind: EntityType) -> str:
+    return {"pan": "cards", "ssn": "ssns", "phone": "phones", "email": "emails"}[kind]
+
+
+def _reject_detail(kind: EntityType, policy_field: str) -> str:
+    what = _WHAT[kind]
+    if kind == "pan":
+        return (
+            f"holds {what}; this log's policy (cards=reject) refuses card data (PCI DSS 3.5.1) "
+            "— mask it to the last four digits before sending"
+        )
+    return f"holds {what}; this log's policy ({policy_field}=reject) refuses it"
+
+
+def _hidden_detail(kind: EntityType) -> str:
+    return f"holds {_WHAT[kind]} inside an escaped JSON string, which cannot be masked in place"

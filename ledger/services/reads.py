@@ -1,0 +1,112 @@
+"""Reads auditors make: checkpoints, entries with their canonical bytes and decrypted payloads."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, text
+
+from ledger.core.commitment import commitment_matches
+from ledger.core.sealing import payload_aad, unseal_payload
+from ledger.errors import DecryptionFailed, NotFound
+from ledger.storage.keystore import DataKeyStore
+from ledger.storage.rows import LogInfo
+
+MAX_PAGE = 1000
+
+
+def latest_checkpoint(conn: Connection, log_id: str) -> str:
+    note = conn.execute(
+        text("SELECT note FROM checkpoints WHERE log_id = :log ORDER BY size DESC LIMIT 1"),
+        {"log": log_id},
+    ).scalar_one_or_none()
+    if note is None:
+        raise NotFound(f"log {log_id!r} has no checkpoint")
+    return str(note)
+
+
+def latest_checkpoint_size(conn: Connection, log_id: str) -> int:
+    size = conn.execute(
+        text("SELECT max(size) FROM checkpoints WHERE log_id = :log"), {"log": log_id}
+    ).scalar_one_or_none()
+    if size is None:
+        raise NotFound(f"log {log_id!r} has no checkpoint")
+    return int(size)
+
+
+def log_size(conn: Connection, log_id: str) -> int:
+    size = conn.execute(
+        text("SELECT size FROM log_heads WHERE log_id = :log"), {"log": log_id}
+    ).scalar_one_or_none()
+    if size is None:
+        raise NotFound(f"no log {log_id!r}")
+    return int(size)
+
+
+def read_entries(
+    conn: Connection, log: LogInfo, start: int, end: int, data_keys: DataKeyStore
+) -> list[dict[str, Any]]:
+    """Entries ``[start, end)`` with canonical bytes (base64), leaf hash and payload."""
+    rows = conn.execute(
+        text(
+            "SELECT e.seq, e.leaf_hash, e.entry, p.data_key_id, p.sealed FROM entries e"
+            " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq"
+            " WHERE e.log_id = :log AND e.seq >= :start AND e.seq < :end ORDER BY e.seq"
+        ),
+        {"log": log.id, "start": start, "end": end},
+    ).all()
+    return [
+        _present(conn, log, data_keys, seq=seq, leaf=bytes(leaf), entry_bytes=bytes(raw),
+                 data_key_id=key_id, sealed=sealed)
+        for seq, leaf, raw, key_id, sealed in rows
+    ]
+
+
+def read_entry(conn: Connection, log: LogInfo, seq: int, data_keys: DataKeyStore) -> dict[str, Any]:
+    found = read_entries(conn, log, seq, seq + 1, data_keys)
+    if not found:
+        raise NotFound(f"log {log.id!r} has no entry {seq}")
+    return found[0]
+
+
+def _present(
+    conn: Connection,
+    log: LogInfo,
+    data_keys: DataKeyStore,
+    *,
+    seq: int,
+    leaf: bytes,
+    entry_bytes: bytes,
+    data_key_id: int | None,
+    sealed: bytes | None,
+) -> dict[str, Any]:
+    entry = orjson.loads(entry_bytes)
+    out: dict[str, Any] = {
+        "seq": seq,
+        "leaf_hash": base64.b64encode(leaf).decode(),
+        "entry_b64": base64.b64encode(entry_bytes).decode(),
+        "entry": entry,
+    }
+    if data_key_id is None or sealed is None:
+        out["payload"] = None
+        out["payload_status"] = "missing"
+        return out
+    key = data_keys.key_by_id(conn, log.id, data_key_id)
+    if key is None:
+        out["payload"] = None
+        out["payload_status"] = "erased"
+        return out
+    try:
+        salt, canonical_data = unseal_payload(key, bytes(sealed), payload_aad(log.id, seq))
+    except DecryptionFailed:
+        out["payload"] = None
+        out["payload_status"] = "undecryptable"
+        return out
+    commitment = base64.b64decode(entry["payload"]["commitment"])
+    out["payload"] = orjson.loads(canonical_data)
+    out["payload_status"] = (
+        "verified" if commitment_matches(commitment, salt, canonical_data) else "mismatch"
+    )
+    return out

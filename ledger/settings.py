@@ -1,0 +1,71 @@
+"""Typed settings, read from the environment (prefix ``LEDGER_``) when first asked for.
+
+Nothing is read at import time: ``load_settings()`` builds them, tests build their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str | None = None
+    """PostgreSQL URL. Unset: `ledger serve` runs an embedded PostgreSQL under ``data_dir``."""
+    db_role: str | None = None
+    """If set, every connection runs ``SET ROLE`` to it (e.g. ``ledger_app``): least privilege."""
+    data_dir: Path = Path(".ledger")
+    master_key: str | None = None
+    """Base64 of 32 bytes; wraps data keys and signing keys. Required in production."""
+    origin_prefix: str = "handoff-ledger.localhost"
+    """Log origins are ``{origin_prefix}/{log id}`` (C2SP: a schema-less URL naming the log)."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_batch_events: int = 1000
+    max_event_bytes: int = 1 << 20
+    group_commit_max_events: int = 5000
+    group_commit_wait_ms: float = Field(default=0.0, ge=0)
+    """Extra time the sequencer waits for more requests before committing (0: only what queued)."""
+    card_policy: Literal["reject", "mask"] = "reject"
+    pool_size: int = 8
+
+    @cached_property
+    def master_key_bytes(self) -> bytes:
+        """The master key; in development a key file under data_dir is made once and reused."""
+        if self.master_key:
+            try:
+                key = base64.b64decode(self.master_key, validate=True)
+            except ValueError as exc:
+                raise ConfigurationError("LEDGER_MASTER_KEY is not valid base64") from exc
+            if len(key) != 32:
+                raise ConfigurationError("LEDGER_MASTER_KEY must decode to exactly 32 bytes")
+            return key
+        if self.env == "production":
+            raise ConfigurationError("LEDGER_MASTER_KEY is required when LEDGER_ENV=production")
+        path = self.data_dir / "master.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        key = base64.b64decode(path.read_text().strip())
+        if len(key) != 32:
+            raise ConfigurationError(f"{path} does not hold a 32-byte base64 key")
+        return key
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, the unit of work, repository queries and the sequencer."""

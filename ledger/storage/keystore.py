@@ -1,0 +1,174 @@
+"""Key material at rest: checkpoint signing keys and per-scope data keys, both sealed under the
+master key (AES-256-GCM), with in-process caches of the unsealed keys.
+
+Public verifier keys are never deleted; a rotation retires the old signing key, it does not
+remove it, so every old checkpoint still verifies.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from ledger.core.sealing import new_key, seal, unseal
+from ledger.core.signing import NoteSigner
+from ledger.errors import ConfigurationError, IntegrityFailure
+
+
+def _signing_key_aad(log_id: str, key_id: bytes) -> bytes:
+    return f"handoff-ledger/signing-key/v1\n{log_id}\n{key_id.hex()}".encode()
+
+
+def _data_key_aad(log_id: str, scope: str) -> bytes:
+    return f"handoff-ledger/data-key/v1\n{log_id}\n{scope}".encode()
+
+
+def create_signing_key(
+    conn: Connection, *, log_id: str, origin: str, master_key: bytes, now: datetime
+) -> NoteSigner:
+    """A new Ed25519 key named by the log origin; any current key is retired (not deleted)."""
+    signer = NoteSigner.generate(origin)
+    conn.execute(
+        text(
+            "UPDATE signing_keys SET retired_at = :now"
+            " WHERE log_id = :log AND retired_at IS NULL"
+        ),
+        {"now": now, "log": log_id},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO signing_keys (log_id, key_id, verifier_key, sealed_private, created_at)"
+            " VALUES (:log, :kid, :vkey, :sealed, :now)"
+        ),
+        {
+            "log": log_id,
+            "kid": signer.key_id,
+            "vkey": signer.verifier_key(),
+            "sealed": seal(
+                master_key,
+                signer.private_key_string().encode(),
+                _signing_key_aad(log_id, signer.key_id),
+            ),
+            "now": now,
+        },
+    )
+    return signer
+
+
+def verifier_keys(conn: Connection, log_id: str) -> list[str]:
+    """Every verifier key the log ever signed with: the current one first, then older ones."""
+    rows = conn.execute(
+        text(
+            "SELECT verifier_key FROM signing_keys WHERE log_id = :log"
+            " ORDER BY retired_at IS NOT NULL, created_at DESC, id DESC"
+        ),
+        {"log": log_id},
+    )
+    return [r[0] for r in rows]
+
+
+class SignerCache:
+    """Unsealed signing keys by (log, key id). Safe to share between threads."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._master_key = master_key
+        self._signers: dict[tuple[str, bytes], NoteSigner] = {}
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, log_id: str, key_id: bytes) -> NoteSigner:
+        cached = self._signers.get((log_id, key_id))
+        if cached is not None:
+            return cached
+        row = conn.execute(
+            text(
+                "SELECT sealed_private FROM signing_keys WHERE log_id = :log AND key_id = :kid"
+            ),
+            {"log": log_id, "kid": key_id},
+        ).one_or_none()
+        if row is None:
+            raise ConfigurationError(f"log {log_id} has no signing key {key_id.hex()}")
+        signer = NoteSigner.from_private_key_string(
+            unseal(self._master_key, row[0], _signing_key_aad(log_id, key_id)).decode()
+        )
+        if signer.key_id != key_id:
+            raise IntegrityFailure("sealed signing key does not match its key id", log=log_id)
+        with self._lock:
+            self._signers[(log_id, key_id)] = signer
+        return signer
+
+
+class DataKeyStore:
+    """Data keys by (log, scope): fetched or created inside the caller's transaction.
+
+    Keys created in a transaction are cached only once the caller reports the commit
+    (``promote``), so a rolled-back key id is never reused.
+    """
+
+    def __init__(self, master_key: bytes) -> None:
+        self._master_key = master_key
+        self._keys: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get_many(
+        self, conn: Connection, log_id: str, scopes: set[str]
+    ) -> tuple[dict[str, tuple[int, bytes]], dict[tuple[str, str], tuple[int, bytes]]]:
+        """``(keys by scope, newly created keys to promote after commit)``.
+
+        Scopes are created in sorted order so concurrent writers never deadlock on them.
+        A scope whose key was destroyed (erased) maps to ``(id, b"")``.
+        """
+        found: dict[str, tuple[int, bytes]] = {}
+        missing = []
+        for scope in sorted(scopes):
+            cached = self._keys.get((log_id, scope))
+            if cached is None:
+                missing.append(scope)
+            else:
+                found[scope] = cached
+        fresh: dict[tuple[str, str], tuple[int, bytes]] = {}
+        if not missing:
+            return found, fresh
+        new = {scope: new_key() for scope in missing}
+        pg = conn.connection.driver_connection
+        assert pg is not None
+        with pg.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO data_keys (log_id, scope, wrapped) VALUES (%s, %s, %s)"
+                " ON CONFLICT (log_id, scope) DO NOTHING",
+                [
+                    (log_id, s, seal(self._master_key, new[s], _data_key_aad(log_id, s)))
+                    for s in missing
+                ],
+            )
+            cur.execute(
+                "SELECT id, scope, wrapped FROM data_keys WHERE log_id = %s AND scope = ANY(%s)",
+                (log_id, missing),
+            )
+            for key_id, scope, wrapped in cur.fetchall():
+                if wrapped is None:
+                    found[scope] = (key_id, b"")
+                    continue
+                key = unseal(self._master_key, wrapped, _data_key_aad(log_id, scope))
+                found[scope] = (key_id, key)
+                fresh[(log_id, scope)] = (key_id, key)
+        return found, fresh
+
+    def promote(self, fresh: dict[tuple[str, str], tuple[int, bytes]]) -> None:
+        with self._lock:
+            self._keys.update(fresh)
+
+    def forget(self, log_id: str, scope: str) -> None:
+        with self._lock:
+            self._keys.pop((log_id, scope), None)
+
+    def key_by_id(self, conn: Connection, log_id: str, key_id: int) -> bytes | None:
+        """An existing data key by id (for reads); None once it has been destroyed."""
+        row = conn.execute(
+            text("SELECT scope, wrapped FROM data_keys WHERE id = :id AND log_id = :log"),
+            {"id": key_id, "log": log_id},
+        ).one_or_none()
+        if row is None or row[1] is None:
+            return None
+        return unseal(self._master_key, row[1], _data_key_aad(log_id, row[0]))

@@ -1,0 +1,153 @@
+"""Tables. The schema itself is created only by Alembic (``migrations/``); these models mirror it
+for queries, and ``alembic check`` in the tests keeps the two in step.
+
+Append-only tables (guarded by triggers in the migration): entries, payloads, tree_nodes,
+checkpoints. ``log_heads`` is the one mutable row per log, the sequencer's lock and cache of
+the tree's right frontier; everything in it can be recomputed from the entries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Log(Base):
+    __tablename__ = "logs"
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    origin: Mapped[str] = mapped_column(Text, unique=True)
+    tenant: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)  # "events" (writers post here) or "system"
+    policy: Mapped[dict[str, object]] = mapped_column(JSONB, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    __table_args__ = (CheckConstraint("kind IN ('events', 'system')", name="kind"),)
+
+
+class LogHead(Base):
+    __tablename__ = "log_heads"
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    last_leaf: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Entry(Base):
+    __tablename__ = "entries"
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    """The exact RFC 8785 bytes that were hashed: the source of truth for everything below."""
+    source: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(Text)
+    conversation_id: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    request_digest: Mapped[bytes] = mapped_column(LargeBinary)
+    """SHA-256 of the event as posted (canonical), to tell a retry from a conflicting reuse."""
+    __table_args__ = (
+        UniqueConstraint("log_id", "source", "event_id"),
+        Index("ix_entries_conversation", "log_id", "conversation_id", "seq"),
+    )
+
+
+class DataKey(Base):
+    """One data key per erasure scope; destroying ``wrapped`` crypto-shreds the scope."""
+
+    __tablename__ = "data_keys"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"))
+    scope: Mapped[str] = mapped_column(Text)
+    wrapped: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (UniqueConstraint("log_id", "scope"),)
+
+
+class Payload(Base):
+    __tablename__ = "payloads"
+    log_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    data_key_id: Mapped[int] = mapped_column(ForeignKey("data_keys.id"))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    __table_args__ = (
+        # A payload belongs to exactly one entry.
+        CheckConstraint("seq >= 0", name="seq_nonnegative"),
+    )
+
+
+class TreeNode(Base):
+    """Perfect interior nodes (level >= 1) of the Merkle tree; level 0 is ``entries.leaf_hash``."""
+
+    __tablename__ = "tree_nodes"
+    log_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoints"
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary)
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SigningKey(Base):
+    """Checkpoint signing keys. Public halves are never deleted; private halves are sealed."""
+
+    __tablename__ = "signing_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"))
+    key_id: Mapped[bytes] = mapped_column(LargeBinary)
+    verifier_key: Mapped[str] = mapped_column(Text)
+    sealed_private: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (UniqueConstraint("log_id", "key_id"),)
+
+
+class Credential(Base):
+    __tablename__ = "credentials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"))
+    role: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (
+        CheckConstraint("role IN ('writer', 'auditor', 'verifier', 'admin')", name="role"),
+    )

@@ -1,0 +1,258 @@
+"""The sequencer: the only place sequence numbers are assigned.
+
+``append_batch`` runs inside the caller's transaction (the group committer's): it locks the log's
+head row (``SELECT ... FOR UPDATE``), so any number of server processes may append to one log and
+each batch sees the tree exactly as the previous batch left it. Per batch: one lock, one set of
+COPYs, one Merkle frontier update, one signed checkpoint, one head update.
+
+Before signing, the head must agree with the latest stored checkpoint: a head row edited behind
+the ledger's back stops the log rather than getting a checkpoint signed over it (never sign two
+checkpoints inconsistent with each other).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ledger.core.checkpoint import Checkpoint, sign_checkpoint
+from ledger.core.entry import GENESIS_PREV, build_entry, encode_entry, format_time
+from ledger.core.merkle import frontier_extend, frontier_root, pack_frontier, unpack_frontier
+from ledger.core.sealing import payload_aad, seal_payload
+from ledger.core.types import RootHash
+from ledger.errors import ClientError, IdempotencyConflict, IntegrityFailure
+from ledger.storage.keystore import DataKeyStore, SignerCache
+from ledger.storage.rows import AppendResult, LogInfo, PreparedEvent, Principal, Receipt
+
+ENTRY_COLUMNS = (
+    "log_id, seq, leaf_hash, entry, source, event_id, event_type, conversation_id,"
+    " received_at, request_digest"
+)
+
+
+class ScopeErased(ClientError):
+    status = 409
+    title = "Conversation erased"
+
+
+@dataclass(slots=True)
+class AppendRequest:
+    """One client request: its events are appended all together or not at all."""
+
+    events: Sequence[PreparedEvent]
+    principal: Principal
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    results: list[AppendResult | ClientError]
+    fresh_data_keys: dict[tuple[str, str], tuple[int, bytes]] = field(default_factory=dict)
+    appended: int = 0
+
+
+def append_batch(
+    conn: Connection,
+    log: LogInfo,
+    requests: Sequence[AppendRequest],
+    *,
+    signers: SignerCache,
+    data_keys: DataKeyStore,
+    now: datetime,
+) -> BatchOutcome:
+    pg = conn.connection.driver_connection
+    assert pg is not None
+    scopes = {ev.scope for req in requests for ev in req.events}
+    keys, fresh = data_keys.get_many(conn, log.id, scopes)
+
+    with pg.cursor() as cur:
+        # Lock first, read second: in READ COMMITTED a statement that waited for the lock
+        # re-reads the locked row but not its joins, so the reads need a fresh statement.
+        cur.execute("SELECT 1 FROM log_heads WHERE log_id = %s FOR UPDATE", (log.id,))
+        cur.execute(
+            "SELECT h.size, h.root, h.frontier, h.last_leaf, k.key_id, c.size, c.root, c.note"
+            " FROM log_heads h"
+            " LEFT JOIN LATERAL (SELECT key_id FROM signing_keys s WHERE s.log_id = h.log_id"
+            "   AND s.retired_at IS NULL ORDER BY s.id DESC LIMIT 1) k ON true"
+            " LEFT JOIN LATERAL (SELECT size, root, note FROM checkpoints p"
+            "   WHERE p.log_id = h.log_id ORDER BY p.size DESC LIMIT 1) c ON true"
+            " WHERE h.log_id = %s",
+            (log.id,),
+        )
+        head = cur.fetchone()
+        if head is None:
+            raise IntegrityFailure("log has no head row", log=log.id)
+        size, root, packed_frontier, last_leaf, key_id, cp_size, cp_root, cp_note = head
+        if cp_size != size or bytes(cp_root) != bytes(root):
+            raise IntegrityFailure(
+                "head row disagrees with the latest signed checkpoint; refusing to sign",
+                log=log.id,
+                expected=f"size {cp_size}",
+                found=f"size {size}",
+            )
+        if key_id is None:
+            raise IntegrityFailure("log has no active signing key", log=log.id)
+
+        existing = _existing_receipts(cur, log.id, requests)
+        conv_last = _last_seq_by_conversation(cur, log.id, requests)
+
+        results: list[AppendResult | ClientError | list[Receipt]] = []
+        taken: dict[tuple[str, str], tuple[bytes, Receipt | None]] = dict(existing)
+        entry_rows: list[tuple[Any, ...]] = []
+        payload_rows: list[tuple[Any, ...]] = []
+        leaves: list[bytes] = []
+        prev = bytes(last_leaf)
+        seq = size
+        received_at = format_time(now)
+
+        for req in requests:
+            problem = _check_request(req, taken, keys)
+            if problem is not None:
+                results.append(problem)
+                continue
+            receipts: list[Receipt] = []
+            for ev in req.events:
+                key = (ev.header.source, ev.header.event_id)
+                seen = taken.get(key)
+                if seen is not None:
+                    # A retry of an event already in the log (or earlier in this batch).
+                    assert seen[1] is not None
+                    receipts.append(seen[1])
+                    continue
+                conv = ev.header.conversation_id
+                entry = build_entry(
+                    origin=log.origin,
+                    seq=seq,
+                    prev=prev,
+                    received_at=received_at,
+                    header=ev.header,
+                    writer=req.principal.as_writer(),
+                    commitment=ev.commitment,
+                    conversation_prev=conv_last.get(conv),
+                )
+                entry_bytes, leaf = encode_entry(entry)
+                entry_rows.append(
+                    (
+                        log.id, seq, leaf, entry_bytes, ev.header.source, ev.header.event_id,
+                        ev.header.type, conv, now, ev.request_digest,
+                    )
+                )
+                key_row_id, data_key = keys[ev.scope]
+                payload_rows.append(
+                    (
+                        log.id, seq, key_row_id,
+                        seal_payload(data_key, ev.salt, ev.canonical_data,
+                                     payload_aad(log.id, seq)),
+                    )
+                )
+                receipt = Receipt(ev.header.event_id, seq, leaf)
+                taken[key] = (ev.request_digest, receipt)
+                receipts.append(receipt)
+                leaves.append(leaf)
+                conv_last[conv] = seq
+                prev = leaf
+                seq += 1
+            results.append(receipts)
+
+        note = cp_note
+        if leaves:
+            frontier = unpack_frontier(bytes(packed_frontier), size)
+            frontier, nodes = frontier_extend(frontier, size, leaves)
+            new_root = frontier_root(frontier, seq)
+            with cur.copy(f"COPY entries ({ENTRY_COLUMNS}) FROM STDIN") as copy:
+                for row in entry_rows:
+                    copy.write_row(row)
+            with cur.copy("COPY payloads (log_id, seq, data_key_id, sealed) FROM STDIN") as copy:
+                for row in payload_rows:
+                    copy.write_row(row)
+            if nodes:
+                with cur.copy("COPY tree_nodes (log_id, level, idx, hash) FROM STDIN") as copy:
+                    for level, idx, digest in nodes:
+                        copy.write_row((log.id, level, idx, digest))
+            signer = signers.get(conn, log.id, bytes(key_id))
+            note = sign_checkpoint(Checkpoint(log.origin, seq, RootHash(new_root)), signer)
+            cur.execute(
+                "INSERT INTO checkpoints (log_id, size, root, note, key_id, signed_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (log.id, seq, new_root, note, signer.key_id, now),
+            )
+            cur.execute(
+                "UPDATE log_heads SET size = %s, root = %s, frontier = %s, last_leaf = %s"
+                " WHERE log_id = %s",
+                (seq, new_root, pack_frontier(frontier), prev, log.id),
+            )
+
+    final: list[AppendResult | ClientError] = []
+    for item in results:
+        if isinstance(item, list):
+            created = any(r.seq >= size for r in item)
+            final.append(AppendResult(receipts=item, created=created, checkpoint=note))
+        else:
+            final.append(item)
+    return BatchOutcome(final, fresh, appended=len(leaves))
+
+
+def _check_request(
+    req: AppendRequest,
+    taken: dict[tuple[str, str], tuple[bytes, Receipt | None]],
+    keys: dict[str, tuple[int, bytes]],
+) -> ClientError | None:
+    """Why this request cannot be appended as a whole, or None. Checked before any seq is
+    assigned, so a rejected request leaves no trace in the batch."""
+    own: dict[tuple[str, str], bytes] = {}
+    for index, ev in enumerate(req.events):
+        key = (ev.header.source, ev.header.event_id)
+        digest = taken[key][0] if key in taken else own.get(key)
+        if digest is not None and digest != ev.request_digest:
+            where = f"events[{index}] " if len(req.events) > 1 else ""
+            return IdempotencyConflict(
+                f"{where}event id {ev.header.event_id!r} from source {ev.header.source!r} "
+                "was already recorded with different content"
+            )
+        own[key] = ev.request_digest
+        if not keys[ev.scope][1]:
+            return ScopeErased(
+                f"conversation {ev.header.conversation_id!r} was erased; its trail is closed"
+            )
+    return None
+
+
+def _existing_receipts(
+    cur: Any, log_id: str, requests: Sequence[AppendRequest]
+) -> dict[tuple[str, str], tuple[bytes, Receipt | None]]:
+    sources: list[str] = []
+    ids: list[str] = []
+    for req in requests:
+        for ev in req.events:
+            sources.append(ev.header.source)
+            ids.append(ev.header.event_id)
+    cur.execute(
+        "SELECT e.source, e.event_id, e.seq, e.leaf_hash, e.request_digest FROM entries e"
+        " JOIN unnest(%s::text[], %s::text[]) AS k(source, event_id)"
+        "   ON e.source = k.source AND e.event_id = k.event_id"
+        " WHERE e.log_id = %s",
+        (sources, ids, log_id),
+    )
+    return {
+        (source, event_id): (bytes(digest), Receipt(event_id, seq, bytes(leaf)))
+        for source, event_id, seq, leaf, digest in cur.fetchall()
+    }
+
+
+def _last_seq_by_conversation(
+    cur: Any, log_id: str, requests: Sequence[AppendRequest]
+) -> dict[str, int]:
+    conversations = sorted({ev.header.conversation_id for req in requests for ev in req.events})
+    cur.execute(
+        "SELECT c.id, (SELECT e.seq FROM entries e WHERE e.log_id = %s"
+        "   AND e.conversation_id = c.id ORDER BY e.seq DESC LIMIT 1)"
+        " FROM unnest(%s::text[]) AS c(id)",
+        (log_id, conversations),
+    )
+    return {conv: seq for conv, seq in cur.fetchall() if seq is not None}
+
+
+__all__ = ["GENESIS_PREV", "AppendRequest", "BatchOutcome", "ScopeErased", "append_batch"]

@@ -1,0 +1,174 @@
+"""The writers' door and the auditors' entry reads, end to end over HTTP on real PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from ledger.core.checkpoint import open_checkpoint
+from ledger.core.merkle import root_from_leaf_hashes
+from ledger.core.signing import NoteVerifier
+from tests.conftest import make_event
+
+
+def auth(tok: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def size_of(client: Any, log_id: str) -> int:
+    r = client.get(f"/v1/logs/{log_id}/checkpoint")
+    assert r.status_code == 200
+    return int(r.text.split("\n")[1])
+
+
+def open_latest(client: Any, log_id: str, note: str | None = None) -> Any:
+    keys = client.get(f"/v1/logs/{log_id}/verifier-key").text.splitlines()
+    verifiers = [NoteVerifier.from_verifier_key(k) for k in keys]
+    return open_checkpoint(note or client.get(f"/v1/logs/{log_id}/checkpoint").text, verifiers)
+
+
+def test_example_batch_gets_receipts_and_a_verifiable_checkpoint(
+    client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]
+) -> None:
+    log_id = new_log()
+    r = client.post(f"/v1/logs/{log_id}/events", json=example_batch,
+                    headers=auth(token(log_id, "writer")))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    receipts = body["receipts"]
+    assert [x["seq"] for x in receipts] == list(range(16))
+    assert [x["event_id"] for x in receipts] == [e["id"] for e in example_batch["events"]]
+    cp = open_latest(client, log_id, body["checkpoint"])
+    assert cp.size == 16
+    leaves = [base64.b64decode(x["leaf_hash"]) for x in receipts]
+    assert cp.root_hash == root_from_leaf_hashes(leaves)
+    assert cp.origin == f"ledger.test/{log_id}"
+
+
+def test_entries_serve_the_hashed_bytes_and_the_decrypted_payload(
+    client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]
+) -> None:
+    log_id = new_log()
+    client.post(f"/v1/logs/{log_id}/events", json=example_batch,
+                headers=auth(token(log_id, "writer")))
+    r = client.get(f"/v1/logs/{log_id}/entries?start=0&end=16",
+                   headers=auth(token(log_id, "auditor")))
+    assert r.status_code == 200, r.text
+    entries = r.json()["entries"]
+    assert len(entries) == 16
+    prev = base64.b64encode(bytes(32)).decode()
+    conv_last = None
+    for posted, got in zip(example_batch["events"], entries, strict=True):
+        raw = base64.b64decode(got["entry_b64"])
+        assert base64.b64decode(got["leaf_hash"]) == hashlib.sha256(b"\x00" + raw).digest()
+        entry = json.loads(raw)
+        assert entry["prev"] == prev
+        assert entry["conversation_prev"] == conv_last
+        assert entry["event"]["id"] == posted["id"]
+        assert entry["writer"]["role"] == "writer"
+        assert "data" not in entry
+        assert got["payload_status"] == "verified"
+        assert got["payload"] == posted["data"]
+        prev, conv_last = got["leaf_hash"], got["seq"]
+    one = client.get(f"/v1/logs/{log_id}/entries/5", headers=auth(token(log_id, "auditor")))
+    assert one.json()["entry_b64"] == entries[5]["entry_b64"]
+
+
+def test_retry_returns_the_original_receipt_and_conflict_is_409(
+    client: Any, new_log: Any, token: Any
+) -> None:
+    log_id = new_log()
+    w = auth(token(log_id, "writer"))
+    event = make_event("c-r", 1)
+    first = client.post(f"/v1/logs/{log_id}/events", json=event, headers=w)
+    assert first.status_code == 201
+    again = client.post(f"/v1/logs/{log_id}/events", json=event, headers=w)
+    assert again.status_code == 200
+    assert again.json()["receipts"] == first.json()["receipts"]
+    changed = make_event("c-r", 1, visibility="internal")
+    conflict = client.post(f"/v1/logs/{log_id}/events", json=changed, headers=w)
+    assert conflict.status_code == 409
+    assert conflict.headers["content-type"].startswith("application/problem+json")
+    assert size_of(client, log_id) == 1
+
+
+def test_a_batch_with_one_conflict_stores_nothing(client: Any, new_log: Any, token: Any) -> None:
+    log_id = new_log()
+    w = auth(token(log_id, "writer"))
+    client.post(f"/v1/logs/{log_id}/events", json=make_event("c", 0), headers=w)
+    batch = {"events": [make_event("c", 1), make_event("c", 0, visibility="internal")]}
+    r = client.post(f"/v1/logs/{log_id}/events", json=batch, headers=w)
+    assert r.status_code == 409
+    assert size_of(client, log_id) == 1
+
+
+def test_bad_input_is_refused_precisely_and_nothing_is_stored(
+    client: Any, new_log: Any, token: Any
+) -> None:
+    log_id = new_log()
+    w = auth(token(log_id, "writer"))
+    url = f"/v1/logs/{log_id}/events"
+    r = client.post(url, content=b"{not json", headers={**w, "Content-Type": "application/json"})
+    assert r.status_code == 400
+    missing = make_event("c", 0)
+    del missing["data"]["outcome"]
+    r = client.post(url, json={"events": [make_event("c", 1), missing]}, headers=w)
+    assert r.status_code == 422
+    assert r.json()["pointer"] == "/events/1/data/outcome"
+    r = client.post(url, json={"events": [make_event("c", n) for n in range(1001)]}, headers=w)
+    assert r.status_code == 413
+    big = make_event("c", 2)
+    big["data"]["content"]["parts"][0]["content"] = "x" * (1 << 20)
+    r = client.post(url, json=big, headers=w)
+    assert r.status_code in (413, 422)
+    r = client.post(url, json=[make_event("c", 3)], headers=w)
+    assert r.status_code == 400
+    assert size_of(client, log_id) == 0
+
+
+def test_authentication_and_roles(client: Any, new_log: Any, token: Any) -> None:
+    log_a, log_b = new_log(), new_log()
+    event = make_event("c", 0)
+    assert client.post(f"/v1/logs/{log_a}/events", json=event).status_code == 401
+    bad = client.post(f"/v1/logs/{log_a}/events", json=event, headers=auth("hlt_nope"))
+    assert bad.status_code == 401
+    assert bad.json()["detail"] == "missing, invalid or revoked bearer token"
+    writer_b = auth(token(log_b, "writer"))
+    assert client.post(f"/v1/logs/{log_a}/events", json=event, headers=writer_b).status_code == 403
+    assert client.post("/v1/logs/no-such-log/events", json=event,
+                       headers=writer_b).status_code == 404
+    writer_a = auth(token(log_a, "writer"))
+    assert client.get(f"/v1/logs/{log_a}/entries", headers=writer_a).status_code == 403
+    auditor_a = auth(token(log_a, "auditor"))
+    assert client.post(f"/v1/logs/{log_a}/events", json=event, headers=auditor_a).status_code == 403
+    assert client.get(f"/v1/logs/{log_b}/entries", headers=auditor_a).status_code == 403
+    assert size_of(client, log_a) == 0
+    assert size_of(client, log_b) == 0
+
+
+def test_conversation_back_links_across_batches(client: Any, new_log: Any, token: Any) -> None:
+    log_id = new_log()
+    w = auth(token(log_id, "writer"))
+    url = f"/v1/logs/{log_id}/events"
+    client.post(url, json={"events": [make_event("a", 0), make_event("b", 0)]}, headers=w)
+    client.post(url, json={"events": [make_event("a", 1), make_event("b", 1)]}, headers=w)
+    entries = client.get(f"/v1/logs/{log_id}/entries",
+                         headers=auth(token(log_id, "auditor"))).json()["entries"]
+    links = [(e["entry"]["event"]["conversation"], e["entry"]["conversation_prev"])
+             for e in entries]
+    assert links == [("a", None), ("b", None), ("a", 0), ("b", 1)]
+
+
+def test_verifier_key_and_public_reads(client: Any, new_log: Any) -> None:
+    log_id = new_log()
+    r = client.get(f"/v1/logs/{log_id}/verifier-key")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    key = NoteVerifier.from_verifier_key(r.text.splitlines()[0])
+    assert key.name == f"ledger.test/{log_id}"
+    assert open_latest(client, log_id).size == 0
+    assert client.get("/v1/logs/nope/checkpoint").status_code == 404
+    assert client.get("/healthz").json()["status"] == "ok"
+    assert b"ledger_batch_commit_seconds" in client.get("/metrics").content
