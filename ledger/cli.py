@@ -153,10 +153,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     url = database_url(settings)
     upgrade_schema(url)
-    if args.demo:
-        _demo_setup(settings)
-    os.environ["LEDGER_DATABASE_URL"] = url  # worker processes read their settings from here
     host, port = args.host or settings.host, args.port or settings.port
+    if args.demo:
+        _demo_setup(settings, port)
+    os.environ["LEDGER_DATABASE_URL"] = url  # worker processes read their settings from here
     workers = args.workers or settings.workers
     print(f"ledger listening on http://{host}:{port} (OpenAPI at /docs)", file=sys.stderr)
     uvicorn.run("api.main:create_app_from_env", factory=True, host=host, port=port,
@@ -164,7 +164,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _demo_setup(settings: Settings) -> None:
+def _demo_setup(settings: Settings, port: int) -> None:
     from ledger.services.credentials import create_credential
     from ledger.services.logs import create_log, find_log
     from ledger.storage.db import unit_of_work
@@ -177,7 +177,6 @@ def _demo_setup(settings: Settings) -> None:
                                       now=_now())
         _, auditor = create_credential(conn, log_id="demo", role="auditor",
                                        label="demo auditor", now=_now())
-    port = settings.port
     print(
         f"""
 demo log 'demo' is ready. Try, in another terminal:

@@ -2,10 +2,10 @@
 
 * **PAN** (primary account number, PCI DSS 3.5.1): a maximal run of 13-19 digits, the digits
   optionally separated by single spaces or dashes, that passes the Luhn check (ISO/IEC 7812-1
-  Annex B). A run is taken whole: a longer run (a UUID's digit groups, a 20-digit reference)
-  is not searched for a card number inside it. Letters may touch the run (``card4111…``)
-  unless, with the run, they form a hexadecimal word (the tail of a UUID group, a digest). To keep
-  known non-card numbers out, three kinds of run are not PANs either:
+  Annex B). A run is taken whole: a longer run (a 20-digit reference) is not searched for a
+  card number inside it, and the digit groups of a UUID are never one. Letters may touch the
+  run (``card4111…``) unless, with the run, they form a hexadecimal word (the tail of a UUID
+  group, a digest). To keep known non-card numbers out, three kinds of run are not PANs:
 
   - a leading ``0`` (major industry identifier 0 is not issued to card issuers; all-zero and
     zero-padded order numbers);
@@ -34,6 +34,10 @@ EntityType = Literal["pan", "ssn", "phone", "email"]
 PAN_PATTERN: Final = re.compile(r"(?<!\d)(?<!\d[ -])\d(?:[ -]?\d){12,18}(?!\d)(?![ -]\d)")
 _WORD_CHAR: Final = re.compile(r"[^\W_]")  # a letter or digit of any script
 _HEX_WORD: Final = re.compile(r"[0-9A-Fa-f]+")
+_UUID: Final = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+)
+_UUID_LENGTH: Final = 36
 SSN_PATTERN: Final = re.compile(
     r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])", re.ASCII
 )
@@ -104,7 +108,11 @@ def find_pans(text: str) -> list[Finding]:
     found = []
     for m in PAN_PATTERN.finditer(text):
         start, end = m.span()
-        if is_pan(m.group()) and not _touches_hex_word(text, start, end):
+        if (
+            is_pan(m.group())
+            and not _touches_hex_word(text, start, end)
+            and not _inside_uuid(text, start, end)
+        ):
             found.append(Finding("pan", start, end, ascii_digits(m.group())))
     return found
 
@@ -121,6 +129,17 @@ def _touches_hex_word(text: str, start: int, end: int) -> bool:
     while right < len(text) and _WORD_CHAR.match(text, right):
         right += 1
     return right > end and _HEX_WORD.fullmatch(text, end, right) is not None
+
+
+def _inside_uuid(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` overlaps a UUID (its all-digit groups are not a card)."""
+    if "-" not in text[start:end]:
+        return False
+    window_start = max(0, start - _UUID_LENGTH)
+    window_end = min(len(text), end + _UUID_LENGTH)
+    return any(
+        m.start() < end and start < m.end() for m in _UUID.finditer(text, window_start, window_end)
+    )
 
 
 def find_ssns(text: str) -> list[Finding]:

@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -91,6 +91,8 @@ _SAD_HINT: Final = re.compile(
     r"cvv|cvc|cav|cvn|cid|csc|pin|track|mag|verification|security|\\u", re.I
 )
 _NON_ALNUM: Final = re.compile(r"[^a-z0-9]")
+_JSON_HEADS: Final = frozenset("{[ \t\n\r")
+"""First characters of a string that may hold JSON (after optional whitespace)."""
 
 
 @dataclass(frozen=True)
@@ -208,45 +210,54 @@ class _Scan:
         return join(self.base, *self.path)
 
     def visit(self, value: object) -> object:
+        """``value`` itself, or its masked copy. The general path, for any JSON value."""
         if isinstance(value, str):
             return self.visit_string(value)
-        if isinstance(value, dict):
-            return self.visit_object(value)
-        if isinstance(value, list):
-            return self.visit_array(value)
+        if isinstance(value, dict | list):
+            return self.visit_container(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return self.visit_number(value)
         return value
 
-    def visit_object(self, value: dict[str, Any]) -> dict[str, Any]:
-        copy: dict[str, Any] | None = None
+    def visit_container(self, value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
+        """The members of an object or array; exact JSON types take the fast paths, and the
+        path is pushed only when a member needs a closer look."""
+        copy: Any = None
         path = self.path
-        for name, item in value.items():
+        search = self.prefilter.search
+        is_object = isinstance(value, dict)
+        members: Iterable[tuple[Any, Any]] = (
+            value.items() if isinstance(value, dict) else enumerate(value)
+        )
+        for name, item in members:
+            if is_object:
+                if is_sensitive_name(name) and item is not None and type(item) is not bool:
+                    path.append(name)
+                    raise EventInvalid(self.pointer(), _sad_detail())
+                if search(name) is not None:
+                    path.append(name)
+                    self.key_text(name)
+                    path.pop()
+            kind = type(item)
+            if kind is str:
+                if search(item) is None and item[:1] not in _JSON_HEADS:
+                    continue
+            elif kind is int or kind is float:
+                if -1e12 < item < 1e12:
+                    continue
+            elif kind is bool or item is None:
+                continue
             path.append(name)
-            if is_sensitive_name(name) and item is not None and not isinstance(item, bool):
-                raise EventInvalid(self.pointer(), _sad_detail())
-            if self.prefilter.search(name) is not None:
-                self.key_text(name)
             new = self.visit(item)
             path.pop()
             if new is not item:
                 if copy is None:
-                    copy = dict(value)
+                    copy = dict(value) if isinstance(value, dict) else list(value)
                 copy[name] = new
-        return value if copy is None else copy
-
-    def visit_array(self, value: list[Any]) -> list[Any]:
-        copy: list[Any] | None = None
-        path = self.path
-        for index, item in enumerate(value):
-            path.append(index)
-            new = self.visit(item)
-            path.pop()
-            if new is not item:
-                if copy is None:
-                    copy = list(value)
-                copy[index] = new
-        return value if copy is None else copy
+        if copy is None:
+            return value
+        result: dict[str, Any] | list[Any] = copy
+        return result
 
     def visit_number(self, value: float) -> object:
         digits = pan_in_number(value)

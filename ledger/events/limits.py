@@ -44,42 +44,83 @@ def _string_problem(value: str) -> str | None:
     else:
         return None
     if size > MAX_STRING_BYTES:
-        return f"string of {size} bytes exceeds the limit of {MAX_STRING_BYTES} bytes (256 KiB) of UTF-8"
+        return f"string of {size} bytes exceeds the limit of {MAX_STRING_BYTES} bytes (256 KiB)"
     return None
 
 
 def check_limits(event: object) -> None:
     """Raise :class:`EventInvalid` at the first value (depth first) that breaks a limit.
 
-    The walk keeps the path as a list of tokens and builds a pointer only for an error.
-    Recursion stops at :data:`MAX_DEPTH`, so any input, however deep, costs at most that many
-    stack frames.
+    The walk is tight (exact-type dispatch, no pointer building); the path of a failure is
+    collected only as the error unwinds. Recursion stops at :data:`MAX_DEPTH`, so any input,
+    however deep, costs at most that many stack frames.
     """
-    path: list[str | int] = []
     try:
-        _check(event, path, 0)
+        if isinstance(event, dict | list):
+            _check_container(event, 1)
+        else:
+            _check_scalar(event)
     except _Broken as broken:
-        raise EventInvalid(join("", *path), broken.detail) from None
+        raise EventInvalid(join("", *reversed(broken.path)), broken.detail) from None
 
 
-class _Broken(Exception):  # noqa: N818 - internal signal, never escapes check_limits
+class _Broken(Exception):
+    """Internal: a limit is broken at ``reversed(path)``. Never escapes :func:`check_limits`."""
+
     def __init__(self, detail: str) -> None:
+        super().__init__(detail)
         self.detail = detail
+        self.path: list[str | int] = []
 
 
-def _check(value: object, path: list[str | int], depth: int) -> None:
-    """``depth`` is the number of containers enclosing ``value``."""
-    if isinstance(value, str):
-        if (len(value) > _STRING_LIMIT_CHARS or not value.isascii()) and (
-            problem := _string_problem(value)
-        ):
-            raise _Broken(problem)
+def _check_container(container: dict[Any, Any] | list[Any], level: int) -> None:
+    """Check the members of a container at nesting ``level`` (the event object is level 1)."""
+    if level > MAX_DEPTH:
+        raise _Broken(f"nesting is deeper than {MAX_DEPTH} levels (the event object is level 1)")
+    if isinstance(container, list):
+        for index, value in enumerate(container):
+            try:
+                _check_member(value, level)
+            except _Broken as broken:
+                broken.path.append(index)
+                raise
+        return
+    for key, value in container.items():
+        try:
+            if type(key) is not str or len(key) > _STRING_LIMIT_CHARS or not key.isascii():
+                _check_key(key)
+            _check_member(value, level)
+        except _Broken as broken:
+            broken.path.append(key)
+            raise
+
+
+def _check_member(value: object, level: int) -> None:
+    """Check one member of a container at ``level``; exact JSON types take the fast paths."""
+    if type(value) is str:
+        if len(value) > _STRING_LIMIT_CHARS or not value.isascii():
+            _check_scalar(value)
+    elif type(value) is dict or type(value) is list:
+        _check_container(value, level + 1)
+    elif type(value) is bool or value is None:
+        return
     elif isinstance(value, dict | list):
-        if depth >= MAX_DEPTH:
-            raise _Broken(
-                f"nesting is deeper than {MAX_DEPTH} levels (the event object is level 1)"
-            )
-        _check_members(value, path, depth + 1)
+        _check_container(value, level + 1)
+    else:
+        _check_scalar(value)
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str):
+        raise _Broken("object keys must be strings")
+    _check_scalar(key)
+
+
+def _check_scalar(value: object) -> None:
+    if isinstance(value, str):
+        problem = _string_problem(value)
+        if problem is not None:
+            raise _Broken(problem)
     elif value is None or isinstance(value, bool):
         return
     elif isinstance(value, int):
@@ -93,19 +134,3 @@ def _check(value: object, path: list[str | int], depth: int) -> None:
             raise _Broken("number must be finite (no NaN or Infinity in JSON)")
     else:
         raise _Broken(f"not a JSON value ({type(value).__name__})")
-
-
-def _check_members(value: dict[Any, Any] | list[Any], path: list[str | int], depth: int) -> None:
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            path.append(index)
-            _check(item, path, depth)
-            path.pop()
-        return
-    for key, item in value.items():
-        if not isinstance(key, str):
-            raise _Broken("object keys must be strings")
-        path.append(key)
-        _check(key, path, depth)
-        _check(item, path, depth)
-        path.pop()

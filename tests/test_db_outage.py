@@ -1,0 +1,123 @@
+"""The database goes away: writers get 503 with Retry-After, nothing half-written, and the
+ledger recovers by itself when the database returns."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from api.app import create_app
+from ledger.settings import Settings
+from ledger.storage.db import sqlalchemy_url
+from tests.conftest import make_event
+
+
+class TcpProxy:
+    """Forwards a local port to PostgreSQL; ``cut()`` drops every connection and refuses new
+    ones, ``restore()`` accepts again on the same port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        assert self._listener is not None
+        try:  # shutdown wakes the thread blocked in accept(); close alone would not
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        with self._lock:
+            for s in self._conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self._conns.clear()
+
+    def restore(self) -> None:
+        self.start()
+
+
+@pytest.fixture
+def proxied(db_url: str, settings: Settings) -> Iterator[tuple[TcpProxy, TestClient]]:
+    url = make_url(sqlalchemy_url(db_url))
+    if not url.host or url.host.startswith("/"):
+        pytest.skip("the outage test needs a TCP PostgreSQL server")
+    proxy = TcpProxy(url.host, url.port or 5432)
+    proxy.start()
+    proxied_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = create_app(settings.model_copy(update={"database_url": proxied_url}))
+    with TestClient(app) as client:
+        yield proxy, client
+    proxy.cut()
+
+
+def test_outage_gives_503_then_recovers(
+    proxied: tuple[TcpProxy, TestClient], new_log: Any, token: Any, client: TestClient
+) -> None:
+    proxy, through_proxy = proxied
+    log_id = new_log()
+    w = {"Authorization": f"Bearer {token(log_id, 'writer')}"}
+    url = f"/v1/logs/{log_id}/events"
+    assert through_proxy.post(url, json=make_event("c", 0), headers=w).status_code == 201
+
+    proxy.cut()
+    down = through_proxy.post(url, json=make_event("c", 1), headers=w)
+    assert down.status_code == 503
+    assert down.headers["retry-after"]
+    assert down.headers["content-type"].startswith("application/problem+json")
+    assert through_proxy.get("/healthz").status_code == 503
+    # Nothing of the refused request reached the log (read through a direct connection).
+    assert client.get(f"/v1/logs/{log_id}/checkpoint").text.split("\n")[1] == "1"
+
+    proxy.restore()
+    up = through_proxy.post(url, json=make_event("c", 1), headers=w)
+    assert up.status_code == 201, up.text
+    assert up.json()["receipts"][0]["seq"] == 1
+    assert through_proxy.get("/healthz").status_code == 200
