@@ -37,11 +37,17 @@ def database_url(settings: Settings) -> str:
     return url
 
 
+_engines: list[Engine] = []
+
+
 def _engine(settings: Settings, *, as_app: bool = False) -> Engine:
+    """An engine for this command; ``main`` disposes of every one before it returns."""
     from ledger.storage.db import make_engine
 
     role = settings.db_role if as_app else None
-    return make_engine(database_url(settings), role=role, pool_size=2)
+    engine = make_engine(database_url(settings), role=role, pool_size=2)
+    _engines.append(engine)
+    return engine
 
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
@@ -261,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as exc:
         print(f"ledger: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        while _engines:
+            _engines.pop().dispose()
 
 
 if __name__ == "__main__":

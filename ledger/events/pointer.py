@@ -64,7 +64,7 @@ def pointer_for(document: object, loc: Sequence[str | int], *, base: str = "") -
 
 
 def resolve(document: Any, pointer: str) -> Any:
-    """The value ``pointer`` names in ``document`` (RFC 6901 §4), for tests and tools.
+    """The value ``pointer`` names in ``document`` (RFC 6901 §4).
 
     Raises ``KeyError`` or ``IndexError`` if there is none.
     """

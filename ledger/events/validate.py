@@ -25,7 +25,7 @@ from ledger.events.detectors import find_pans, mask
 from ledger.events.envelope import parse_envelope
 from ledger.events.guard import GuardPolicy, guard
 from ledger.events.limits import check_limits
-from ledger.events.pointer import pointer_for
+from ledger.events.pointer import pointer_for, resolve
 
 _TYPE_OF_UNION: Final = frozenset({"part_type", "trigger_type"})
 """Our discriminated unions' errors: reported at the member's ``type``, not at the member."""
@@ -131,9 +131,13 @@ def _translate(exc: ValidationError, data: dict[str, Any]) -> EventInvalid:
     groups: dict[str, list[ErrorDetails]] = {}
     for error in errors:
         pointer = pointer_for(data, error["loc"], base="/data")
+        reported = error
         if error["type"] in _TYPE_OF_UNION:
+            member = resolve({"data": data}, pointer)
+            if isinstance(member, dict) and "type" not in member:
+                reported = {**error, "type": "missing"}
             pointer += "/type"
-        groups.setdefault(pointer, []).append(error)
+        groups.setdefault(pointer, []).append(reported)
     pointer, first = next(iter(groups.items()))
     detail = _message(first)
     if len(groups) > 1:

@@ -20,12 +20,12 @@ The first failure per log is reported precisely (log, seq, what, expected vs fou
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, CursorResult, text
 
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.commitment import commitment_matches
@@ -81,71 +81,71 @@ def verify_log(
 ) -> LogReport:
     report = LogReport(log.id)
     try:
-        _verify_log(conn, log, data_keys, report, progress)
+        _LogVerifier(conn, log, data_keys, report).run(progress)
     except IntegrityFailure as failure:
         report.failure = failure
     return report
 
 
-def _verify_log(
-    conn: Connection,
-    log: LogInfo,
-    data_keys: DataKeyStore,
-    report: LogReport,
-    progress: Progress | None,
-) -> None:
-    fail = _failer(log.id)
-    head = conn.execute(
-        text("SELECT size, root, last_leaf FROM log_heads WHERE log_id = :log"), {"log": log.id}
-    ).one_or_none()
-    if head is None:
-        raise fail("log has no head row")
-    total = int(head[0])
-    verifiers = _verifiers(conn, log)
-    checkpoints = list(
-        conn.execute(
+class _LogVerifier:
+    """One pass over one log; raises the first IntegrityFailure it meets."""
+
+    def __init__(self, conn: Connection, log: LogInfo, data_keys: DataKeyStore,
+                 report: LogReport) -> None:
+        self.conn = conn
+        self.log = log
+        self.data_keys = data_keys
+        self.report = report
+        self.fail = _failer(log.id)
+        self.checkpoints = list(conn.execute(
             text("SELECT size, root, note, key_id FROM checkpoints WHERE log_id = :log"
                  " ORDER BY size"),
             {"log": log.id},
-        )
-    )
-    cp_index = 0
-    frontier: list[bytes] = []
-    emitted: dict[tuple[int, int], bytes] = {}
-    stored_nodes = _stored_nodes(conn, log.id)
-    prev = bytes(GENESIS_PREV)
-    conv_last: dict[str, int] = {}
-    keys: dict[int, bytes | None] = {}
-    expected_seq = 0
+        ))
+        self.cp_index = 0
+        self.verifiers = _verifiers(conn, log)
+        self.stored_nodes = _stored_nodes(conn, log.id)
+        self.seen_nodes = 0
+        self.frontier: list[bytes] = []
+        self.prev = bytes(GENESIS_PREV)
+        self.conv_last: dict[str, int] = {}
+        self.keys: dict[int, bytes | None] = {}
+        self.size = 0
 
-    def check_checkpoints_at(size: int, root: bytes) -> None:
-        nonlocal cp_index
-        while cp_index < len(checkpoints) and checkpoints[cp_index][0] == size:
-            cp_size, cp_root, note, key_id = checkpoints[cp_index]
-            if bytes(cp_root) != root:
-                raise fail("checkpoint root differs from the recomputed tree", seq=None,
-                           expected=_b64(root), found=_b64(bytes(cp_root)),
-                           what_prefix=f"checkpoint at size {cp_size}: ")
-            verifier = verifiers.get(bytes(key_id))
-            if verifier is None:
-                raise fail(f"checkpoint at size {cp_size} names unknown key {bytes(key_id).hex()}")
-            try:
-                cp = open_checkpoint(note, [verifier])
-            except CryptoError as exc:
-                raise fail(f"checkpoint at size {cp_size} does not verify: {exc}") from exc
-            if cp.size != cp_size or cp.root_hash != root or cp.origin != log.origin:
-                raise fail(f"checkpoint at size {cp_size}: signed note disagrees with its row",
-                           expected=f"{log.origin} {cp_size} {_b64(root)}",
-                           found=f"{cp.origin} {cp.size} {_b64(cp.root_hash)}")
-            report.checkpoints += 1
-            cp_index += 1
+    def run(self, progress: Progress | None) -> None:
+        head = self.conn.execute(
+            text("SELECT size, root, last_leaf FROM log_heads WHERE log_id = :log"),
+            {"log": self.log.id},
+        ).one_or_none()
+        if head is None:
+            raise self.fail("log has no head row")
+        self.check_checkpoints()
+        with _stream_entries(self.conn, self.log.id) as rows:
+            for row in rows:
+                self.check_entry(row)
+                if progress is not None and self.size % 10_000 == 0:
+                    progress(self.log.id, self.size, int(head[0]))
+        root = frontier_root(self.frontier, self.size)
+        if self.cp_index < len(self.checkpoints):
+            beyond = self.checkpoints[self.cp_index][0]
+            raise self.fail(f"checkpoint at size {beyond} is beyond the log ({self.size} entries)",
+                            expected=f"size <= {self.size}", found=str(beyond))
+        if self.seen_nodes != len(self.stored_nodes):
+            raise self.fail(f"{len(self.stored_nodes) - self.seen_nodes} stored tree node(s)"
+                            " belong to no entry")
+        if int(head[0]) != self.size or bytes(head[1]) != root or bytes(head[2]) != self.prev:
+            raise self.fail("head row disagrees with the recomputed log",
+                            expected=f"size {self.size} root {_b64(root)}",
+                            found=f"size {head[0]} root {_b64(bytes(head[1]))}")
+        if progress is not None:
+            progress(self.log.id, self.size, int(head[0]))
 
-    check_checkpoints_at(0, frontier_root([], 0))
-    for seq, stored_leaf, raw_entry, source, event_id, conversation, key_id, sealed in (
-        _stream_entries(conn, log.id)
-    ):
-        if seq != expected_seq:
-            raise fail("sequence gap or reorder", seq=expected_seq, expected=str(expected_seq),
+    def check_entry(self, row: Any) -> None:
+        """One entry row: seq, leaf hash, stored bytes, indexed columns, payload key + blob."""
+        seq, stored_leaf, raw_entry, source, event_id, conversation, key_id, sealed = row
+        fail = self.fail
+        if seq != self.size:
+            raise fail("sequence gap or reorder", seq=self.size, expected=str(self.size),
                        found=str(seq))
         entry_bytes = bytes(raw_entry)
         leaf = leaf_hash(entry_bytes)
@@ -156,7 +156,7 @@ def _verify_log(
             entry = orjson.loads(entry_bytes)
             header_ok = (
                 entry["seq"] == seq
-                and entry["origin"] == log.origin
+                and entry["origin"] == self.log.origin
                 and entry["event"]["source"] == source
                 and entry["event"]["id"] == event_id
                 and entry["event"]["conversation"] == conversation
@@ -168,48 +168,54 @@ def _verify_log(
             raise fail(f"entry bytes are not a well-formed entry: {exc}", seq=seq) from exc
         if not header_ok:
             raise fail("entry header disagrees with its seq, origin or indexed columns", seq=seq)
-        if entry_prev != _b64(prev):
+        if entry_prev != _b64(self.prev):
             raise fail("hash chain broken: prev is not the previous leaf hash", seq=seq,
-                       expected=_b64(prev), found=str(entry_prev))
-        if entry_conv_prev != conv_last.get(conversation):
+                       expected=_b64(self.prev), found=str(entry_prev))
+        if entry_conv_prev != self.conv_last.get(conversation):
             raise fail("conversation back-link broken", seq=seq,
-                       expected=str(conv_last.get(conversation)), found=str(entry_conv_prev))
-        _check_payload(conn, log=log, data_keys=data_keys, keys=keys, report=report, seq=seq,
-                       key_id=key_id, sealed=sealed, commitment=commitment)
-
-        conv_last[conversation] = seq
-        prev = leaf
-        frontier, nodes = frontier_append(frontier, seq, leaf)
+                       expected=str(self.conv_last.get(conversation)), found=str(entry_conv_prev))
+        _check_payload(self.conn, log=self.log, data_keys=self.data_keys, keys=self.keys,
+                       report=self.report, seq=seq, key_id=key_id, sealed=sealed,
+                       commitment=commitment)
+        self.conv_last[conversation] = seq
+        self.prev = leaf
+        self.frontier, nodes = frontier_append(self.frontier, seq, leaf)
         for level, idx, digest in nodes:
-            stored = stored_nodes.get((level, idx))
+            stored = self.stored_nodes.get((level, idx))
             if stored is None:
                 raise fail(f"tree node ({level}, {idx}) is missing", seq=seq)
             if stored != digest:
                 raise fail(f"tree node ({level}, {idx}) differs from the recomputed node",
                            seq=seq, expected=_b64(digest), found=_b64(stored))
-            emitted[(level, idx)] = digest
-        expected_seq = seq + 1
-        report.entries = expected_seq
-        if cp_index < len(checkpoints) and checkpoints[cp_index][0] == expected_seq:
-            check_checkpoints_at(expected_seq, frontier_root(frontier, expected_seq))
-        if progress is not None and expected_seq % 10_000 == 0:
-            progress(log.id, expected_seq, total)
+            self.seen_nodes += 1
+        self.size = seq + 1
+        self.report.entries = self.size
+        self.check_checkpoints()
 
-    size = expected_seq
-    root = frontier_root(frontier, size)
-    if cp_index < len(checkpoints):
-        raise fail(f"checkpoint at size {checkpoints[cp_index][0]} is beyond the log "
-                   f"({size} entries)", expected=f"size <= {size}",
-                   found=str(checkpoints[cp_index][0]))
-    extra = set(stored_nodes) - set(emitted)
-    if extra:
-        raise fail(f"{len(extra)} stored tree node(s) belong to no entry, e.g. {min(extra)}")
-    if int(head[0]) != size or bytes(head[1]) != root or bytes(head[2]) != prev:
-        raise fail("head row disagrees with the recomputed log",
-                   expected=f"size {size} root {_b64(root)}",
-                   found=f"size {head[0]} root {_b64(bytes(head[1]))}")
-    if progress is not None:
-        progress(log.id, size, total)
+    def check_checkpoints(self) -> None:
+        """Every stored checkpoint of the current size: root, signature, signed fields."""
+        root = frontier_root(self.frontier, self.size)
+        while (self.cp_index < len(self.checkpoints)
+               and self.checkpoints[self.cp_index][0] == self.size):
+            cp_size, cp_root, note, key_id = self.checkpoints[self.cp_index]
+            if bytes(cp_root) != root:
+                raise self.fail(f"checkpoint at size {cp_size}: root differs from the"
+                                " recomputed tree", expected=_b64(root),
+                                found=_b64(bytes(cp_root)))
+            verifier = self.verifiers.get(bytes(key_id))
+            if verifier is None:
+                raise self.fail(f"checkpoint at size {cp_size} names unknown key"
+                                f" {bytes(key_id).hex()}")
+            try:
+                cp = open_checkpoint(note, [verifier])
+            except CryptoError as exc:
+                raise self.fail(f"checkpoint at size {cp_size} does not verify: {exc}") from exc
+            if cp.size != cp_size or cp.root_hash != root or cp.origin != self.log.origin:
+                raise self.fail(f"checkpoint at size {cp_size}: signed note disagrees with"
+                                " its row", expected=f"{self.log.origin} {cp_size} {_b64(root)}",
+                                found=f"{cp.origin} {cp.size} {_b64(cp.root_hash)}")
+            self.report.checkpoints += 1
+            self.cp_index += 1
 
 
 def _check_payload(
@@ -241,8 +247,8 @@ def _check_payload(
         raise fail("payload does not match the entry's commitment", seq=seq)
 
 
-def _stream_entries(conn: Connection, log_id: str) -> Iterator[Any]:
-    result = conn.execution_options(stream_results=True, yield_per=2000).execute(
+def _stream_entries(conn: Connection, log_id: str) -> CursorResult[Any]:
+    return conn.execution_options(stream_results=True, yield_per=2000).execute(
         text(
             "SELECT e.seq, e.leaf_hash, e.entry, e.source, e.event_id, e.conversation_id,"
             " p.data_key_id, p.sealed FROM entries e"
@@ -251,7 +257,6 @@ def _stream_entries(conn: Connection, log_id: str) -> Iterator[Any]:
         ),
         {"log": log_id},
     )
-    yield from result
 
 
 def _stored_nodes(conn: Connection, log_id: str) -> dict[tuple[int, int], bytes]:
