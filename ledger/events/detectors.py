@@ -1,11 +1,13 @@
 """Detectors for card data and PII inside strings. Pure functions over ``str``; no policy here.
 
-* **PAN** (primary account number, PCI DSS 3.5.1): a maximal run of 13-19 digits, the digits
-  optionally separated by single spaces or dashes, that passes the Luhn check (ISO/IEC 7812-1
-  Annex B). A run is taken whole: a longer run (a 20-digit reference) is not searched for a
-  card number inside it, and the digit groups of a UUID are never one. Letters may touch the
-  run (``card4111…``) unless, with the run, they form a hexadecimal word (the tail of a UUID
-  group, a digest). To keep known non-card numbers out, three kinds of run are not PANs:
+* **PAN** (primary account number, PCI DSS 3.5.1): 13-19 digits that pass the Luhn check
+  (ISO/IEC 7812-1 Annex B), the digits optionally separated by single spaces or dashes. A run
+  of digits and single separators is a PAN as a whole, or, where it is longer, in a stretch
+  of whole groups of three or more digits (``qty 2 4111 1111 1111 1111``): numbers that merely
+  stand next to each other do not hide a card. A run of digits without separators is never
+  cut (a 20-digit reference holds no card), and the digit groups of a UUID are never one.
+  Letters may touch the run (``card4111…``) unless, with the run, they form a hexadecimal
+  word (the tail of a UUID group, a digest). Known non-card numbers are left alone:
 
   - a leading ``0`` (major industry identifier 0 is not issued to card issuers; all-zero and
     zero-padded order numbers);
@@ -31,7 +33,12 @@ from typing import Final, Literal
 
 EntityType = Literal["pan", "ssn", "phone", "email"]
 
-PAN_PATTERN: Final = re.compile(r"(?<!\d)(?<!\d[ -])\d(?:[ -]?\d){12,18}(?!\d)(?![ -]\d)")
+PAN_PATTERN: Final = re.compile(r"(?<!\d)(?<!\d[ -])\d(?:[ -]?\d){12,}")
+"""A maximal run of at least 13 digits with single separators (greedy, so it ends maximal)."""
+_GROUP: Final = re.compile(r"\d+")
+PAN_MIN_DIGITS: Final = 13
+PAN_MAX_DIGITS: Final = 19
+MIN_GROUP_IN_STRETCH: Final = 3
 _WORD_CHAR: Final = re.compile(r"[^\W_]")  # a letter or digit of any script
 _HEX_WORD: Final = re.compile(r"[0-9A-Fa-f]+")
 _UUID: Final = re.compile(
@@ -92,8 +99,11 @@ def luhn_valid(digits: str) -> bool:
 
 
 def is_pan(run: str) -> bool:
-    """Whether a digit run matched by :data:`PAN_PATTERN` is a card number (module docstring)."""
+    """Whether a run of 13-19 digits (with single separators) is a card number: Luhn-valid and
+    none of the known non-card numbers of the module docstring."""
     digits = ascii_digits(run)
+    if not PAN_MIN_DIGITS <= len(digits) <= PAN_MAX_DIGITS:
+        return False
     if digits[0] == "0" or not luhn_valid(digits):
         return False
     if len(digits) == len(run):  # no separators: rule out timestamps
@@ -105,16 +115,46 @@ def is_pan(run: str) -> bool:
 
 
 def find_pans(text: str) -> list[Finding]:
-    found = []
+    """Card numbers in ``text``, in order; overlapping candidates are merged into one span."""
+    found: list[Finding] = []
     for m in PAN_PATTERN.finditer(text):
-        start, end = m.span()
-        if (
-            is_pan(m.group())
-            and not _touches_hex_word(text, start, end)
-            and not _inside_uuid(text, start, end)
-        ):
-            found.append(Finding("pan", start, end, ascii_digits(m.group())))
+        for start, end in _candidates(m.group(), m.start()):
+            if _touches_hex_word(text, start, end) or _inside_uuid(text, start, end):
+                continue
+            digits = ascii_digits(text[start:end])
+            if found and start < found[-1].end:  # overlaps the previous one: merge
+                last = found[-1]
+                keep = last.normalized if len(last.normalized) >= len(digits) else digits
+                found[-1] = Finding("pan", last.start, max(end, last.end), keep)
+            else:
+                found.append(Finding("pan", start, end, digits))
     return found
+
+
+def _candidates(run: str, offset: int) -> list[tuple[int, int]]:
+    """Spans (absolute offsets) of the card numbers in one maximal run, by start: the whole run
+    and the stretches of whole groups that are one."""
+    spans = []
+    if len(run) <= PAN_MAX_DIGITS * 2 and is_pan(run):
+        spans.append((offset, offset + len(run)))
+    groups = [g.span() for g in _GROUP.finditer(run)]
+    if len(groups) == 1:
+        return spans  # no separators: a longer number is not cut
+    for first in range(len(groups)):
+        size = 0
+        for last in range(first, len(groups)):
+            group_start, group_end = groups[last]
+            if group_end - group_start < MIN_GROUP_IN_STRETCH:
+                break
+            size += group_end - group_start
+            if size > PAN_MAX_DIGITS:
+                break
+            if (first, last) == (0, len(groups) - 1):
+                break  # the whole run, already tried
+            stretch = run[groups[first][0] : group_end]
+            if size >= PAN_MIN_DIGITS and is_pan(stretch):
+                spans.append((offset + groups[first][0], offset + group_end))
+    return spans
 
 
 def _touches_hex_word(text: str, start: int, end: int) -> bool:

@@ -1,0 +1,50 @@
+"""``ledger``: the command line. Thin: parse, open the unit of work, call a service, print.
+
+Exit codes: 0 success (for ``verify``: intact); 1 integrity failure found; 2 could not run.
+Each command group lives in its own module with a ``register(subparsers)`` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ledger.cli import admin, serve, verify
+from ledger.cli.common import EXIT_FAILED, Handler, dispose_engines
+from ledger.errors import ClientError, ConfigurationError, LedgerError, StoreUnavailable
+from ledger.settings import load_settings
+
+COMMAND_GROUPS = (serve, admin, verify)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledger", description="Handoff Ledger: a verifiable audit trail for AI handoffs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        handler: Handler = args.handler
+        return handler(settings, args)
+    except (ClientError, ConfigurationError) as exc:
+        print(f"ledger: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except StoreUnavailable as exc:
+        print(f"ledger: database unavailable: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except LedgerError as exc:
+        print(f"ledger: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        dispose_engines()

@@ -1,0 +1,109 @@
+"""Operator commands: schema, logs, credentials, signing keys."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ledger.cli.common import EXIT_OK, add_command, database_url, engine, now
+from ledger.settings import Settings
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from ledger.storage.db import upgrade_schema
+
+    upgrade_schema(database_url(settings))
+    print("schema is at head", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.services.logs import create_log
+    from ledger.storage.db import unit_of_work
+
+    with unit_of_work(engine(settings)) as conn:
+        info = create_log(conn, args.id, origin_prefix=settings.origin_prefix,
+                          master_key=settings.master_key_bytes, now=now(), tenant=args.tenant,
+                          card_policy=args.card_policy)
+    print(info.origin)
+    return EXIT_OK
+
+
+def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
+    from ledger.services.logs import list_logs
+    from ledger.storage.db import unit_of_work
+
+    with unit_of_work(engine(settings)) as conn:
+        for info in list_logs(conn):
+            print(f"{info.id}\t{info.kind}\t{info.origin}")
+    return EXIT_OK
+
+
+def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.services.credentials import create_credential
+    from ledger.services.logs import get_log
+    from ledger.storage.db import unit_of_work
+
+    with unit_of_work(engine(settings)) as conn:
+        get_log(conn, args.log)
+        cred_id, token = create_credential(conn, log_id=args.log, role=args.role,
+                                           label=args.label, now=now())
+    print(f"credential {cred_id}: {args.role} on {args.log} (token shown once)", file=sys.stderr)
+    print(token)
+    return EXIT_OK
+
+
+def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> int:
+    """A new signing key for the log; the previous one is retired, never deleted."""
+    from ledger.services.logs import get_log
+    from ledger.storage.db import unit_of_work
+    from ledger.storage.keystore import create_signing_key
+
+    with unit_of_work(engine(settings)) as conn:
+        info = get_log(conn, args.log)
+        signer = create_signing_key(conn, log_id=info.id, origin=info.origin,
+                                    master_key=settings.master_key_bytes, now=now())
+    print(signer.verifier_key())
+    return EXIT_OK
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.services.logs import get_log
+    from ledger.storage.db import unit_of_work
+    from ledger.storage.keystore import verifier_keys
+
+    with unit_of_work(engine(settings)) as conn:
+        get_log(conn, args.log)
+        for key in verifier_keys(conn, args.log):
+            print(key)
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    db = sub.add_parser("db", help="schema").add_subparsers(dest="db_command", required=True)
+    add_command(db, "upgrade", cmd_db_upgrade, "apply every migration (as the schema owner)")
+
+    logs = sub.add_parser("logs", help="logs").add_subparsers(dest="logs_command", required=True)
+    create = add_command(logs, "create", cmd_logs_create,
+                         "create a log (and its tenant's system log)")
+    create.add_argument("id")
+    create.add_argument("--tenant")
+    create.add_argument("--card-policy", choices=["reject", "mask"], default="reject")
+    add_command(logs, "list", cmd_logs_list, "list logs")
+
+    creds = sub.add_parser("credentials", help="API tokens").add_subparsers(
+        dest="cred_command", required=True)
+    cc = add_command(creds, "create", cmd_credentials_create,
+                     "create a token; printed once on stdout")
+    cc.add_argument("--log", required=True)
+    cc.add_argument("--role", required=True, choices=["writer", "auditor", "verifier", "admin"])
+    cc.add_argument("--label", default="")
+
+    keys = sub.add_parser("keys", help="checkpoint signing keys").add_subparsers(
+        dest="keys_command", required=True)
+    kg = add_command(keys, "generate", cmd_keys_generate,
+                     "new signing key; the old one is retired")
+    kg.add_argument("--log", required=True)
+    kl = add_command(keys, "list", cmd_keys_list, "verifier keys, current first")
+    kl.add_argument("--log", required=True)

@@ -1,0 +1,69 @@
+"""``ledger serve``: the HTTP API, on an embedded PostgreSQL when none is configured."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from ledger.cli.common import EXIT_OK, add_command, database_url, engine, now
+from ledger.settings import Settings
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ledger.storage.db import upgrade_schema
+
+    url = database_url(settings)
+    upgrade_schema(url)
+    host, port = args.host or settings.host, args.port or settings.port
+    if args.demo:
+        _demo_setup(settings, port)
+    os.environ["LEDGER_DATABASE_URL"] = url  # worker processes read their settings from here
+    workers = args.workers or settings.workers
+    print(f"ledger listening on http://{host}:{port} (OpenAPI at /docs)", file=sys.stderr)
+    uvicorn.run("api.main:create_app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="warning", access_log=False)
+    return EXIT_OK
+
+
+def _demo_setup(settings: Settings, port: int) -> None:
+    from ledger.services.credentials import create_credential
+    from ledger.services.logs import create_log, find_log
+    from ledger.storage.db import unit_of_work
+
+    with unit_of_work(engine(settings)) as conn:
+        if find_log(conn, "demo") is None:
+            create_log(conn, "demo", origin_prefix=settings.origin_prefix,
+                       master_key=settings.master_key_bytes, now=now())
+        _, writer = create_credential(conn, log_id="demo", role="writer", label="demo writer",
+                                      now=now())
+        _, auditor = create_credential(conn, log_id="demo", role="auditor",
+                                       label="demo auditor", now=now())
+    base = f"http://127.0.0.1:{port}/v1/logs/demo"
+    print(
+        f"""
+demo log 'demo' is ready. Try, in another terminal:
+
+  export WRITER={writer}
+  export AUDITOR={auditor}
+  curl -s -X POST {base}/events \\
+       -H "Authorization: Bearer $WRITER" -H 'Content-Type: application/json' \\
+       --data @../shared/examples/escalated-conversation.json
+  curl -s {base}/checkpoint
+  curl -s -H "Authorization: Bearer $AUDITOR" '{base}/entries?start=0&end=2'
+""",
+        file=sys.stderr,
+    )
+
+
+def register(sub: Any) -> None:
+    serve = add_command(sub, "serve", cmd_serve,
+                        "run the HTTP API (embedded PostgreSQL if none set)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--demo", action="store_true",
+                       help="create log 'demo' and print a writer and an auditor token")
