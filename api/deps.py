@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from api.state import LedgerState
-from ledger.errors import Forbidden, Unauthenticated
+from ledger.errors import Forbidden, NotFound, Unauthenticated
 from ledger.services.credentials import authenticate, token_hash
-from ledger.services.logs import get_log
+from ledger.services.system_log import credential_actor, system_event
 from ledger.storage.db import unit_of_work
 from ledger.storage.rows import LogInfo, Principal
+
+log = logging.getLogger("ledger.api.auth")
 
 
 def _state(request: Request) -> LedgerState:
@@ -43,29 +47,72 @@ def principal_for(state: LedgerState, token: str) -> Principal:
 
 
 def log_info(state: LedgerState, log_id: str) -> LogInfo:
-    cached = state.logs.get(log_id)
-    if cached is not None:
-        return cached
-    with unit_of_work(state.engine) as conn:
-        info = get_log(conn, log_id)
-    state.logs.put(log_id, info)
-    return info
+    return state.log_info(log_id)
 
 
 def require(*roles: str) -> Callable[..., Principal]:
     """A dependency: a valid token for the log in the path, with one of ``roles``."""
 
     def dependency(log: str, request: Request, state: State) -> Principal:
-        principal = principal_for(state, _bearer(request))
-        log_info(state, log)  # an unknown log is a 404 for any authenticated caller
+        try:
+            principal = principal_for(state, _bearer(request))
+        except Unauthenticated as exc:
+            _record_auth_failure(state, log, request, str(exc))
+            raise
+        info = log_info(state, log)  # an unknown log is a 404 for any authenticated caller
         if principal.log_id != log:
             # Say no more than that: another log's existence is not this caller's business.
             raise Forbidden("this credential is not valid for that log")
         if principal.role not in roles:
+            _record_denied(state, info, principal, request, roles)
             raise Forbidden(f"this operation needs the {' or '.join(roles)} role")
         return principal
 
     return dependency
+
+
+def _record_auth_failure(state: LedgerState, log_id: str, request: Request, reason: str) -> None:
+    """PCI DSS 10.2.1.4: an invalid access attempt on a known log goes to its tenant's system
+    log. Not awaited: a flood of bad tokens must not slow anyone down or fill memory waiting."""
+    try:
+        info = state.log_info(log_id)
+    except NotFound:
+        log.warning("authentication failure on unknown log %r from %s", log_id, _client(request))
+        return
+    log.warning("authentication failure on %s from %s: %s", log_id, _client(request), reason)
+    state.record(info.tenant, system_event(
+        "auth.failed", stream="auth", outcome="failure", now=datetime.now(UTC),
+        data={"log": log_id, "method": request.method, "path": request.url.path,
+              "client": _client(request), "reason": reason},
+        resource={"type": "log", "id": log_id},
+    ))
+
+
+def _record_denied(state: LedgerState, info: LogInfo, principal: Principal, request: Request,
+                   roles: tuple[str, ...]) -> None:
+    state.record(info.tenant, system_event(
+        "access.denied", stream="auth", outcome="failure", now=datetime.now(UTC),
+        actor=credential_actor(principal),
+        data={"log": info.id, "method": request.method, "path": request.url.path,
+              "client": _client(request), "needed_roles": list(roles)},
+        resource={"type": "log", "id": info.id},
+    ))
+
+
+def audit_read(state: LedgerState, info: LogInfo, principal: Principal, request: Request,
+               what: str, **details: object) -> None:
+    """PCI DSS 10.2.1.3: every read of the audit trail is itself logged, before it is served."""
+    state.record_and_wait(info.tenant, system_event(
+        f"{what}.read", stream="access", now=datetime.now(UTC),
+        actor=credential_actor(principal),
+        data={"log": info.id, "method": request.method, "path": request.url.path,
+              "query": str(request.url.query), "client": _client(request), **details},
+        resource={"type": "log", "id": info.id},
+    ))
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 WriterAuth = Annotated[Principal, Depends(require("writer"))]

@@ -6,15 +6,20 @@ import hashlib
 import hmac
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from sqlalchemy import Engine
 
+from ledger.services.logs import get_log, system_log_id
+from ledger.services.system_log import ledger_principal
 from ledger.settings import Settings
+from ledger.storage.db import unit_of_work
 from ledger.storage.group_commit import GroupCommitter
 from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.rows import LogInfo, Principal
+from ledger.storage.rows import AppendResult, LogInfo, PreparedEvent, Principal
+from ledger.storage.sequencer import AppendRequest
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -66,6 +71,25 @@ class LedgerState:
             wait_seconds=self.settings.group_commit_wait_ms / 1000,
             on_commit=observe_commit,
         )
+
+    def log_info(self, log_id: str) -> LogInfo:
+        cached = self.logs.get(log_id)
+        if cached is not None:
+            return cached
+        with unit_of_work(self.engine) as conn:
+            info = get_log(conn, log_id)
+        self.logs.put(log_id, info)
+        return info
+
+    def record(self, tenant: str, event: PreparedEvent) -> Future[AppendResult]:
+        """Append a system event to the tenant's system log through the group committer."""
+        assert self.committer is not None
+        system = self.log_info(system_log_id(tenant))
+        return self.committer.submit(system, AppendRequest([event], ledger_principal(system.id)))
+
+    def record_and_wait(self, tenant: str, event: PreparedEvent) -> None:
+        """Fail closed: the caller's read is answered only once its access event is durable."""
+        self.record(tenant, event).result(timeout=30)
 
     def stop(self) -> None:
         if self.committer is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import hashlib
 import json
 from typing import Any
@@ -172,3 +173,35 @@ def test_verifier_key_and_public_reads(client: Any, new_log: Any) -> None:
     assert client.get("/v1/logs/nope/checkpoint").status_code == 404
     assert client.get("/healthz").json()["status"] == "ok"
     assert b"ledger_batch_commit_seconds" in client.get("/metrics").content
+
+
+def system_entries(client: Any, token: Any, log_id: str) -> list[dict[str, Any]]:
+    system = f"{log_id}.system"
+    r = client.get(f"/v1/logs/{system}/entries", headers=auth(token(system, "auditor")))
+    assert r.status_code == 200, r.text
+    return [e for e in r.json()["entries"] if e["entry"]["event"]["type"] != "ledger.entries.read.v1"
+            or e["payload"]["log"] == log_id]
+
+
+def test_reads_and_failed_logins_are_logged_in_the_system_log(
+    client: Any, new_log: Any, token: Any
+) -> None:
+    """PCI DSS 10.2.1.3 and 10.2.1.4."""
+    log_id = new_log()
+    auditor = token(log_id, "auditor")
+    assert client.get(f"/v1/logs/{log_id}/entries?start=0", headers=auth(auditor)).status_code == 200
+    assert client.get(f"/v1/logs/{log_id}/entries", headers=auth("hlt_forged")).status_code == 401
+    writer = token(log_id, "writer")
+    assert client.get(f"/v1/logs/{log_id}/entries", headers=auth(writer)).status_code == 403
+    deadline = time.monotonic() + 10
+    while True:  # the failure events are recorded without holding up the 401/403
+        types = [e["entry"]["event"]["type"] for e in system_entries(client, token, log_id)]
+        if "ledger.access.denied.v1" in types or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert types[:3] == ["ledger.entries.read.v1", "ledger.auth.failed.v1",
+                         "ledger.access.denied.v1"]
+    read = system_entries(client, token, log_id)[0]
+    assert read["payload"]["actor"]["role"] == "auditor"
+    assert read["payload"]["query"] == "start=0"
+    assert read["entry"]["event"]["conversation"] == "access"

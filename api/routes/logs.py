@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from api.deps import AuditorAuth, State, log_info
+from api.deps import AuditorAuth, State, audit_read, log_info
 from ledger.errors import ClientError
 from ledger.services import reads
 from ledger.storage.db import unit_of_work
@@ -45,12 +45,14 @@ def get_verifier_keys(log: str, state: State) -> PlainTextResponse:
 @router.get("/entries", operation_id="list_entries", summary="Entries [start, end), paged")
 def list_entries(
     log: str,
+    request: Request,
     state: State,
-    _auditor: AuditorAuth,
+    auditor: AuditorAuth,
     start: int = Query(0, ge=0),
     end: int | None = Query(None, ge=0),
 ) -> dict[str, Any]:
     info = log_info(state, log)
+    audit_read(state, info, auditor, request, "entries", start=start, end=end)
     with unit_of_work(state.engine) as conn:
         size = reads.log_size(conn, log)
         stop = size if end is None else min(end, size)
@@ -67,9 +69,12 @@ def list_entries(
 
 
 @router.get("/entries/{seq}", operation_id="get_entry", summary="One entry by sequence number")
-def get_entry(log: str, seq: int, state: State, _auditor: AuditorAuth) -> dict[str, Any]:
+def get_entry(
+    log: str, seq: int, request: Request, state: State, auditor: AuditorAuth
+) -> dict[str, Any]:
     info = log_info(state, log)
     if seq < 0:
         raise ClientError("seq must be >= 0")
+    audit_read(state, info, auditor, request, "entry", seq=seq)
     with unit_of_work(state.engine) as conn:
         return reads.read_entry(conn, info, seq, state.data_keys)
