@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import time
 import hashlib
 import json
+import time
 from typing import Any
 
 from ledger.core.checkpoint import open_checkpoint
@@ -179,8 +179,10 @@ def system_entries(client: Any, token: Any, log_id: str) -> list[dict[str, Any]]
     system = f"{log_id}.system"
     r = client.get(f"/v1/logs/{system}/entries", headers=auth(token(system, "auditor")))
     assert r.status_code == 200, r.text
-    return [e for e in r.json()["entries"] if e["entry"]["event"]["type"] != "ledger.entries.read.v1"
-            or e["payload"]["log"] == log_id]
+    return [
+        e for e in r.json()["entries"]
+        if e["entry"]["event"]["type"] != "ledger.entries.read.v1" or e["payload"]["log"] == log_id
+    ]
 
 
 def test_reads_and_failed_logins_are_logged_in_the_system_log(
@@ -189,7 +191,8 @@ def test_reads_and_failed_logins_are_logged_in_the_system_log(
     """PCI DSS 10.2.1.3 and 10.2.1.4."""
     log_id = new_log()
     auditor = token(log_id, "auditor")
-    assert client.get(f"/v1/logs/{log_id}/entries?start=0", headers=auth(auditor)).status_code == 200
+    r = client.get(f"/v1/logs/{log_id}/entries?start=0", headers=auth(auditor))
+    assert r.status_code == 200
     assert client.get(f"/v1/logs/{log_id}/entries", headers=auth("hlt_forged")).status_code == 401
     writer = token(log_id, "writer")
     assert client.get(f"/v1/logs/{log_id}/entries", headers=auth(writer)).status_code == 403
