@@ -64,13 +64,15 @@ class ConversationStartedV1(EventData):
     channel: NonEmptyStr
     customer: CustomerActor
     platform_refs: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
-    """Where the conversation lives on the writer's platforms, e.g. ``{"zendesk": {...}}``."""
+    """Platform name → that platform's references, e.g. ``{"zendesk": {"ticket_id": "T-5120"}}``."""
 
 
 # --- message.created, agent.reply -------------------------------------------------------
 
 
 class MessageAuthor(Actor):
+    """The customer, a human agent or the system; what the AI says is an ``agent.reply``."""
+
     kind: Literal["customer", "human_agent", "system"]
 
 

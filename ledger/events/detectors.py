@@ -2,10 +2,12 @@
 
 * **PAN** (primary account number, PCI DSS 3.5.1): 13-19 digits that pass the Luhn check
   (ISO/IEC 7812-1 Annex B), the digits optionally separated by single spaces or dashes. A run
-  of digits and single separators is a PAN as a whole, or, where it is longer, in a stretch
-  of whole groups of three or more digits (``qty 2 4111 1111 1111 1111``): numbers that merely
-  stand next to each other do not hide a card. A run of digits without separators is never
-  cut (a 20-digit reference holds no card), and the digit groups of a UUID are never one.
+  of digits and single separators is a PAN as a whole, in any grouping; within a longer run,
+  a single group of 13-19 digits or whole groups laid out as cards are printed (4-4-4-4,
+  4-4-4-4-3, 4-6-5, 4-6-4) are examined too (``qty 2 4111 1111 1111 1111``), so a number
+  standing next to a card does not hide it, while a run of small numbers is not cut into
+  arbitrary windows. A run without separators is never cut (a 20-digit reference holds no
+  card), and the digit groups of a UUID are never one.
   Letters may touch the run (``card4111…``) unless, with the run, they form a hexadecimal
   word (the tail of a UUID group, a digest). Known non-card numbers are left alone:
 
@@ -38,8 +40,10 @@ PAN_PATTERN: Final = re.compile(r"(?<!\d)(?<!\d[ -])\d(?:[ -]?\d){12,}")
 _GROUP: Final = re.compile(r"\d+")
 PAN_MIN_DIGITS: Final = 13
 PAN_MAX_DIGITS: Final = 19
-MIN_GROUP_IN_STRETCH: Final = 3
-_WORD_CHAR: Final = re.compile(r"[^\W_]")  # a letter or digit of any script
+CARD_LAYOUTS: Final = {4: ((4, 4, 4, 4), (4, 4, 4, 4, 3)), 6: ((4, 6, 5), (4, 6, 4))}
+"""Group sizes of printed cards, by the size of the second group (the first is always 4)."""
+_WORD_RUN: Final = re.compile(r"[^\W_]*")  # letters and digits of any script
+_HEX_WINDOW: Final = 256
 _HEX_WORD: Final = re.compile(r"[0-9A-Fa-f]+")
 _UUID: Final = re.compile(
     r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
@@ -80,22 +84,24 @@ class Finding:
     normalized: str
 
 
+_NOT_ASCII_DIGIT: Final = re.compile(r"[^0-9]")
+_DOUBLED: Final = str.maketrans("0123456789", "0246813579")
+"""Each digit doubled, and the two digits of the result added (Luhn)."""
+
+
 def ascii_digits(text: str) -> str:
     """The decimal digits of ``text`` (any script) as ASCII ``0-9``, everything else dropped."""
+    if text.isascii():
+        return _NOT_ASCII_DIGIT.sub("", text)
     return "".join(str(int(ch)) for ch in text if ch.isdecimal())
 
 
 def luhn_valid(digits: str) -> bool:
-    """The Luhn (mod 10) check of ISO/IEC 7812-1 over ASCII ``digits``."""
-    total = 0
-    for position, ch in enumerate(reversed(digits)):
-        value = ord(ch) - 48
-        if position % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+    """The Luhn (mod 10) check of ISO/IEC 7812-1 over ASCII ``digits``: from the right, every
+    second digit doubled (its digits summed), the total a multiple of ten."""
+    kept = sum(map(int, digits[-1::-2]))
+    doubled = sum(map(int, digits[-2::-2].translate(_DOUBLED)))
+    return (kept + doubled) % 10 == 0
 
 
 def is_pan(run: str) -> bool:
@@ -132,43 +138,49 @@ def find_pans(text: str) -> list[Finding]:
 
 
 def _candidates(run: str, offset: int) -> list[tuple[int, int]]:
-    """Spans (absolute offsets) of the card numbers in one maximal run, by start: the whole run
-    and the stretches of whole groups that are one."""
+    """Spans (absolute offsets) of the card numbers in one maximal run, by start: the whole run,
+    single long groups, and stretches laid out as cards. Linear in the number of groups."""
     spans = []
     if len(run) <= PAN_MAX_DIGITS * 2 and is_pan(run):
         spans.append((offset, offset + len(run)))
     groups = [g.span() for g in _GROUP.finditer(run)]
-    if len(groups) == 1:
+    count = len(groups)
+    if count == 1:
         return spans  # no separators: a longer number is not cut
-    for first in range(len(groups)):
-        size = 0
-        for last in range(first, len(groups)):
-            group_start, group_end = groups[last]
-            if group_end - group_start < MIN_GROUP_IN_STRETCH:
-                break
-            size += group_end - group_start
-            if size > PAN_MAX_DIGITS:
-                break
-            if (first, last) == (0, len(groups) - 1):
-                break  # the whole run, already tried
-            stretch = run[groups[first][0] : group_end]
-            if size >= PAN_MIN_DIGITS and is_pan(stretch):
-                spans.append((offset + groups[first][0], offset + group_end))
+    sizes = [end - start for start, end in groups]
+    for first in range(count):
+        if PAN_MIN_DIGITS <= sizes[first] <= PAN_MAX_DIGITS:
+            lasts = [first]
+        elif sizes[first] == 4 and first + 1 < count:
+            lasts = [
+                first + len(layout) - 1
+                for layout in CARD_LAYOUTS.get(sizes[first + 1], ())
+                if tuple(sizes[first : first + len(layout)]) == layout
+            ]
+        else:
+            continue
+        for last in lasts:
+            if (first, last) != (0, count - 1):  # the whole run was tried above
+                start, end = groups[first][0], groups[last][1]
+                if is_pan(run[start:end]):
+                    spans.append((offset + start, offset + end))
     return spans
 
 
 def _touches_hex_word(text: str, start: int, end: int) -> bool:
     """Whether the run ``text[start:end]`` is glued to letters that, with it, form a hex word
-    (``…9abc`` at the end of a UUID group, ``f3a2c4111…`` inside a digest)."""
-    left = start
-    while left > 0 and _WORD_CHAR.match(text, left - 1):
-        left -= 1
-    if left < start and _HEX_WORD.fullmatch(text, left, start):
+    (``…9abc`` at the end of a UUID group, ``f3a2c4111…`` inside a digest). Looks at most
+    :data:`_HEX_WINDOW` characters each way."""
+    before = text[max(0, start - _HEX_WINDOW) : start][::-1]
+    glued = _WORD_RUN.match(before)
+    if glued is not None and glued.end() and _HEX_WORD.fullmatch(before, 0, glued.end()):
         return True
-    right = end
-    while right < len(text) and _WORD_CHAR.match(text, right):
-        right += 1
-    return right > end and _HEX_WORD.fullmatch(text, end, right) is not None
+    glued = _WORD_RUN.match(text, end, end + _HEX_WINDOW)
+    return (
+        glued is not None
+        and glued.end() > end
+        and _HEX_WORD.fullmatch(text, end, glued.end()) is not None
+    )
 
 
 def _inside_uuid(text: str, start: int, end: int) -> bool:

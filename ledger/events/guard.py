@@ -27,6 +27,7 @@ only a string that matches it is searched by the detectors.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import hmac
@@ -134,10 +135,26 @@ class Guarded:
     redactions: list[dict[str, Any]] = field(default_factory=list)
 
 
-@functools.lru_cache(maxsize=4096)
 def is_sensitive_name(name: str) -> bool:
     """Whether a field called ``name`` holds sensitive authentication data (PCI DSS 3.3.1)."""
-    return _SAD_NAME.fullmatch(_NON_ALNUM.sub("", name.lower())) is not None
+    return _key_class(name) == _SENSITIVE_KEY
+
+
+_PLAIN_KEY: Final = 0
+_SENSITIVE_KEY: Final = 1
+_KEY_WITH_DATA: Final = 2
+_ANY_HINT: Final = re.compile(f"{DIGITS_HINT}|{re.escape(EMAIL_HINT)}")
+
+
+@functools.lru_cache(maxsize=8192)
+def _key_class(name: str) -> int:
+    """What an object key is, once per distinct key: a sensitive name, a key that may itself
+    hold a detectable value (digits, ``@``), or plain. Keys repeat across events."""
+    if _SAD_NAME.fullmatch(_NON_ALNUM.sub("", name.lower())) is not None:
+        return _SENSITIVE_KEY
+    if _ANY_HINT.search(name) is not None:
+        return _KEY_WITH_DATA
+    return _PLAIN_KEY
 
 
 def fingerprint(key: bytes, normalized: str) -> str:
@@ -230,14 +247,14 @@ class _Scan:
             value.items() if isinstance(value, dict) else enumerate(value)
         )
         for name, item in members:
-            if is_object:
-                if is_sensitive_name(name) and item is not None and type(item) is not bool:
-                    path.append(name)
-                    raise EventInvalid(self.pointer(), _sad_detail())
-                if search(name) is not None:
-                    path.append(name)
+            if is_object and (key_class := _key_class(name)) != _PLAIN_KEY:
+                path.append(name)
+                if key_class == _SENSITIVE_KEY:
+                    if item is not None and type(item) is not bool:
+                        raise EventInvalid(self.pointer(), _sad_detail())
+                elif search(name) is not None:
                     self.key_text(name)
-                    path.pop()
+                path.pop()
             kind = type(item)
             if kind is str:
                 if search(item) is None and item[:1] not in _JSON_HEADS:
@@ -286,17 +303,15 @@ class _Scan:
         return masked
 
     def mask_string(self, value: str) -> str:
-        findings: list[Finding] = []
+        findings: list[Finding] = []  # sorted by start, never overlapping
         for kind in self.active:
-            for found in _DETECTORS[kind](value):
-                if any(found.start < f.end and f.start < found.end for f in findings):
-                    continue  # an earlier (stronger) detector already claimed these characters
-                if self.policy.action(kind) == "reject":
-                    raise EventInvalid(self.pointer(), _reject_detail(kind, _policy_field(kind)))
-                findings.append(found)
+            fresh = [f for f in _DETECTORS[kind](value) if not _overlaps(findings, f)]
+            if fresh and self.policy.action(kind) == "reject":
+                raise EventInvalid(self.pointer(), _reject_detail(kind, _policy_field(kind)))
+            if fresh:
+                findings = sorted(findings + fresh, key=lambda f: f.start)
         if not findings:
             return value
-        findings.sort(key=lambda f: f.start)
         pieces: list[str] = []
         cursor = 0
         for found in findings:
@@ -358,6 +373,13 @@ class _Scan:
         for kind in self.active:
             if _DETECTORS[kind](text):
                 raise EventInvalid(self.pointer(), _hidden_detail(kind))
+
+
+def _overlaps(claimed: list[Finding], found: Finding) -> bool:
+    """Whether ``found`` overlaps a span already claimed by an earlier (stronger) detector."""
+    index = bisect.bisect_left(claimed, found.start, key=lambda f: f.start)
+    before = index > 0 and claimed[index - 1].end > found.start
+    return before or (index < len(claimed) and claimed[index].start < found.end)
 
 
 def _may_hide_json(text: str) -> bool:
