@@ -34,6 +34,19 @@ ENTRY_COLUMNS = (
 )
 
 
+ENTRY_TYPES = ("text", "int8", "bytea", "bytea", "text", "text", "text", "text", "timestamptz",
+               "bytea")
+PAYLOAD_TYPES = ("text", "int8", "int8", "bytea")
+NODE_TYPES = ("text", "int2", "int8", "bytea")
+
+
+def _copy(cur: Any, statement: str, types: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    with cur.copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
 class ScopeErased(ClientError):
     status = 409
     title = "Conversation erased"
@@ -162,16 +175,14 @@ def append_batch(
             frontier = unpack_frontier(bytes(packed_frontier), size)
             frontier, nodes = frontier_extend(frontier, size, leaves)
             new_root = frontier_root(frontier, seq)
-            with cur.copy(f"COPY entries ({ENTRY_COLUMNS}) FROM STDIN") as copy:
-                for row in entry_rows:
-                    copy.write_row(row)
-            with cur.copy("COPY payloads (log_id, seq, data_key_id, sealed) FROM STDIN") as copy:
-                for row in payload_rows:
-                    copy.write_row(row)
+            # Binary COPY: bytea travels as raw bytes, not hex text twice its size.
+            _copy(cur, f"COPY entries ({ENTRY_COLUMNS}) FROM STDIN (FORMAT BINARY)",
+                  ENTRY_TYPES, entry_rows)
+            _copy(cur, "COPY payloads (log_id, seq, data_key_id, sealed) FROM STDIN"
+                  " (FORMAT BINARY)", PAYLOAD_TYPES, payload_rows)
             if nodes:
-                with cur.copy("COPY tree_nodes (log_id, level, idx, hash) FROM STDIN") as copy:
-                    for level, idx, digest in nodes:
-                        copy.write_row((log.id, level, idx, digest))
+                _copy(cur, "COPY tree_nodes (log_id, level, idx, hash) FROM STDIN (FORMAT BINARY)",
+                      NODE_TYPES, [(log.id, level, idx, digest) for level, idx, digest in nodes])
             signer = signers.get(conn, log.id, bytes(key_id))
             note = sign_checkpoint(Checkpoint(log.origin, seq, RootHash(new_root)), signer)
             cur.execute(
