@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 import ledger
 from api import errors
 from api.metrics import REGISTRY
-from api.routes import events, logs, proofs
+from api.routes import events, logs, proofs, schemas, trail, verifications
 from api.state import LedgerState
 from ledger.settings import Settings
 from ledger.storage.db import make_engine, unit_of_work
@@ -46,6 +46,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(logs.router)
     app.include_router(proofs.router)
+    app.include_router(verifications.router)
+    app.include_router(trail.router)
+    app.include_router(schemas.router)
 
     @app.get("/healthz", operation_id="healthz", tags=["ops"])
     def healthz() -> JSONResponse:

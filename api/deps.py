@@ -19,7 +19,7 @@ from ledger.storage.rows import LogInfo, Principal
 logger = logging.getLogger("ledger.api.auth")
 
 
-def _state(request: Request) -> LedgerState:
+async def _state(request: Request) -> LedgerState:  # async: no thread-pool hop per request
     state: LedgerState = request.app.state.ledger
     return state
 

@@ -12,6 +12,8 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Engine
 
+from ledger.services.anchor import sinks_from_settings
+from ledger.services.anchor_schedule import AnchorScheduler
 from ledger.services.logs import get_log, system_log_id
 from ledger.services.system_log import ledger_principal
 from ledger.settings import Settings
@@ -59,6 +61,7 @@ class LedgerState:
         self.principals: TtlCache[bytes, Principal] = TtlCache(ttl=5.0)
         self.logs: TtlCache[str, LogInfo] = TtlCache(ttl=30.0)
         self.committer: GroupCommitter | None = None
+        self.anchorer: AnchorScheduler | None = None
 
     def start(self) -> None:
         from api.metrics import observe_commit
@@ -71,6 +74,11 @@ class LedgerState:
             wait_seconds=self.settings.group_commit_wait_ms / 1000,
             on_commit=observe_commit,
         )
+        sinks = sinks_from_settings(self.settings)
+        if sinks and self.settings.anchor_interval_seconds > 0:
+            self.anchorer = AnchorScheduler(self.engine, sinks, record=self.record,
+                                            interval=self.settings.anchor_interval_seconds)
+            self.anchorer.start()
 
     def log_info(self, log_id: str) -> LogInfo:
         cached = self.logs.get(log_id)
@@ -92,6 +100,8 @@ class LedgerState:
         self.record(tenant, event).result(timeout=30)
 
     def stop(self) -> None:
+        if self.anchorer is not None:
+            self.anchorer.close()
         if self.committer is not None:
             self.committer.close()
         self.engine.dispose()

@@ -114,7 +114,8 @@ def test_two_processes_many_clients_one_gapless_log(
         leaves[seq] = base64.b64decode(leaf)
     with unit_of_work(engine) as conn:
         info = get_log(conn, log_id)
-        report = verify_log(conn, info, DataKeyStore(settings.master_key_bytes))
+        report = verify_log(conn, info, data_keys=DataKeyStore(settings.master_key_bytes),
+                            trusted=None, anchor_dir=None, full=True)
     assert report.failure is None, str(report.failure)
     assert report.entries == expected
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from api.deps import State, WriterAuth, log_info
 from ledger.errors import ClientError, PayloadTooLarge
@@ -28,7 +29,7 @@ MAX_BODY_BYTES = 64 << 20
 )
 async def append_events(
     log: str, request: Request, state: State, principal: WriterAuth
-) -> JSONResponse:
+) -> Response:
     info = log_info(state, log)
     if info.kind != "events":
         raise ClientError(f"log {log!r} is written only by the ledger itself")
@@ -60,4 +61,5 @@ async def append_events(
         ],
         "checkpoint": result.checkpoint,
     }
-    return JSONResponse(body_out, status_code=201 if result.created else 200)
+    return Response(orjson.dumps(body_out), status_code=201 if result.created else 200,
+                    media_type="application/json")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterator
 
 SALT_SIZE = 32
 COMMITMENT_ALG = "sha256-salted"
@@ -18,6 +19,12 @@ COMMITMENT_ALG = "sha256-salted"
 
 def new_salt() -> bytes:
     return secrets.token_bytes(SALT_SIZE)
+
+
+def new_salts(count: int) -> Iterator[bytes]:
+    """``count`` salts from one CSPRNG call (a batch costs one syscall, not one per event)."""
+    pool = secrets.token_bytes(SALT_SIZE * count)
+    return (pool[i : i + SALT_SIZE] for i in range(0, len(pool), SALT_SIZE))
 
 
 def payload_commitment(salt: bytes, canonical_data: bytes) -> bytes:

@@ -10,6 +10,7 @@ A payload's plaintext is ``salt (32 bytes) || canonical(data)``: see ``commitmen
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -25,8 +26,18 @@ def new_key() -> bytes:
     return secrets.token_bytes(KEY_SIZE)
 
 
-def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = secrets.token_bytes(NONCE_SIZE)
+def fresh_nonces(count: int) -> Iterator[bytes]:
+    """``count`` random 96-bit nonces from one CSPRNG call (one syscall per batch, not per
+    event). Random nonces, never counters: many processes seal under the same data key."""
+    pool = secrets.token_bytes(NONCE_SIZE * count)
+    return (pool[i : i + NONCE_SIZE] for i in range(0, len(pool), NONCE_SIZE))
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes, *, nonce: bytes | None = None) -> bytes:
+    if nonce is None:
+        nonce = secrets.token_bytes(NONCE_SIZE)
+    elif len(nonce) != NONCE_SIZE:
+        raise ValueError(f"nonce must be {NONCE_SIZE} bytes")
     return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
@@ -43,8 +54,10 @@ def payload_aad(log_id: str, seq: int) -> bytes:
     return f"handoff-ledger/payload/v1\n{log_id}\n{seq}".encode()
 
 
-def seal_payload(data_key: bytes, salt: bytes, canonical_data: bytes, aad: bytes) -> bytes:
-    return seal(data_key, salt + canonical_data, aad)
+def seal_payload(
+    data_key: bytes, salt: bytes, canonical_data: bytes, aad: bytes, *, nonce: bytes | None = None
+) -> bytes:
+    return seal(data_key, salt + canonical_data, aad, nonce=nonce)
 
 
 def unseal_payload(data_key: bytes, blob: bytes, aad: bytes) -> tuple[bytes, bytes]:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ledger.core.canonical import canonicalize
-from ledger.core.commitment import new_salt, payload_commitment
+from ledger.core.commitment import new_salt, new_salts, payload_commitment
 from ledger.core.entry import EventHeader
 from ledger.errors import CanonicalizationError, EventInvalid, MalformedRequest, PayloadTooLarge
 from ledger.events import GuardPolicy, ValidatedEvent, validate_event
@@ -74,7 +74,7 @@ def validate_all(
     return out
 
 
-def prepare(event: ValidatedEvent) -> PreparedEvent:
+def prepare(event: ValidatedEvent, salt: bytes | None = None) -> PreparedEvent:
     data = event.data
     if event.redactions:
         data = {**data, REDACTIONS_FIELD: event.redactions}
@@ -83,7 +83,7 @@ def prepare(event: ValidatedEvent) -> PreparedEvent:
         envelope_bytes = canonicalize(event.envelope)
     except CanonicalizationError as exc:
         raise EventInvalid("/data", f"cannot be canonicalized (RFC 8785): {exc}") from exc
-    salt = new_salt()
+    salt = salt or new_salt()
     header = EventHeader(
         event_id=event.event_id,
         source=event.source,
@@ -106,9 +106,10 @@ def prepare(event: ValidatedEvent) -> PreparedEvent:
 
 def prepare_all(events: list[ValidatedEvent], *, batch: bool) -> list[PreparedEvent]:
     out = []
+    salts = new_salts(len(events))
     for index, event in enumerate(events):
         try:
-            out.append(prepare(event))
+            out.append(prepare(event, next(salts)))
         except EventInvalid as exc:
             raise exc.at_index(index, batch=batch) from None
     return out

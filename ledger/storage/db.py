@@ -31,7 +31,10 @@ def make_engine(url: str, *, role: str | None = None, pool_size: int = 8) -> Eng
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction. A dead connection fails its
+        # transaction instead (503, or one retry in the committer), and SQLAlchemy then
+        # invalidates the whole pool, so the next checkout reconnects.
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
     if role:

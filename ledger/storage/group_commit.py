@@ -24,7 +24,7 @@ from ledger.errors import ClientError, LedgerError, StoreUnavailable
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import DataKeyStore, SignerCache
 from ledger.storage.rows import AppendResult, LogInfo
-from ledger.storage.sequencer import AppendRequest, append_batch
+from ledger.storage.sequencer import AppendRequest, BatchOutcome, append_batch
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +100,31 @@ class GroupCommitter:
             if stop:
                 return
 
+    def _append_with_one_retry(self, log_info: LogInfo, items: list[_Pending]) -> BatchOutcome:
+        """One retry when the connection was dead (the pool has no pre-ping). Safe even if the
+        first COMMIT did land: the retry finds every (source, id) and returns its receipts."""
+        for attempt in (1, 2):
+            try:
+                with unit_of_work(self._engine) as conn:
+                    return append_batch(
+                        conn,
+                        log_info,
+                        [i.request for i in items],
+                        signers=self._signers,
+                        data_keys=self._data_keys,
+                        now=self._clock(),
+                    )
+            except (StoreUnavailable, DBAPIError):
+                if attempt == 2:
+                    raise
+                log.info("append to %s: connection lost, retrying once", log_info.id)
+        raise AssertionError("unreachable")
+
     def _commit(self, items: list[_Pending]) -> None:
         log_info = items[0].log
         started = time.perf_counter()
         try:
-            with unit_of_work(self._engine) as conn:
-                outcome = append_batch(
-                    conn,
-                    log_info,
-                    [i.request for i in items],
-                    signers=self._signers,
-                    data_keys=self._data_keys,
-                    now=self._clock(),
-                )
+            outcome = self._append_with_one_retry(log_info, items)
         except (StoreUnavailable, DBAPIError) as exc:
             log.warning("append to %s failed: %s", log_info.id, exc)
             error: BaseException = StoreUnavailable("the database is unavailable; retry later")

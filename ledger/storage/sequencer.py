@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.entry import GENESIS_PREV, build_entry, encode_entry, format_time
 from ledger.core.merkle import frontier_extend, frontier_root, pack_frontier, unpack_frontier
-from ledger.core.sealing import payload_aad, seal_payload
+from ledger.core.sealing import fresh_nonces, payload_aad, seal_payload
 from ledger.core.types import RootHash
 from ledger.errors import ClientError, IdempotencyConflict, IntegrityFailure
 from ledger.storage.keystore import DataKeyStore, SignerCache
@@ -112,13 +112,14 @@ def append_batch(
         existing = _existing_receipts(cur, log.id, requests)
         conv_last = _last_seq_by_conversation(cur, log.id, requests)
 
-        results: list[AppendResult | ClientError | list[Receipt]] = []
+        results: list[AppendResult | ClientError | tuple[list[Receipt], bool]] = []
         taken: dict[tuple[str, str], tuple[bytes, Receipt | None]] = dict(existing)
         entry_rows: list[tuple[Any, ...]] = []
         payload_rows: list[tuple[Any, ...]] = []
         leaves: list[bytes] = []
         prev = bytes(last_leaf)
         seq = size
+        nonces = fresh_nonces(sum(len(req.events) for req in requests))
         received_at = format_time(now)
 
         for req in requests:
@@ -127,6 +128,7 @@ def append_batch(
                 results.append(problem)
                 continue
             receipts: list[Receipt] = []
+            added = False
             for ev in req.events:
                 key = (ev.header.source, ev.header.event_id)
                 seen = taken.get(key)
@@ -158,17 +160,18 @@ def append_batch(
                     (
                         log.id, seq, key_row_id,
                         seal_payload(data_key, ev.salt, ev.canonical_data,
-                                     payload_aad(log.id, seq)),
+                                     payload_aad(log.id, seq), nonce=next(nonces)),
                     )
                 )
                 receipt = Receipt(ev.header.event_id, seq, leaf)
                 taken[key] = (ev.request_digest, receipt)
                 receipts.append(receipt)
                 leaves.append(leaf)
+                added = True
                 conv_last[conv] = seq
                 prev = leaf
                 seq += 1
-            results.append(receipts)
+            results.append((receipts, added))
 
         note = cp_note
         if leaves:
@@ -198,9 +201,9 @@ def append_batch(
 
     final: list[AppendResult | ClientError] = []
     for item in results:
-        if isinstance(item, list):
-            created = any(r.seq >= size for r in item)
-            final.append(AppendResult(receipts=item, created=created, checkpoint=note))
+        if isinstance(item, tuple):
+            receipts, added = item
+            final.append(AppendResult(receipts=receipts, created=added, checkpoint=note))
         else:
             final.append(item)
     return BatchOutcome(final, fresh, appended=len(leaves))
