@@ -58,22 +58,31 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """
 
     async def dependency(log: str, request: Request, state: State) -> Principal:
-        try:
-            principal = principal_for(state, _bearer(request))
-        except Unauthenticated as exc:
-            _record_auth_failure(state, log, request, str(exc))
-            raise
-        info = log_info(state, log)  # an unknown log is a 404 for any authenticated caller
-        if principal.log_id != log:
-            _record_denied(state, info, principal, request, roles)
-            # Say no more than that: another log's existence is not this caller's business.
-            raise Forbidden("this credential is not valid for that log")
-        if principal.role not in roles:
-            _record_denied(state, info, principal, request, roles)
-            raise Forbidden(f"this operation needs the {' or '.join(roles)} role")
-        return principal
+        return authorize(state, request, log, roles)
 
     return dependency
+
+
+def authorize(state: LedgerState, request: Request, log: str, roles: tuple[str, ...]) -> Principal:
+    """The caller's principal if it holds one of ``roles`` on ``log``; else 401/403/404.
+
+    Called directly (not through FastAPI's dependency solver) by the ingest route, where the
+    solver's per-request cost is a third of the CPU a single-event request takes.
+    """
+    try:
+        principal = principal_for(state, _bearer(request))
+    except Unauthenticated as exc:
+        _record_auth_failure(state, log, request, str(exc))
+        raise
+    info = log_info(state, log)  # an unknown log is a 404 for any authenticated caller
+    if principal.log_id != log:
+        _record_denied(state, info, principal, request, roles)
+        # Say no more than that: another log's existence is not this caller's business.
+        raise Forbidden("this credential is not valid for that log")
+    if principal.role not in roles:
+        _record_denied(state, info, principal, request, roles)
+        raise Forbidden(f"this operation needs the {' or '.join(roles)} role")
+    return principal
 
 
 def _record_auth_failure(state: LedgerState, log_id: str, request: Request, reason: str) -> None:
@@ -121,5 +130,4 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-WriterAuth = Annotated[Principal, Depends(require("writer"))]
 AuditorAuth = Annotated[Principal, Depends(require("auditor", "admin"))]

@@ -9,7 +9,8 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import State, WriterAuth, log_info
+from api.deps import authorize, log_info
+from api.state import LedgerState
 from ledger.errors import ClientError, PayloadTooLarge
 from ledger.events import GuardPolicy
 from ledger.services.ingest import IngestLimits, parse_body, prepare_all, validate_all
@@ -18,6 +19,7 @@ from ledger.storage.sequencer import AppendRequest
 router = APIRouter(prefix="/v1/logs/{log}", tags=["events"])
 
 MAX_BODY_BYTES = 64 << 20
+WRITER = ("writer",)
 
 
 @router.post(
@@ -26,10 +28,23 @@ MAX_BODY_BYTES = 64 << 20
     status_code=201,
     summary="Append one event or an atomic batch; answered once durable and signed",
     responses={200: {"description": "every event was already recorded (idempotent retry)"}},
+    # The body is read raw (orjson, size limits, per-event JSON Pointers), so describe it here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {
+                "description": "One CloudEvents 1.0 handoff event (schemas per type at "
+                               "GET /v1/schemas), or {\"events\": [...]} with up to 1000 "
+                               "events appended atomically.",
+                "type": "object",
+            }}},
+        },
+        "security": [{"bearer": []}],
+    },
 )
-async def append_events(
-    log: str, request: Request, state: State, principal: WriterAuth
-) -> Response:
+async def append_events(log: str, request: Request) -> Response:
+    state: LedgerState = request.app.state.ledger
+    principal = authorize(state, request, log, WRITER)
     info = log_info(state, log)
     if info.kind != "events":
         raise ClientError(f"log {log!r} is written only by the ledger itself")
