@@ -8,6 +8,7 @@ remove it, so every old checkpoint still verifies.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from datetime import datetime
 
 from sqlalchemy import Connection, text
@@ -106,9 +107,12 @@ class DataKeyStore:
     (``promote``), so a rolled-back key id is never reused.
     """
 
+    MAX_CACHED = 50_000
+    """Unsealed keys kept in memory (LRU): bounded memory, and a key is not kept for ever."""
+
     def __init__(self, master_key: bytes) -> None:
         self._master_key = master_key
-        self._keys: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._keys: OrderedDict[tuple[str, str], tuple[int, bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get_many(
@@ -121,12 +125,14 @@ class DataKeyStore:
         """
         found: dict[str, tuple[int, bytes]] = {}
         missing = []
-        for scope in sorted(scopes):
-            cached = self._keys.get((log_id, scope))
-            if cached is None:
-                missing.append(scope)
-            else:
-                found[scope] = cached
+        with self._lock:
+            for scope in sorted(scopes):
+                cached = self._keys.get((log_id, scope))
+                if cached is None:
+                    missing.append(scope)
+                else:
+                    self._keys.move_to_end((log_id, scope))
+                    found[scope] = cached
         fresh: dict[tuple[str, str], tuple[int, bytes]] = {}
         if not missing:
             return found, fresh
@@ -158,6 +164,8 @@ class DataKeyStore:
     def promote(self, fresh: dict[tuple[str, str], tuple[int, bytes]]) -> None:
         with self._lock:
             self._keys.update(fresh)
+            while len(self._keys) > self.MAX_CACHED:
+                self._keys.popitem(last=False)
 
     def forget(self, log_id: str, scope: str) -> None:
         with self._lock:
