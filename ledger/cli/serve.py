@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -24,24 +25,45 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     os.environ["LEDGER_DATABASE_URL"] = url  # worker processes read their settings from here
     workers = args.workers or settings.workers
     print(f"ledger listening on http://{host}:{port} (OpenAPI at /docs)", file=sys.stderr)
+    # uvicorn re-raises SIGTERM once it has shut down; with the default handler the process
+    # would die before the embedded PostgreSQL is stopped. Exit normally instead.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run("api.main:create_app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_level="warning", access_log=False)
     return EXIT_OK
 
 
+DEMO_CONVERSATIONS = 100
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _demo_setup(settings: Settings, port: int) -> None:
+    from ledger.cli.demo import fill
     from ledger.services.credentials import create_credential
+    from ledger.services.demo import sample_conversation
     from ledger.services.logs import create_log, find_log
+    from ledger.services.reads import log_size
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
         if find_log(conn, "demo") is None:
+            # Card policy "mask", so the demo shows the guard masking a typed card number.
             create_log(conn, "demo", origin_prefix=settings.origin_prefix,
-                       master_key=settings.master_key_bytes, now=now())
+                       master_key=settings.master_key_bytes, now=now(), card_policy="mask")
         _, writer = create_credential(conn, log_id="demo", role="writer", label="demo writer",
                                       now=now())
         _, auditor = create_credential(conn, log_id="demo", role="auditor",
                                        label="demo auditor", now=now())
+        empty = log_size(conn, "demo") == 0
+    if empty:  # a new user sees real trails at once
+        print(f"filling log 'demo' with {DEMO_CONVERSATIONS} sample conversations…",
+              file=sys.stderr)
+        fill(settings, "demo", DEMO_CONVERSATIONS, seed=1)
+    with unit_of_work(engine(settings)) as conn:
+        conversation = sample_conversation(conn, "demo") or "c-2f9e1a"
     base = f"http://127.0.0.1:{port}/v1/logs/demo"
     print(
         f"""
@@ -54,6 +76,8 @@ demo log 'demo' is ready. Try, in another terminal:
        --data @../shared/examples/escalated-conversation.json
   curl -s {base}/checkpoint
   curl -s -H "Authorization: Bearer $AUDITOR" '{base}/entries?start=0&end=2'
+  curl -s -H "Authorization: Bearer $AUDITOR" {base}/conversations/{conversation}/trail
+  ledger trail demo {conversation}        # the same trail, for a terminal
 """,
         file=sys.stderr,
     )
@@ -66,4 +90,5 @@ def register(sub: Any) -> None:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
     serve.add_argument("--demo", action="store_true",
-                       help="create log 'demo' and print a writer and an auditor token")
+                       help="create log 'demo' (filled with sample conversations when empty) and "
+                            "print a writer and an auditor token")
