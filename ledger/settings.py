@@ -42,6 +42,38 @@ class Settings(BaseSettings):
     card_policy: Literal["reject", "mask"] = "reject"
     pool_size: int = 8
 
+    # Verification job (`ledger verify`) and what it tells whom.
+    verifier_state_dir: Path | None = None
+    """Per log, the last verified checkpoint and the pinned verifier keys, kept OUTSIDE the
+    database (trust on first use). Default ``{data_dir}/verifier``."""
+    alert_webhook_url: str | None = None
+    """On a failed verification, the JSON report is POSTed here."""
+    alert_command: str | None = None
+    """On a failed verification, this command runs with the JSON report on stdin."""
+    verify_record_url: str | None = None
+    """Base URL of a ledger server: each run is recorded there as ``ledger.verification.run.v1``
+    (the verifier's database role cannot write)."""
+    verify_record_token: str | None = None
+    """A verifier credential on the tenant's system log, for ``verify_record_url``."""
+
+    # Anchoring: checkpoints published outside the database.
+    anchor_dir: Path | None = None
+    """Directory sink (another volume or host): one file per log per checkpoint size. The
+    verifier reads it back."""
+    anchor_webhook_url: str | None = None
+    """Webhook sink: each new checkpoint is POSTed as text/plain."""
+    anchor_witness_url: str | None = None
+    """C2SP tlog-witness submission prefix (``<prefix>/add-checkpoint``)."""
+    anchor_witness_key: str | None = None
+    """The witness's cosignature verifier key, ``name+hexid+base64(0x04 || key)``."""
+    anchor_interval_seconds: float = Field(default=60.0, ge=0)
+    """How often ``ledger serve`` anchors when a sink is configured (0: never)."""
+    http_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def verifier_state_path(self) -> Path:
+        return self.verifier_state_dir or self.data_dir / "verifier"
+
     @cached_property
     def master_key_bytes(self) -> bytes:
         """The master key; in development a key file under data_dir is made once and reused."""

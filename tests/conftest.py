@@ -163,3 +163,93 @@ def client(settings: Settings, engine: Engine) -> Iterator[Any]:
     app = create_app(settings)
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def example_log(client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]) -> str:
+    """A new log holding only the example conversation: seqs 0..15 are its events in order."""
+    log_id: str = new_log()
+    r = client.post(f"/v1/logs/{log_id}/events", json=example_batch,
+                    headers={"Authorization": f"Bearer {token(log_id, 'writer')}"})
+    assert r.status_code == 201, r.text
+    return log_id
+
+
+@pytest.fixture
+def ledger_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings,
+               capsys: pytest.CaptureFixture[str]) -> Any:
+    """``ledger_cli(*argv) -> (exit code, stdout, stderr)`` against the test database."""
+    from ledger.cli import main
+
+    monkeypatch.setenv("LEDGER_DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("LEDGER_MASTER_KEY", MASTER_KEY)
+    monkeypatch.setenv("LEDGER_ORIGIN_PREFIX", settings.origin_prefix)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def append_direct(engine: Engine, settings: Settings) -> Any:
+    """A factory: ``append_direct(log_id, n, conversations=3, batch=500, on=engine)`` appends
+    ``n`` small events straight through the sequencer (no HTTP), one signed checkpoint a batch."""
+    import hashlib
+    import itertools
+
+    from ledger.core.canonical import canonicalize
+    from ledger.core.commitment import new_salt, payload_commitment
+    from ledger.core.entry import EventHeader
+    from ledger.services.logs import get_log
+    from ledger.storage.keystore import DataKeyStore, SignerCache
+    from ledger.storage.rows import PreparedEvent, Principal
+    from ledger.storage.sequencer import AppendRequest, append_batch
+
+    data_keys = DataKeyStore(settings.master_key_bytes)
+    counter = itertools.count()
+
+    def prepared(n: int, conversation: str) -> PreparedEvent:
+        data = canonicalize({"text": f"direct message {n}", "actor": {"kind": "customer"}})
+        salt = new_salt()
+        header = EventHeader(event_id=f"direct-{n}", source="urn:test:direct",
+                             type="handoff.message.created.v1", time="2026-11-20T09:14:01.000Z",
+                             conversation_id=conversation, actor={"kind": "customer", "id": "c"},
+                             outcome="success", resource=None)
+        return PreparedEvent(header=header, scope=f"conversation:{conversation}", salt=salt,
+                             canonical_data=data, commitment=payload_commitment(salt, data),
+                             request_digest=hashlib.sha256(data).digest())
+
+    def append(log_id: str, n: int, *, conversations: int = 3, batch: int = 500,
+               on: Engine = engine) -> None:
+        with unit_of_work(on) as conn:
+            log = get_log(conn, log_id)
+        principal = Principal(0, log_id, "writer", "direct")
+        signers = SignerCache(settings.master_key_bytes)  # fresh: keys may have rotated
+        while n > 0:
+            k = min(batch, n)
+            events = [prepared(i, f"conv-{i % conversations}")
+                      for i in itertools.islice(counter, k)]
+            with unit_of_work(on) as conn:
+                outcome = append_batch(conn, log, [AppendRequest(events, principal)],
+                                       signers=signers, data_keys=data_keys, now=now())
+            data_keys.promote(outcome.fresh_data_keys)
+            n -= k
+
+    return append
+
+
+@pytest.fixture
+def verifier_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Path]:
+    """``ledger verify`` / ``ledger anchor`` keep their files under this test's tmp_path:
+    ``{"state": verifier state dir, "anchors": anchor dir}`` (LEDGER_ANCHOR_DIR is set)."""
+    dirs = {"state": tmp_path / "verifier", "anchors": tmp_path / "anchors"}
+    monkeypatch.setenv("LEDGER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LEDGER_VERIFIER_STATE_DIR", str(dirs["state"]))
+    monkeypatch.setenv("LEDGER_ANCHOR_DIR", str(dirs["anchors"]))
+    for name in ("ALERT_WEBHOOK_URL", "ALERT_COMMAND", "VERIFY_RECORD_URL", "VERIFY_RECORD_TOKEN",
+                 "ANCHOR_WEBHOOK_URL", "ANCHOR_WITNESS_URL", "ANCHOR_WITNESS_KEY"):
+        monkeypatch.delenv(f"LEDGER_{name}", raising=False)
+    return dirs

@@ -54,17 +54,40 @@ def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _operator() -> dict[str, str]:
+    """Who ran this command, as the actor of the key events it records."""
+    import getpass
+    import socket
+
+    return {"kind": "system", "id": f"cli:{getpass.getuser()}@{socket.gethostname()}"}
+
+
 def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> int:
-    """A new signing key for the log; the previous one is retired, never deleted."""
+    """The signing key of a log that has none active; a log with one is rotated instead."""
+    from ledger.services.keys import generate_first_key
     from ledger.services.logs import get_log
     from ledger.storage.db import unit_of_work
-    from ledger.storage.keystore import create_signing_key
 
     with unit_of_work(engine(settings)) as conn:
         info = get_log(conn, args.log)
-        signer = create_signing_key(conn, log_id=info.id, origin=info.origin,
-                                    master_key=settings.master_key_bytes, now=now())
+        signer = generate_first_key(conn, info, master_key=settings.master_key_bytes, now=now(),
+                                    actor=_operator())
     print(signer.verifier_key())
+    return EXIT_OK
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    """A new signing key, certified by the old one; prints the new verifier key."""
+    from ledger.services.keys import rotate_signing_key
+    from ledger.services.logs import get_log
+    from ledger.storage.db import unit_of_work
+
+    with unit_of_work(engine(settings)) as conn:
+        info = get_log(conn, args.log)
+        rotation = rotate_signing_key(conn, info, master_key=settings.master_key_bytes,
+                                      now=now(), actor=_operator())
+    print(f"rotated {args.log}: {rotation.old.verifier_key()} retired", file=sys.stderr)
+    print(rotation.new.verifier_key())
     return EXIT_OK
 
 
@@ -103,7 +126,10 @@ def register(sub: Any) -> None:
     keys = sub.add_parser("keys", help="checkpoint signing keys").add_subparsers(
         dest="keys_command", required=True)
     kg = add_command(keys, "generate", cmd_keys_generate,
-                     "new signing key; the old one is retired")
+                     "signing key for a log without an active one (else: rotate)")
     kg.add_argument("--log", required=True)
+    kr = add_command(keys, "rotate", cmd_keys_rotate,
+                     "new signing key certified by the old one, which is retired")
+    kr.add_argument("--log", required=True)
     kl = add_command(keys, "list", cmd_keys_list, "verifier keys, current first")
     kl.add_argument("--log", required=True)

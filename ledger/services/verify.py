@@ -1,65 +1,89 @@
-"""Integrity verification: recompute everything in the database from the entries' stored bytes.
+"""Integrity verification of a log: what the scheduled job (``ledger verify``) checks.
 
-For each log, in one streaming pass over entries (server-side cursor, constant memory apart from
-one small dict per conversation):
+The verifier trusts three things the database cannot change: its own state directory (the last
+verified checkpoint and the pinned verifier keys, ``verifier_state``), the anchored checkpoints
+(``anchor``), and the cryptography. Per log, in this order, stopping at the first failure:
 
-- seq is contiguous from 0; the leaf hash is SHA-256(0x00 || stored bytes); the entry names its
-  own log origin and seq; ``prev`` is the previous leaf hash; ``conversation_prev`` is the
-  conversation's previous seq; the indexed columns agree with the hashed bytes;
-- the payload opens under its data key and matches the entry's salted commitment (an erased
-  payload, whose data key was destroyed, is reported as erased, not as tampering);
-- every stored checkpoint's root equals the recomputed root at its size, and its signature
-  verifies under the log's key of that key id (consecutive checkpoints are then consistent:
-  they are all prefixes of one recomputed tree);
-- the stored perfect tree nodes used for proofs equal the recomputed ones;
-- the head row agrees with the recomputed size, root and last leaf.
+1. **Keys.** Every verifier key the database lists is well formed and named after the log. On
+   first sight they are pinned (trust on first use); afterwards every listed key must be pinned
+   or certified by a signed rotation statement from a pinned key, and every pinned key must still
+   be listed. A replaced key is a failure.
+2. **Latest checkpoint** (size ``n``): signed by its key while that key was active; the head row
+   agrees with it.
+3. **Trusted checkpoints**: the last verified one (state file) and each anchored one (all in
+   ``--full``; those at or after the last verified size otherwise) must verify under a pinned
+   key, be no larger than ``n`` (else truncation or rollback) and be consistent with the latest
+   checkpoint, by an RFC 9162 consistency proof assembled from the stored tree nodes.
+4. **Entries** (``verify_range``): full from genesis, or incremental from the last verified
+   size, so the cost grows with what was appended, not with the log; every new checkpoint's root
+   and signature; every new tree node; no stored node and no entry beyond ``n``.
+5. **Head row**: size, root, frontier and last leaf as recomputed.
 
-The first failure per log is reported precisely (log, seq, what, expected vs found).
+Consecutive checkpoints need no pairwise proof: they are all prefixes of the one recomputed
+tree. What incremental runs do not re-read (old entries' bytes, old payloads) the full run does;
+schedule both (ops/).
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, CursorResult, text
+from sqlalchemy import Connection, text
 
-from ledger.core.checkpoint import open_checkpoint
-from ledger.core.commitment import commitment_matches
+from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.entry import GENESIS_PREV
-from ledger.core.merkle import frontier_append, frontier_root, leaf_hash
-from ledger.core.sealing import payload_aad, unseal_payload
+from ledger.core.merkle import frontier_root, pack_frontier, range_nodes, verify_consistency
+from ledger.core.note import parse_note
+from ledger.core.rotation import open_rotation, parse_rotation
 from ledger.core.signing import NoteVerifier
-from ledger.errors import CryptoError, IntegrityFailure
+from ledger.core.types import RootHash
+from ledger.errors import ConsistencyProofInvalid, CryptoError, IntegrityFailure
+from ledger.services.anchor import AnchoredNote, read_anchors
+from ledger.services.keys import key_records, rotation_statements
+from ledger.services.verifier_state import TrustedState, VerifierStateStore
+from ledger.services.verify_range import (
+    MAX_LEVELS,
+    Progress,
+    RangeChecker,
+    RangeResult,
+    SigningKey,
+    b64,
+    check_checkpoint,
+)
 from ledger.storage.keystore import DataKeyStore
+from ledger.storage.proofs import consistency_proof, fetch_nodes
 from ledger.storage.rows import LogInfo
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
 class LogReport:
     log: str
+    tenant: str
+    mode: str
+    from_size: int = 0
+    to_size: int = 0
     entries: int = 0
     checkpoints: int = 0
+    anchors: int = 0
     erased_payloads: int = 0
     failure: IntegrityFailure | None = None
+    trusted: TrustedState | None = None
+    """The state to keep if the log is intact."""
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "log": self.log,
-            "intact": self.failure is None,
-            "entries": self.entries,
-            "checkpoints": self.checkpoints,
-            "erased_payloads": self.erased_payloads,
+            "log": self.log, "intact": self.failure is None, "mode": self.mode,
+            "from_size": self.from_size, "to_size": self.to_size, "entries": self.entries,
+            "checkpoints": self.checkpoints, "anchors": self.anchors,
+            "erased_payloads": self.erased_payloads, "failure": None,
         }
         if self.failure is not None:
             f = self.failure
-            out["failure"] = {"seq": f.seq, "what": f.what, "expected": f.expected,
-                              "found": f.found, "message": str(f)}
+            out["failure"] = {"log": f.log, "seq": f.seq, "what": f.what,
+                              "expected": f.expected, "found": f.found, "message": str(f)}
         return out
 
 
@@ -72,228 +96,253 @@ class VerifyReport:
         return all(r.failure is None for r in self.logs)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+def verify_logs(
+    conn: Connection,
+    logs: list[LogInfo],
+    *,
+    data_keys: DataKeyStore,
+    states: VerifierStateStore,
+    anchor_dir: Path | None,
+    full: bool,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Verify each log in the caller's (read-only, repeatable-read) transaction. Writes nothing:
+    the caller saves the new states with ``save_states`` once it is done."""
+    report = VerifyReport()
+    for log in logs:
+        report.logs.append(verify_log(conn, log, data_keys=data_keys,
+                                      trusted=states.load(log.id), anchor_dir=anchor_dir,
+                                      full=full, progress=progress))
+    return report
+
+
+def save_states(report: VerifyReport, states: VerifierStateStore, *, now: datetime) -> None:
+    """Keep each intact log's new state; never step back to a smaller checkpoint (a long full
+    run may finish after a later incremental one)."""
+    for r in report.logs:
+        if r.failure is not None or r.trusted is None:
+            continue
+        current = states.load(r.log)
+        if current is None or current.checkpoint.size <= r.trusted.checkpoint.size:
+            states.save(r.trusted, now=now)
 
 
 def verify_log(
-    conn: Connection, log: LogInfo, data_keys: DataKeyStore, progress: Progress | None = None
+    conn: Connection,
+    log: LogInfo,
+    *,
+    data_keys: DataKeyStore,
+    trusted: TrustedState | None,
+    anchor_dir: Path | None,
+    full: bool,
+    progress: Progress | None = None,
 ) -> LogReport:
-    report = LogReport(log.id)
+    incremental = trusted is not None and not full
+    report = LogReport(log.id, log.tenant, "incremental" if incremental else "full")
     try:
-        _LogVerifier(conn, log, data_keys, report).run(progress)
+        _LogVerification(conn, log, data_keys, trusted, report).run(
+            anchor_dir=anchor_dir, incremental=incremental, progress=progress)
     except IntegrityFailure as failure:
         report.failure = failure
     return report
 
 
-class _LogVerifier:
-    """One pass over one log; raises the first IntegrityFailure it meets."""
-
+class _LogVerification:
     def __init__(self, conn: Connection, log: LogInfo, data_keys: DataKeyStore,
-                 report: LogReport) -> None:
+                 trusted: TrustedState | None, report: LogReport) -> None:
         self.conn = conn
         self.log = log
         self.data_keys = data_keys
+        self.trusted = trusted
         self.report = report
-        self.fail = _failer(log.id)
-        self.checkpoints = list(conn.execute(
-            text("SELECT size, root, note, key_id FROM checkpoints WHERE log_id = :log"
-                 " ORDER BY size"),
-            {"log": log.id},
-        ))
-        self.cp_index = 0
-        self.verifiers = _verifiers(conn, log)
-        self.stored_nodes = _stored_nodes(conn, log.id)
-        self.seen_nodes = 0
-        self.frontier: list[bytes] = []
-        self.prev = bytes(GENESIS_PREV)
-        self.conv_last: dict[str, int] = {}
-        self.keys: dict[int, bytes | None] = {}
-        self.size = 0
 
-    def run(self, progress: Progress | None) -> None:
-        head = self.conn.execute(
-            text("SELECT size, root, last_leaf FROM log_heads WHERE log_id = :log"),
-            {"log": self.log.id},
+    def fail(self, what: str, *, seq: int | None = None, expected: str | None = None,
+             found: str | None = None) -> IntegrityFailure:
+        return IntegrityFailure(what, log=self.log.id, seq=seq, expected=expected, found=found)
+
+    def run(self, *, anchor_dir: Path | None, incremental: bool,
+            progress: Progress | None) -> None:
+        keys, pinned = self._keys()
+        latest = self._latest(keys)
+        size, root = int(latest[0]), RootHash(bytes(latest[1]))
+        self.report.to_size = size
+
+        if self.trusted is not None:
+            self._check_trusted("the last verified checkpoint (verifier state)",
+                                self.trusted.note, pinned, size, root)
+        min_anchor = self.trusted.checkpoint.size if incremental and self.trusted else 0
+        anchors = read_anchors(anchor_dir, self.log.id, min_size=min_anchor) if anchor_dir else []
+        for anchored in anchors:
+            self._check_anchor(anchored, pinned, size, root)
+            self.report.anchors += 1
+
+        start, frontier, prev = 0, [], bytes(GENESIS_PREV)
+        if incremental and self.trusted is not None:
+            start, prev = self.trusted.checkpoint.size, self.trusted.last_leaf
+            frontier = self._frontier_at(self.trusted.checkpoint)
+        self.report.from_size = start
+        result = RangeChecker(self.conn, self.log, data_keys=self.data_keys, keys=keys,
+                              start=start, end=size, frontier=frontier, prev=prev
+                              ).run(progress)
+        self.report.entries = result.entries
+        self.report.checkpoints = result.checkpoints
+        self.report.erased_payloads = result.erased_payloads
+        self._check_nothing_beyond(size)
+        self._check_head(result)
+        self.report.trusted = TrustedState(
+            self.log.id, self.log.origin, latest[2], Checkpoint(self.log.origin, size, root),
+            result.last_leaf, tuple(v.verifier_key() for v in pinned))
+
+    # --- 1. keys -------------------------------------------------------------------------
+
+    def _keys(self) -> tuple[dict[bytes, SigningKey], list[NoteVerifier]]:
+        """The database's keys by key id, and the keys the verifier trusts after this run."""
+        keys: dict[bytes, SigningKey] = {}
+        for record in key_records(self.conn, self.log.id):
+            try:
+                verifier = NoteVerifier.from_verifier_key(record.verifier_key)
+            except CryptoError as exc:
+                raise self.fail(f"stored verifier key is malformed: {exc}") from exc
+            if verifier.key_id != record.key_id or verifier.name != self.log.origin:
+                raise self.fail("stored verifier key does not match its key id or origin",
+                                expected=record.key_id.hex(), found=verifier.key_id.hex())
+            keys[record.key_id] = SigningKey(verifier, record.retired_at)
+        listed = [k.verifier for k in keys.values()]
+        if self.trusted is None:
+            return keys, listed  # first sight: pin what the database shows
+        pinned = self.trusted.verifiers()
+        self._follow_rotations(pinned)
+        for verifier in pinned:
+            if verifier not in listed:
+                raise self.fail("pinned verifier key is no longer in the database (replaced?)",
+                                expected=verifier.verifier_key(), found="absent")
+        for verifier in listed:
+            if verifier not in pinned:
+                raise self.fail("verifier key is neither pinned nor certified by a signed"
+                                " rotation from a pinned key", found=verifier.verifier_key())
+        return keys, pinned
+
+    def _follow_rotations(self, pinned: list[NoteVerifier]) -> None:
+        """Pin every new key a rotation statement from a pinned key certifies (in place)."""
+        statements = rotation_statements(self.conn, self.log.id)
+        changed = True
+        while changed:
+            changed = False
+            for statement in statements:
+                try:
+                    rotation = parse_rotation(parse_note(statement).text)
+                except CryptoError as exc:
+                    raise self.fail(f"stored rotation statement is malformed: {exc}") from exc
+                if rotation.old not in pinned or rotation.new in pinned:
+                    continue
+                try:
+                    open_rotation(statement, rotation.old)
+                except CryptoError as exc:
+                    raise self.fail(f"rotation statement to {rotation.new.verifier_key()}"
+                                    f" does not verify: {exc}") from exc
+                pinned.append(rotation.new)
+                changed = True
+
+    # --- 2. latest checkpoint ------------------------------------------------------------
+
+    def _latest(self, keys: dict[bytes, SigningKey]) -> Any:
+        latest = self.conn.execute(
+            text("SELECT size, root, note, key_id, signed_at FROM checkpoints"
+                 " WHERE log_id = :log ORDER BY size DESC LIMIT 1"), {"log": self.log.id},
         ).one_or_none()
+        if latest is None:
+            raise self.fail("log has no checkpoint")
+        check_checkpoint(self.log, keys, latest, expected_root=bytes(latest[1]))
+        head = self._head()
+        if int(head[0]) != int(latest[0]) or bytes(head[1]) != bytes(latest[1]):
+            raise self.fail("head row disagrees with the latest signed checkpoint",
+                            expected=f"size {latest[0]} root {b64(bytes(latest[1]))}",
+                            found=f"size {head[0]} root {b64(bytes(head[1]))}")
+        return latest
+
+    def _head(self) -> Any:
+        head = self.conn.execute(
+            text("SELECT size, root, frontier, last_leaf FROM log_heads WHERE log_id = :log"),
+            {"log": self.log.id}).one_or_none()
         if head is None:
             raise self.fail("log has no head row")
-        self.check_checkpoints()
-        with _stream_entries(self.conn, self.log.id) as rows:
-            for row in rows:
-                self.check_entry(row)
-                if progress is not None and self.size % 10_000 == 0:
-                    progress(self.log.id, self.size, int(head[0]))
-        root = frontier_root(self.frontier, self.size)
-        if self.cp_index < len(self.checkpoints):
-            beyond = self.checkpoints[self.cp_index][0]
-            raise self.fail(f"checkpoint at size {beyond} is beyond the log ({self.size} entries)",
-                            expected=f"size <= {self.size}", found=str(beyond))
-        if self.seen_nodes != len(self.stored_nodes):
-            raise self.fail(f"{len(self.stored_nodes) - self.seen_nodes} stored tree node(s)"
-                            " belong to no entry")
-        if int(head[0]) != self.size or bytes(head[1]) != root or bytes(head[2]) != self.prev:
-            raise self.fail("head row disagrees with the recomputed log",
-                            expected=f"size {self.size} root {_b64(root)}",
-                            found=f"size {head[0]} root {_b64(bytes(head[1]))}")
-        if progress is not None:
-            progress(self.log.id, self.size, int(head[0]))
+        return head
 
-    def check_entry(self, row: Any) -> None:
-        """One entry row: seq, leaf hash, stored bytes, indexed columns, payload key + blob."""
-        seq, stored_leaf, raw_entry, source, event_id, conversation, key_id, sealed = row
-        fail = self.fail
-        if seq != self.size:
-            raise fail("sequence gap or reorder", seq=self.size, expected=str(self.size),
-                       found=str(seq))
-        entry_bytes = bytes(raw_entry)
-        leaf = leaf_hash(entry_bytes)
-        if leaf != bytes(stored_leaf):
-            raise fail("leaf hash does not match the stored entry bytes", seq=seq,
-                       expected=_b64(leaf), found=_b64(bytes(stored_leaf)))
+    # --- 3. trusted checkpoints ----------------------------------------------------------
+
+    def _check_anchor(self, anchored: AnchoredNote, pinned: list[NoteVerifier], size: int,
+                      root: bytes) -> None:
+        where = f"anchored checkpoint {anchored.source}"
+        checkpoint = self._check_trusted(where, anchored.note, pinned, size, root)
+        if checkpoint.size != anchored.size:
+            raise self.fail(f"{where} holds a checkpoint of another size",
+                            expected=str(anchored.size), found=str(checkpoint.size))
+
+    def _check_trusted(self, where: str, note: str, pinned: list[NoteVerifier], size: int,
+                       root: bytes) -> Checkpoint:
+        """``note`` must be signed by a pinned key, and the database's latest checkpoint
+        (``size``, ``root``) must extend it: proven with the stored nodes."""
         try:
-            entry = orjson.loads(entry_bytes)
-            header_ok = (
-                entry["seq"] == seq
-                and entry["origin"] == self.log.origin
-                and entry["event"]["source"] == source
-                and entry["event"]["id"] == event_id
-                and entry["event"]["conversation"] == conversation
-            )
-            entry_prev = entry["prev"]
-            entry_conv_prev = entry["conversation_prev"]
-            commitment = base64.b64decode(entry["payload"]["commitment"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise fail(f"entry bytes are not a well-formed entry: {exc}", seq=seq) from exc
-        if not header_ok:
-            raise fail("entry header disagrees with its seq, origin or indexed columns", seq=seq)
-        if entry_prev != _b64(self.prev):
-            raise fail("hash chain broken: prev is not the previous leaf hash", seq=seq,
-                       expected=_b64(self.prev), found=str(entry_prev))
-        if entry_conv_prev != self.conv_last.get(conversation):
-            raise fail("conversation back-link broken", seq=seq,
-                       expected=str(self.conv_last.get(conversation)), found=str(entry_conv_prev))
-        _check_payload(self.conn, log=self.log, data_keys=self.data_keys, keys=self.keys,
-                       report=self.report, seq=seq, key_id=key_id, sealed=sealed,
-                       commitment=commitment)
-        self.conv_last[conversation] = seq
-        self.prev = leaf
-        self.frontier, nodes = frontier_append(self.frontier, seq, leaf)
-        for level, idx, digest in nodes:
-            stored = self.stored_nodes.get((level, idx))
-            if stored is None:
-                raise fail(f"tree node ({level}, {idx}) is missing", seq=seq)
-            if stored != digest:
-                raise fail(f"tree node ({level}, {idx}) differs from the recomputed node",
-                           seq=seq, expected=_b64(digest), found=_b64(stored))
-            self.seen_nodes += 1
-        self.size = seq + 1
-        self.report.entries = self.size
-        self.check_checkpoints()
-
-    def check_checkpoints(self) -> None:
-        """Every stored checkpoint of the current size: root, signature, signed fields."""
-        root = frontier_root(self.frontier, self.size)
-        while (self.cp_index < len(self.checkpoints)
-               and self.checkpoints[self.cp_index][0] == self.size):
-            cp_size, cp_root, note, key_id = self.checkpoints[self.cp_index]
-            if bytes(cp_root) != root:
-                raise self.fail(f"checkpoint at size {cp_size}: root differs from the"
-                                " recomputed tree", expected=_b64(root),
-                                found=_b64(bytes(cp_root)))
-            verifier = self.verifiers.get(bytes(key_id))
-            if verifier is None:
-                raise self.fail(f"checkpoint at size {cp_size} names unknown key"
-                                f" {bytes(key_id).hex()}")
-            try:
-                cp = open_checkpoint(note, [verifier])
-            except CryptoError as exc:
-                raise self.fail(f"checkpoint at size {cp_size} does not verify: {exc}") from exc
-            if cp.size != cp_size or cp.root_hash != root or cp.origin != self.log.origin:
-                raise self.fail(f"checkpoint at size {cp_size}: signed note disagrees with"
-                                " its row", expected=f"{self.log.origin} {cp_size} {_b64(root)}",
-                                found=f"{cp.origin} {cp.size} {_b64(cp.root_hash)}")
-            self.report.checkpoints += 1
-            self.cp_index += 1
-
-
-def _check_payload(
-    conn: Connection,
-    *,
-    log: LogInfo,
-    data_keys: DataKeyStore,
-    keys: dict[int, bytes | None],
-    report: LogReport,
-    seq: int,
-    key_id: int | None,
-    sealed: bytes | None,
-    commitment: bytes,
-) -> None:
-    fail = _failer(log.id)
-    if key_id is None or sealed is None:
-        raise fail("payload is missing", seq=seq)
-    if key_id not in keys:
-        keys[key_id] = data_keys.key_by_id(conn, log.id, key_id)
-    key = keys[key_id]
-    if key is None:
-        report.erased_payloads += 1
-        return
-    try:
-        salt, canonical_data = unseal_payload(key, bytes(sealed), payload_aad(log.id, seq))
-    except CryptoError as exc:
-        raise fail(f"payload does not decrypt: {exc}", seq=seq) from exc
-    if not commitment_matches(commitment, salt, canonical_data):
-        raise fail("payload does not match the entry's commitment", seq=seq)
-
-
-def _stream_entries(conn: Connection, log_id: str) -> CursorResult[Any]:
-    return conn.execution_options(stream_results=True, yield_per=2000).execute(
-        text(
-            "SELECT e.seq, e.leaf_hash, e.entry, e.source, e.event_id, e.conversation_id,"
-            " p.data_key_id, p.sealed FROM entries e"
-            " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq"
-            " WHERE e.log_id = :log ORDER BY e.seq"
-        ),
-        {"log": log_id},
-    )
-
-
-def _stored_nodes(conn: Connection, log_id: str) -> dict[tuple[int, int], bytes]:
-    rows = conn.execute(
-        text("SELECT level, idx, hash FROM tree_nodes WHERE log_id = :log"), {"log": log_id}
-    )
-    return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
-
-
-def _verifiers(conn: Connection, log: LogInfo) -> dict[bytes, NoteVerifier]:
-    out: dict[bytes, NoteVerifier] = {}
-    for key_id, vkey in conn.execute(
-        text("SELECT key_id, verifier_key FROM signing_keys WHERE log_id = :log"),
-        {"log": log.id},
-    ):
-        try:
-            verifier = NoteVerifier.from_verifier_key(vkey)
+            checkpoint = open_checkpoint(note, pinned)
         except CryptoError as exc:
-            raise IntegrityFailure(f"stored verifier key is malformed: {exc}", log=log.id) from exc
-        if verifier.key_id != bytes(key_id) or verifier.name != log.origin:
-            raise IntegrityFailure("stored verifier key does not match its key id or origin",
-                                   log=log.id, expected=bytes(key_id).hex(),
-                                   found=verifier.key_id.hex())
-        out[bytes(key_id)] = verifier
-    return out
+            raise self.fail(f"{where} is not signed by a pinned key of the log: {exc}") from exc
+        if checkpoint.origin != self.log.origin:
+            raise self.fail(f"{where} belongs to another log", expected=self.log.origin,
+                            found=checkpoint.origin)
+        if checkpoint.size > size:
+            raise self.fail(f"{where} has size {checkpoint.size}, beyond the database's latest"
+                            " checkpoint: entries were truncated or the database rolled back",
+                            expected=f"size >= {checkpoint.size}", found=f"size {size}")
+        try:
+            proof = consistency_proof(self.conn, self.log.id, checkpoint.size, size)
+            verify_consistency(checkpoint.size, size, proof, checkpoint.root_hash, root)
+        except ConsistencyProofInvalid as exc:
+            raise self.fail(f"the database is not consistent with {where} (size"
+                            f" {checkpoint.size}): {exc}",
+                            expected=f"a tree extending root {b64(checkpoint.root_hash)}",
+                            found=f"size {size} root {b64(root)}") from exc
+        return checkpoint
 
+    # --- 4/5. around the entries ---------------------------------------------------------
 
-def _failer(log_id: str) -> Callable[..., IntegrityFailure]:
-    def make(
-        what: str,
-        *,
-        seq: int | None = None,
-        expected: str | None = None,
-        found: str | None = None,
-        what_prefix: str = "",
-    ) -> IntegrityFailure:
-        return IntegrityFailure(what_prefix + what, log=log_id, seq=seq, expected=expected,
-                                found=found)
+    def _frontier_at(self, checkpoint: Checkpoint) -> list[bytes]:
+        """The stored perfect nodes that tile ``[0, size)``; they must fold to the root."""
+        coords = range_nodes(0, checkpoint.size)
+        nodes = fetch_nodes(self.conn, self.log.id, coords)
+        frontier = [nodes[c] for c in coords]
+        if frontier_root(frontier, checkpoint.size) != checkpoint.root_hash:
+            raise self.fail(f"stored tree nodes at size {checkpoint.size} do not fold to the"
+                            " last verified root", expected=b64(checkpoint.root_hash),
+                            found=b64(frontier_root(frontier, checkpoint.size)))
+        return frontier
 
-    return make
+    def _check_nothing_beyond(self, size: int) -> None:
+        """No entry, payload or tree node past the latest signed checkpoint."""
+        for table in ("entries", "payloads"):
+            seq = self.conn.execute(
+                text(f"SELECT seq FROM {table} WHERE log_id = :log AND seq >= :size"
+                     " ORDER BY seq LIMIT 1"), {"log": self.log.id, "size": size},
+            ).scalar_one_or_none()
+            if seq is not None:
+                raise self.fail(f"{table[:-1]} beyond the latest signed checkpoint (size {size})",
+                                seq=int(seq))
+        levels = list(range(1, MAX_LEVELS))
+        row = self.conn.execute(
+            text("SELECT w.level, n.idx FROM unnest(CAST(:levels AS smallint[]),"
+                 " CAST(:lows AS bigint[])) AS w(level, lo) CROSS JOIN LATERAL (SELECT idx"
+                 " FROM tree_nodes WHERE log_id = :log AND level = w.level AND idx >= w.lo"
+                 " LIMIT 1) n LIMIT 1"),
+            {"levels": levels, "lows": [size >> lv for lv in levels], "log": self.log.id},
+        ).first()
+        if row is not None:
+            raise self.fail(f"stored tree node ({row[0]}, {row[1]}) lies beyond the log"
+                            f" (size {size})")
+
+    def _check_head(self, result: RangeResult) -> None:
+        head = self._head()
+        if (int(head[0]) != result.size or bytes(head[1]) != result.root
+                or bytes(head[2]) != pack_frontier(result.frontier)
+                or bytes(head[3]) != result.last_leaf):
+            raise self.fail("head row disagrees with the recomputed log",
+                            expected=f"size {result.size} root {b64(result.root)}",
+                            found=f"size {head[0]} root {b64(bytes(head[1]))}")

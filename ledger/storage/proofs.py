@@ -16,23 +16,24 @@ def fetch_nodes(
     conn: Connection, log_id: str, coords: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], bytes]:
     wanted = sorted(set(coords))
-    leaves = [idx for level, idx in wanted if level == 0]
-    inner = [(level, idx) for level, idx in wanted if level > 0]
     pg = conn.connection.driver_connection
     assert pg is not None
     found: dict[tuple[int, int], bytes] = {}
     with pg.cursor() as cur:
+        # One primary-key lookup per node, whatever the planner believes about the log's size:
+        # a scalar subquery runs once per wanted node and cannot be turned into a scan of the
+        # log (which stale statistics on a fast-growing log otherwise invite).
         cur.execute(
-            "SELECT 0, seq, leaf_hash FROM entries WHERE log_id = %s AND seq = ANY(%s)"
-            " UNION ALL"
-            " SELECT n.level, n.idx, n.hash FROM tree_nodes n"
-            " JOIN unnest(%s::smallint[], %s::bigint[]) AS w(level, idx)"
-            "   ON n.level = w.level AND n.idx = w.idx"
-            " WHERE n.log_id = %s",
-            (log_id, leaves, [lv for lv, _ in inner], [i for _, i in inner], log_id),
+            "SELECT w.level, w.idx, CASE WHEN w.level = 0"
+            "   THEN (SELECT e.leaf_hash FROM entries e WHERE e.log_id = %s AND e.seq = w.idx)"
+            "   ELSE (SELECT n.hash FROM tree_nodes n WHERE n.log_id = %s AND n.level = w.level"
+            "         AND n.idx = w.idx) END"
+            " FROM unnest(%s::smallint[], %s::bigint[]) AS w(level, idx)",
+            (log_id, log_id, [lv for lv, _ in wanted], [i for _, i in wanted]),
         )
         for level, idx, digest in cur.fetchall():
-            found[(int(level), int(idx))] = bytes(digest)
+            if digest is not None:
+                found[(int(level), int(idx))] = bytes(digest)
     missing = [c for c in wanted if c not in found]
     if missing:
         raise IntegrityFailure(f"stored tree node(s) missing: {missing[:3]}", log=log_id)

@@ -1,0 +1,56 @@
+"""``ledger anchor``: publish each log's latest checkpoint to the configured external sinks.
+
+Exit 0 when every sink took what it was given (or there was nothing new), 1 when a sink holds a
+different checkpoint of the same size (a fork: the database was rewritten), 2 when a sink could
+not be reached or nothing is configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ledger.cli.common import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK, add_command, engine, now
+from ledger.settings import Settings
+
+
+def cmd_anchor(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.services.anchor import anchor_logs, sinks_from_settings
+    from ledger.services.logs import get_log, list_logs
+    from ledger.services.system_log import append_system_events
+    from ledger.storage.db import unit_of_work
+
+    sinks = sinks_from_settings(settings)
+    if not sinks:
+        print("ledger anchor: no sink configured (LEDGER_ANCHOR_DIR, LEDGER_ANCHOR_WEBHOOK_URL,"
+              " LEDGER_ANCHOR_WITNESS_URL)", file=sys.stderr)
+        return EXIT_FAILED
+    with unit_of_work(engine(settings)) as conn:
+        logs = [get_log(conn, args.log)] if args.log else list_logs(conn)
+        done = anchor_logs(conn, logs, sinks, now=now())
+        by_tenant: dict[str, list[Any]] = {}
+        for anchoring in done:
+            by_tenant.setdefault(anchoring.log.tenant, []).append(anchoring.event(now()))
+        for tenant, events in by_tenant.items():
+            append_system_events(conn, tenant, events, master_key=settings.master_key_bytes,
+                                 now=now())
+    outcomes = set()
+    for anchoring in done:
+        for sink in anchoring.sinks:
+            outcomes.add(sink["outcome"])
+            result = "ok" if sink["outcome"] == "success" else f"{sink['outcome'].upper()}:" \
+                f" {sink['error']}"
+            print(f"{anchoring.log.id} size {anchoring.checkpoint.size} -> {sink['sink']}:"
+                  f" {result}")
+    if not done:
+        print("nothing new to anchor", file=sys.stderr)
+    if "fork" in outcomes:
+        return EXIT_INTEGRITY
+    return EXIT_FAILED if "failure" in outcomes else EXIT_OK
+
+
+def register(sub: Any) -> None:
+    anchor = add_command(sub, "anchor", cmd_anchor,
+                         "publish new checkpoints to the external sinks (LEDGER_ANCHOR_*)")
+    anchor.add_argument("--log", help="one log (default: every log)")

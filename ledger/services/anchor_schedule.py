@@ -1,0 +1,61 @@
+"""Anchoring from the server process: every ``interval`` seconds on a daemon thread, when at
+least one sink is configured. Several processes may run it; ``anchor_logs`` lets one at a time
+work and the others skip that round."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ledger.errors import LedgerError
+from ledger.services.anchor import Anchoring, Sink, anchor_logs
+from ledger.services.logs import list_logs
+from ledger.storage.db import unit_of_work
+from ledger.storage.rows import PreparedEvent
+
+log = logging.getLogger(__name__)
+
+Record = Callable[[str, PreparedEvent], Any]
+"""Appends a system event to a tenant's system log (the server's group committer)."""
+
+
+class AnchorScheduler:
+    def __init__(self, engine: Engine, sinks: Sequence[Sink], *, interval: float,
+                 record: Record, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+                 ) -> None:
+        self._engine = engine
+        self._sinks = list(sinks)
+        self._interval = interval
+        self._record = record
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="anchoring", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def run_once(self) -> list[Anchoring]:
+        with unit_of_work(self._engine) as conn:
+            done = anchor_logs(conn, list_logs(conn), self._sinks, now=self._clock())
+        for anchoring in done:
+            self._record(anchoring.log.tenant, anchoring.event(self._clock()))
+            if not anchoring.ok:
+                log.error("anchoring %s failed: %s", anchoring.log.id, anchoring.sinks)
+        return done
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.run_once()
+            except (LedgerError, OSError):
+                log.exception("anchoring round failed; retrying in %.0f s", self._interval)
