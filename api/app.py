@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,6 +31,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.start()
+        # Everything loaded so far lives as long as the process: keep it out of the cyclic
+        # garbage collector's generations, which otherwise rescans it in every full collection
+        # (measurable in trail p99).
+        gc.freeze()
         try:
             yield
         finally:
