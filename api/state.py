@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 import time
 from concurrent.futures import Future
@@ -19,7 +17,7 @@ from ledger.services.system_log import ledger_principal
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.group_commit import GroupCommitter
-from ledger.storage.keystore import DataKeyStore, SignerCache
+from ledger.storage.keystore import DataKeyStore, SignerCache, pan_fingerprint_key
 from ledger.storage.rows import AppendResult, LogInfo, PreparedEvent, Principal
 from ledger.storage.sequencer import AppendRequest
 
@@ -55,9 +53,7 @@ class LedgerState:
         master = settings.master_key_bytes
         self.signers = SignerCache(master)
         self.data_keys = DataKeyStore(master)
-        # Card fingerprints are keyed (PCI 3.5.1.1): derived from the master key, never stored.
-        self.fingerprint_key = hmac.new(master, b"handoff-ledger/pan-fingerprint/v1",
-                                        hashlib.sha256).digest()
+        self.fingerprint_key = pan_fingerprint_key(master)
         self.principals: TtlCache[bytes, Principal] = TtlCache(ttl=5.0)
         self.logs: TtlCache[str, LogInfo] = TtlCache(ttl=30.0)
         self.committer: GroupCommitter | None = None

@@ -49,11 +49,10 @@ def fill(settings: Settings, log_id: str, count: int, *, seed: int
         demo_principal,
         generate,
         interleave,
-        pan_fingerprint_key,
     )
     from ledger.services.logs import get_log
     from ledger.storage.db import unit_of_work
-    from ledger.storage.keystore import DataKeyStore, SignerCache
+    from ledger.storage.keystore import DataKeyStore, SignerCache, pan_fingerprint_key
 
     eng = engine(settings)
     with unit_of_work(eng) as conn:

@@ -48,12 +48,6 @@ _WRITER_REDACTION_KEY = b"demo-writer-redaction-key/v1"
 """The writer's own key for the fingerprints in its ``redaction.applied`` events."""
 
 
-def pan_fingerprint_key(master_key: bytes) -> bytes:
-    """The tenant key for the guard's card fingerprints: the same derivation as the server's
-    (``api/state.py``), so masked cards correlate whichever path wrote them."""
-    return hmac.new(master_key, b"handoff-ledger/pan-fingerprint/v1", hashlib.sha256).digest()
-
-
 @dataclass(frozen=True)
 class DemoConversation:
     id: str

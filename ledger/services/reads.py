@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -83,30 +84,45 @@ def _present(
     sealed: bytes | None,
 ) -> dict[str, Any]:
     entry = orjson.loads(entry_bytes)
-    out: dict[str, Any] = {
+    payload, status = open_payload(
+        lambda key_id: data_keys.key_by_id(conn, log.id, key_id),
+        log_id=log.id, seq=seq, entry=entry, data_key_id=data_key_id, sealed=sealed,
+    )
+    return {
         "seq": seq,
         "leaf_hash": base64.b64encode(leaf).decode(),
         "entry_b64": base64.b64encode(entry_bytes).decode(),
         "entry": entry,
+        "payload": payload,
+        "payload_status": status,
     }
+
+
+def open_payload(
+    get_key: Callable[[int], bytes | None],
+    *,
+    log_id: str,
+    seq: int,
+    entry: Any,
+    data_key_id: int | None,
+    sealed: bytes | None,
+) -> tuple[dict[str, Any] | None, str]:
+    """``(payload, status)``; status is one of verified, mismatch (decrypts, but not to the
+    committed value), erased (data key destroyed), missing, undecryptable."""
     if data_key_id is None or sealed is None:
-        out["payload"] = None
-        out["payload_status"] = "missing"
-        return out
-    key = data_keys.key_by_id(conn, log.id, data_key_id)
+        return None, "missing"
+    key = get_key(data_key_id)
     if key is None:
-        out["payload"] = None
-        out["payload_status"] = "erased"
-        return out
+        return None, "erased"
     try:
-        salt, canonical_data = unseal_payload(key, bytes(sealed), payload_aad(log.id, seq))
+        salt, canonical_data = unseal_payload(key, bytes(sealed), payload_aad(log_id, seq))
     except DecryptionFailed:
-        out["payload"] = None
-        out["payload_status"] = "undecryptable"
-        return out
-    commitment = base64.b64decode(entry["payload"]["commitment"])
-    out["payload"] = orjson.loads(canonical_data)
-    out["payload_status"] = (
-        "verified" if commitment_matches(commitment, salt, canonical_data) else "mismatch"
-    )
-    return out
+        return None, "undecryptable"
+    payload = orjson.loads(canonical_data)
+    try:  # altered entry bytes may hold anything here; the verifier reports those
+        committed = base64.b64decode(entry["payload"]["commitment"], validate=True)
+    except (KeyError, TypeError, ValueError):
+        committed = b""
+    if not commitment_matches(committed, salt, canonical_data):
+        return payload, "mismatch"
+    return payload, "verified"

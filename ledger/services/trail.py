@@ -14,7 +14,6 @@ key (a conversation has one).
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,9 +23,8 @@ import orjson
 from sqlalchemy import Connection, text
 
 from ledger.core import merkle
-from ledger.core.commitment import commitment_matches
-from ledger.core.sealing import payload_aad, unseal_payload
-from ledger.errors import ClientError, DecryptionFailed, NotFound
+from ledger.errors import ClientError, NotFound
+from ledger.services.reads import open_payload
 from ledger.services.trail_summary import TrailEvent, summarize
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.proofs import fetch_nodes
@@ -85,7 +83,10 @@ def read_trail(
     events: list[TrailEvent] = []
     for row, proof in zip(rows, proofs, strict=True):
         entry = row.entry
-        payload, status = _open_payload(conn, log.id, keys, row)
+        payload, status = open_payload(
+            lambda key_id: keys.get(conn, log.id, key_id), log_id=log.id, seq=row.seq,
+            entry=row.entry, data_key_id=row.data_key_id, sealed=row.sealed,
+        )
         entries.append({
             "seq": row.seq,
             "leaf_hash": _b64(row.leaf),
@@ -222,30 +223,6 @@ def _parse_entry(raw: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return entry if isinstance(entry, dict) else {}
-
-
-def _open_payload(
-    conn: Connection, log_id: str, keys: _RequestKeys, row: StoredEntry
-) -> tuple[dict[str, Any] | None, str]:
-    """``(payload, status)`` with the statuses of :mod:`ledger.services.reads`: verified,
-    mismatch (decrypts but not to the committed value), erased, missing, undecryptable."""
-    if row.data_key_id is None or row.sealed is None:
-        return None, "missing"
-    key = keys.get(conn, log_id, row.data_key_id)
-    if key is None:
-        return None, "erased"
-    try:
-        salt, canonical_data = unseal_payload(key, row.sealed, payload_aad(log_id, row.seq))
-    except DecryptionFailed:
-        return None, "undecryptable"
-    payload = orjson.loads(canonical_data)
-    try:  # altered entry bytes may hold anything here; they are reported by the back-link check
-        committed = base64.b64decode((row.entry.get("payload") or {})["commitment"], validate=True)
-    except (KeyError, TypeError, ValueError):
-        committed = b""
-    if not commitment_matches(committed, salt, canonical_data):
-        return payload, "mismatch"
-    return payload, "verified"
 
 
 def _trail_event(seq: int, entry: dict[str, Any], payload: dict[str, Any] | None,

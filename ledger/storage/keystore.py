@@ -7,6 +7,8 @@ remove it, so every old checkpoint still verifies.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -16,6 +18,12 @@ from sqlalchemy import Connection, text
 from ledger.core.sealing import new_key, seal, unseal
 from ledger.core.signing import NoteSigner
 from ledger.errors import ConfigurationError, IntegrityFailure
+
+
+def pan_fingerprint_key(master_key: bytes) -> bytes:
+    """The key of the guard's card-number fingerprints (PCI DSS 3.5.1.1: keyed, never a plain
+    hash), derived from the master key so every process agrees on it and it is never stored."""
+    return hmac.new(master_key, b"handoff-ledger/pan-fingerprint/v1", hashlib.sha256).digest()
 
 
 def _signing_key_aad(log_id: str, key_id: bytes) -> bytes:
