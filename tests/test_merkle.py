@@ -10,7 +10,6 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,11 +40,9 @@ from ledger.core.merkle import (
     verify_inclusion,
 )
 from ledger.errors import ConsistencyProofInvalid, CryptoError, InclusionProofInvalid
+from tests.vectors import vectors_dir
 
-VECTORS = Path(
-    os.environ.get("LEDGER_VECTORS_DIR")
-    or Path(__file__).resolve().parents[2] / "shared" / "vectors"
-)
+VECTORS = vectors_dir()
 MERKLE = VECTORS / "merkle"
 
 Node = tuple[int, int]

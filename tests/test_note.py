@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import nacl.exceptions
@@ -33,22 +30,9 @@ from ledger.errors import (
     NoteFormatError,
     SignatureInvalid,
 )
+from tests.vectors import load_notes
 
-
-def _vectors_dir() -> Path:
-    env = os.environ.get("LEDGER_VECTORS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "vectors"
-
-
-def _load_notes() -> dict[str, Any]:
-    path = _vectors_dir() / "notes" / "signed-notes.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"known-answer vectors missing: {path} (set LEDGER_VECTORS_DIR)")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-VECTORS = _load_notes()
+VECTORS = load_notes()
 SIGNED = VECTORS["signedNote"]
 VALID = [c for c in SIGNED if c["valid"]]
 INVALID = [c for c in SIGNED if not c["valid"]]
