@@ -36,14 +36,11 @@ def _bearer(request: Request) -> str:
 
 
 def principal_for(state: LedgerState, token: str) -> Principal:
-    key = token_hash(token)
-    cached = state.principals.get(key)
-    if cached is not None:
-        return cached
-    with unit_of_work(state.engine) as conn:
-        principal = authenticate(conn, token)
-    state.principals.put(key, principal)
-    return principal
+    def load() -> Principal:
+        with unit_of_work(state.engine) as conn:
+            return authenticate(conn, token)
+
+    return state.principals.get_or_load(token_hash(token), load)
 
 
 def log_info(state: LedgerState, log_id: str) -> LogInfo:

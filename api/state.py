@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -33,17 +34,17 @@ class TtlCache(Generic[K, V]):
     _items: dict[K, tuple[float, V]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, key: K) -> V | None:
+    def get_or_load(self, key: K, load: Callable[[], V]) -> V:
+        """The cached value, or ``load()``'s (cached only if it returned: errors are not)."""
         hit = self._items.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return None
-        return hit[1]
-
-    def put(self, key: K, value: V) -> None:
+        if hit is not None and hit[0] >= time.monotonic():
+            return hit[1]
+        value = load()
         with self._lock:
             if len(self._items) > 10_000:
                 self._items.clear()
             self._items[key] = (time.monotonic() + self.ttl, value)
+        return value
 
 
 class LedgerState:
@@ -77,13 +78,11 @@ class LedgerState:
             self.anchorer.start()
 
     def log_info(self, log_id: str) -> LogInfo:
-        cached = self.logs.get(log_id)
-        if cached is not None:
-            return cached
-        with unit_of_work(self.engine) as conn:
-            info = get_log(conn, log_id)
-        self.logs.put(log_id, info)
-        return info
+        def load() -> LogInfo:
+            with unit_of_work(self.engine) as conn:
+                return get_log(conn, log_id)
+
+        return self.logs.get_or_load(log_id, load)
 
     def record(self, tenant: str, event: PreparedEvent) -> Future[AppendResult]:
         """Append a system event to the tenant's system log through the group committer."""
