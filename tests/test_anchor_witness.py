@@ -75,7 +75,7 @@ class FakeWitness:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/witness"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
 
     def add_checkpoint(self, body: str) -> tuple[int, str, str]:
         head, _, note = body.partition("\n\n")

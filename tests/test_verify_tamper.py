@@ -227,6 +227,17 @@ def test_tree_node_changed(cli: Cli, baselined: str, db_url: str) -> None:
     assert_caught(verify(cli, baselined, "--full"), "tree node (2, 1) differs", seq=7)
 
 
+def test_entry_inserted_behind_the_sequencer(cli: Cli, baselined: str, db_url: str) -> None:
+    """INSERT is the one thing the append-only tables allow, even the application role: a row
+    far past the head, with no checkpoint, is still found."""
+    tamper(db_url, "entries", "INSERT INTO entries (log_id, seq, leaf_hash, entry, source,"
+           " event_id, event_type, conversation_id, received_at, request_digest)"
+           " SELECT log_id, 90000, leaf_hash, entry, source, 'forged', event_type,"
+           " conversation_id, received_at, request_digest FROM entries"
+           " WHERE log_id = %s AND seq = 3", baselined)
+    assert_caught(verify(cli, baselined), "entry beyond the latest signed checkpoint", seq=90000)
+
+
 def test_thousands_of_appends_between_runs_pass_without_alert(
     cli: Cli, baselined: str, append_direct: Any, monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,

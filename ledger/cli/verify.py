@@ -13,11 +13,15 @@ import argparse
 import json
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.cli.common import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK, add_command, engine, now
-from ledger.errors import LedgerError
+from ledger.errors import ConfigurationError, LedgerError
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.services.verifier_state import VerifierStateStore
+    from ledger.services.verify import VerifyReport
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
@@ -34,6 +38,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
                            "host": socket.gethostname(), "started_at": format_time(started),
                            "logs": []}
     tenants: dict[str, str] = {}
+    problems: list[str] = []
     try:
         report = _verify(settings, args, states, tenants)
     except LedgerError as exc:
@@ -42,14 +47,18 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     else:
         from ledger.services.verify import save_states
 
-        save_states(report, states, now=now())
         run["logs"] = [r.as_json() for r in report.logs]
         run["status"] = "intact" if report.intact else "tampered"
         run["intact"] = report.intact
         code = EXIT_OK if report.intact else EXIT_INTEGRITY
+        try:
+            save_states(report, states, now=now())
+        except (OSError, LedgerError) as exc:
+            problems.append(f"verifier state not saved: {exc}")
     run["finished_at"] = format_time(now())
 
-    problems = _alert(settings, run) if code != EXIT_OK else []
+    if code != EXIT_OK or problems:
+        problems += _alert(settings, run)
     problems += _record(settings, args, run, tenants)
     if problems and code == EXIT_OK:
         code = EXIT_FAILED
@@ -57,8 +66,8 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     return code
 
 
-def _verify(settings: Settings, args: argparse.Namespace, states: Any,
-            tenants: dict[str, str]) -> Any:
+def _verify(settings: Settings, args: argparse.Namespace, states: VerifierStateStore,
+            tenants: dict[str, str]) -> VerifyReport:
     from ledger.services.logs import get_log, list_logs
     from ledger.services.verify import verify_logs
     from ledger.storage.db import unit_of_work
@@ -78,7 +87,10 @@ def _verify(settings: Settings, args: argparse.Namespace, states: Any,
             logs = [i for i in list_logs(conn) if args.tenant in (None, i.tenant)]
         tenants.update({i.id: i.tenant for i in logs})
         if args.rebaseline:
-            moved = states.archive(args.log, now=now())
+            try:
+                moved = states.archive(args.log, now=now())
+            except OSError as exc:
+                raise ConfigurationError(f"cannot set the verifier state aside: {exc}") from exc
             print(f"re-baselining {args.log}: previous state moved to {moved}", file=sys.stderr)
         return verify_logs(conn, logs, data_keys=DataKeyStore(settings.master_key_bytes),
                            states=states, anchor_dir=settings.anchor_dir,

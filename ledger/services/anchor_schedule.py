@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from ledger.storage.rows import PreparedEvent
 
 log = logging.getLogger(__name__)
 
-Record = Callable[[str, PreparedEvent], Any]
+Record = Callable[[str, PreparedEvent], "Future[Any]"]
 """Appends a system event to a tenant's system log (the server's group committer)."""
 
 
@@ -47,8 +48,8 @@ class AnchorScheduler:
     def run_once(self) -> list[Anchoring]:
         with unit_of_work(self._engine) as conn:
             done = anchor_logs(conn, list_logs(conn), self._sinks, now=self._clock())
-        for anchoring in done:
-            self._record(anchoring.log.tenant, anchoring.event(self._clock()))
+        for anchoring in done:  # each anchoring is recorded before the next round starts
+            self._record(anchoring.log.tenant, anchoring.event(self._clock())).result(timeout=30)
             if not anchoring.ok:
                 log.error("anchoring %s failed: %s", anchoring.log.id, anchoring.sinks)
         return done
@@ -57,5 +58,5 @@ class AnchorScheduler:
         while not self._stop.wait(self._interval):
             try:
                 self.run_once()
-            except (LedgerError, OSError):
+            except (LedgerError, OSError, TimeoutError):
                 log.exception("anchoring round failed; retrying in %.0f s", self._interval)

@@ -61,7 +61,6 @@ from ledger.storage.rows import LogInfo
 @dataclass
 class LogReport:
     log: str
-    tenant: str
     mode: str
     from_size: int = 0
     to_size: int = 0
@@ -138,7 +137,7 @@ def verify_log(
     progress: Progress | None = None,
 ) -> LogReport:
     incremental = trusted is not None and not full
-    report = LogReport(log.id, log.tenant, "incremental" if incremental else "full")
+    report = LogReport(log.id, "incremental" if incremental else "full")
     try:
         _LogVerification(conn, log, data_keys, trusted, report).run(
             anchor_dir=anchor_dir, incremental=incremental, progress=progress)
@@ -318,13 +317,13 @@ class _LogVerification:
 
     def _check_nothing_beyond(self, size: int) -> None:
         """No entry, payload or tree node past the latest signed checkpoint."""
-        for table in ("entries", "payloads"):
+        for table, what in (("entries", "entry"), ("payloads", "payload")):
             seq = self.conn.execute(
                 text(f"SELECT seq FROM {table} WHERE log_id = :log AND seq >= :size"
                      " ORDER BY seq LIMIT 1"), {"log": self.log.id, "size": size},
             ).scalar_one_or_none()
             if seq is not None:
-                raise self.fail(f"{table[:-1]} beyond the latest signed checkpoint (size {size})",
+                raise self.fail(f"{what} beyond the latest signed checkpoint (size {size})",
                                 seq=int(seq))
         levels = list(range(1, MAX_LEVELS))
         row = self.conn.execute(
