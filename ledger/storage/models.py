@@ -1,9 +1,10 @@
 """Tables. The schema itself is created only by Alembic (``migrations/``); these models mirror it
 for queries, and ``alembic check`` in the tests keeps the two in step.
 
-Append-only tables (guarded by triggers in the migration): entries, payloads, tree_nodes,
-checkpoints. ``log_heads`` is the one mutable row per log, the sequencer's lock and cache of
-the tree's right frontier; everything in it can be recomputed from the entries.
+Append-only tables (guarded by triggers in the migrations): entries, payloads, tree_nodes,
+checkpoints, key_rotations, anchorings, witness_cosignatures. ``log_heads`` is the one mutable
+row per log, the sequencer's lock and cache of the tree's right frontier; everything in it can
+be recomputed from the entries.
 """
 
 from __future__ import annotations
@@ -151,3 +152,38 @@ class Credential(Base):
     __table_args__ = (
         CheckConstraint("role IN ('writer', 'auditor', 'verifier', 'admin')", name="role"),
     )
+
+
+class KeyRotation(Base):
+    """A rotation statement signed by the old and the new key (``ledger.core.rotation``)."""
+
+    __tablename__ = "key_rotations"
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"), primary_key=True)
+    new_key_id: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    old_key_id: Mapped[bytes] = mapped_column(LargeBinary)
+    statement: Mapped[str] = mapped_column(Text)
+    rotated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Anchoring(Base):
+    """Which checkpoint was published to which external sink, and when."""
+
+    __tablename__ = "anchorings"
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"), primary_key=True)
+    sink: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    anchored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WitnessCosignature(Base):
+    """A C2SP tlog-cosignature line returned by a tlog-witness for one checkpoint."""
+
+    __tablename__ = "witness_cosignatures"
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"), primary_key=True)
+    witness: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    cosignature: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
