@@ -142,6 +142,7 @@ class RangeChecker:
     def _check_chunk(self, rows: Sequence[Any], payloads: dict[int, tuple[int, bytes]]) -> None:
         first = self.result.size
         self._prefetch_conversations(rows, first)
+        self._prefetch_data_keys(payloads)
         leaves = [self._check_entry(row, payloads.get(row[0])) for row in rows]
         self._extend_tree(first, leaves)
 
@@ -208,6 +209,15 @@ class RangeChecker:
             )
             for conv, last in cur.fetchall():
                 self.conv_last[conv] = last
+
+    def _prefetch_data_keys(self, payloads: dict[int, tuple[int, bytes]]) -> None:
+        """Unwrap the chunk's data keys with one query, not one round trip per conversation."""
+        missing = {key_id for key_id, _ in payloads.values()} - self.unwrapped.keys()
+        if not missing:
+            return
+        if len(self.unwrapped) + len(missing) > DATA_KEY_CACHE:
+            self.unwrapped.clear()
+        self.unwrapped.update(self.data_keys.keys_by_id(self.conn, self.log.id, missing))
 
     def _check_payload(self, seq: int, payload: tuple[int, bytes] | None,
                        commitment: bytes) -> None:

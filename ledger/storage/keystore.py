@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Connection, text
@@ -178,6 +179,21 @@ class DataKeyStore:
     def forget(self, log_id: str, scope: str) -> None:
         with self._lock:
             self._keys.pop((log_id, scope), None)
+
+    def keys_by_id(
+        self, conn: Connection, log_id: str, key_ids: Iterable[int]
+    ) -> dict[int, bytes | None]:
+        """Many data keys in one query (the verifier's chunks); None for a destroyed key."""
+        wanted = sorted(set(key_ids))
+        rows = conn.execute(
+            text("SELECT id, scope, wrapped FROM data_keys WHERE log_id = :log AND id = ANY(:ids)"),
+            {"log": log_id, "ids": wanted},
+        )
+        found: dict[int, bytes | None] = dict.fromkeys(wanted)
+        for key_id, scope, wrapped in rows:
+            if wrapped is not None:
+                found[key_id] = unseal(self._master_key, wrapped, _data_key_aad(log_id, scope))
+        return found
 
     def key_by_id(self, conn: Connection, log_id: str, key_id: int) -> bytes | None:
         """An existing data key by id (for reads); None once it has been destroyed."""
