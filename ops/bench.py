@@ -109,7 +109,7 @@ class Plan:
 
 FULL = Plan(
     name="full", copy_rows=50_000, copy_batch=500, insert_rows=3_000, insert_threads=64,
-    insert_rows_per_thread=50, batch_events=500, batch_requests=120, batch_clients=3,
+    insert_rows_per_thread=50, batch_events=500, batch_requests=120, batch_clients=4,
     batch_seconds=20.0, single_clients=64, single_requests=40_000, single_seconds=15.0,
     conversations=5_000, workers=(1, 2),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from ledger.storage.rows import AppendResult, LogInfo
 from ledger.storage.sequencer import AppendRequest, BatchOutcome, append_batch
 
 log = logging.getLogger(__name__)
+SWITCH_INTERVAL = 0.0005
 
 
 @dataclass(slots=True)
@@ -56,6 +58,10 @@ class GroupCommitter:
         self._clock = clock
         self._on_commit = on_commit
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        # The committer holds the log's row lock while it runs; every database round trip
+        # releases the GIL, and getting it back from a busy event loop waits up to the switch
+        # interval (5 ms by default), with the lock held. A shorter interval keeps batches short.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 

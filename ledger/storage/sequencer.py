@@ -83,19 +83,19 @@ def append_batch(
 
     with pg.cursor() as cur:
         # Lock first, read second: in READ COMMITTED a statement that waited for the lock
-        # re-reads the locked row but not its joins, so the reads need a fresh statement.
-        cur.execute("SELECT 1 FROM log_heads WHERE log_id = %s FOR UPDATE", (log.id,))
-        cur.execute(
-            "SELECT h.size, h.root, h.frontier, h.last_leaf, k.key_id, c.size, c.root, c.note"
-            " FROM log_heads h"
-            " LEFT JOIN LATERAL (SELECT key_id FROM signing_keys s WHERE s.log_id = h.log_id"
-            "   AND s.retired_at IS NULL ORDER BY s.id DESC LIMIT 1) k ON true"
-            " LEFT JOIN LATERAL (SELECT size, root, note FROM checkpoints p"
-            "   WHERE p.log_id = h.log_id ORDER BY p.size DESC LIMIT 1) c ON true"
-            " WHERE h.log_id = %s",
-            (log.id,),
-        )
-        head = cur.fetchone()
+        # re-reads the locked row but not its joins, so the reads need later statements (each
+        # takes a fresh snapshot). Pipelined: four statements, one round trip.
+        with pg.pipeline():
+            pg.execute("SELECT 1 FROM log_heads WHERE log_id = %s FOR UPDATE", (log.id,))
+            head_cur = pg.execute(HEAD_QUERY, (log.id,))
+            existing_cur = pg.execute(EXISTING_QUERY, _existing_params(log.id, requests))
+            conv_cur = pg.execute(LAST_SEQ_QUERY, _last_seq_params(log.id, requests))
+            head = head_cur.fetchone()
+            existing = {
+                (source, event_id): (bytes(digest), Receipt(event_id, seq, bytes(leaf)))
+                for source, event_id, seq, leaf, digest in existing_cur.fetchall()
+            }
+            conv_last = {c: s for c, s in conv_cur.fetchall() if s is not None}
         if head is None:
             raise IntegrityFailure("log has no head row", log=log.id)
         size, root, packed_frontier, last_leaf, key_id, cp_size, cp_root, cp_note = head
@@ -109,8 +109,6 @@ def append_batch(
         if key_id is None:
             raise IntegrityFailure("log has no active signing key", log=log.id)
 
-        existing = _existing_receipts(cur, log.id, requests)
-        conv_last = _last_seq_by_conversation(cur, log.id, requests)
 
         results: list[AppendResult | ClientError | tuple[list[Receipt], bool]] = []
         taken: dict[tuple[str, str], tuple[bytes, Receipt | None]] = dict(existing)
@@ -188,16 +186,17 @@ def append_batch(
                       NODE_TYPES, [(log.id, level, idx, digest) for level, idx, digest in nodes])
             signer = signers.get(conn, log.id, bytes(key_id))
             note = sign_checkpoint(Checkpoint(log.origin, seq, RootHash(new_root)), signer)
-            cur.execute(
-                "INSERT INTO checkpoints (log_id, size, root, note, key_id, signed_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (log.id, seq, new_root, note, signer.key_id, now),
-            )
-            cur.execute(
-                "UPDATE log_heads SET size = %s, root = %s, frontier = %s, last_leaf = %s"
-                " WHERE log_id = %s",
-                (seq, new_root, pack_frontier(frontier), prev, log.id),
-            )
+            with pg.pipeline():
+                pg.execute(
+                    "INSERT INTO checkpoints (log_id, size, root, note, key_id, signed_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (log.id, seq, new_root, note, signer.key_id, now),
+                )
+                pg.execute(
+                    "UPDATE log_heads SET size = %s, root = %s, frontier = %s, last_leaf = %s"
+                    " WHERE log_id = %s",
+                    (seq, new_root, pack_frontier(frontier), prev, log.id),
+                )
 
     final: list[AppendResult | ClientError] = []
     for item in results:
@@ -234,39 +233,39 @@ def _check_request(
     return None
 
 
-def _existing_receipts(
-    cur: Any, log_id: str, requests: Sequence[AppendRequest]
-) -> dict[tuple[str, str], tuple[bytes, Receipt | None]]:
-    sources: list[str] = []
-    ids: list[str] = []
-    for req in requests:
-        for ev in req.events:
-            sources.append(ev.header.source)
-            ids.append(ev.header.event_id)
-    cur.execute(
-        "SELECT e.source, e.event_id, e.seq, e.leaf_hash, e.request_digest FROM entries e"
-        " JOIN unnest(%s::text[], %s::text[]) AS k(source, event_id)"
-        "   ON e.source = k.source AND e.event_id = k.event_id"
-        " WHERE e.log_id = %s",
-        (sources, ids, log_id),
-    )
-    return {
-        (source, event_id): (bytes(digest), Receipt(event_id, seq, bytes(leaf)))
-        for source, event_id, seq, leaf, digest in cur.fetchall()
-    }
+HEAD_QUERY = (
+    "SELECT h.size, h.root, h.frontier, h.last_leaf, k.key_id, c.size, c.root, c.note"
+    " FROM log_heads h"
+    " LEFT JOIN LATERAL (SELECT key_id FROM signing_keys s WHERE s.log_id = h.log_id"
+    "   AND s.retired_at IS NULL ORDER BY s.id DESC LIMIT 1) k ON true"
+    " LEFT JOIN LATERAL (SELECT size, root, note FROM checkpoints p"
+    "   WHERE p.log_id = h.log_id ORDER BY p.size DESC LIMIT 1) c ON true"
+    " WHERE h.log_id = %s"
+)
+EXISTING_QUERY = (
+    "SELECT e.source, e.event_id, e.seq, e.leaf_hash, e.request_digest FROM entries e"
+    " JOIN unnest(%s::text[], %s::text[]) AS k(source, event_id)"
+    "   ON e.source = k.source AND e.event_id = k.event_id"
+    " WHERE e.log_id = %s"
+)
+LAST_SEQ_QUERY = (
+    "SELECT c.id, (SELECT e.seq FROM entries e WHERE e.log_id = %s"
+    "   AND e.conversation_id = c.id ORDER BY e.seq DESC LIMIT 1)"
+    " FROM unnest(%s::text[]) AS c(id)"
+)
 
 
-def _last_seq_by_conversation(
-    cur: Any, log_id: str, requests: Sequence[AppendRequest]
-) -> dict[str, int]:
+def _existing_params(log_id: str, requests: Sequence[AppendRequest]) -> tuple[Any, ...]:
+    """Every (source, id) of the batch, to find those already in the log (idempotency)."""
+    sources = [ev.header.source for req in requests for ev in req.events]
+    ids = [ev.header.event_id for req in requests for ev in req.events]
+    return (sources, ids, log_id)
+
+
+def _last_seq_params(log_id: str, requests: Sequence[AppendRequest]) -> tuple[Any, ...]:
+    """Each conversation of the batch, for its latest seq (``conversation_prev``)."""
     conversations = sorted({ev.header.conversation_id for req in requests for ev in req.events})
-    cur.execute(
-        "SELECT c.id, (SELECT e.seq FROM entries e WHERE e.log_id = %s"
-        "   AND e.conversation_id = c.id ORDER BY e.seq DESC LIMIT 1)"
-        " FROM unnest(%s::text[]) AS c(id)",
-        (log_id, conversations),
-    )
-    return {conv: seq for conv, seq in cur.fetchall() if seq is not None}
+    return (log_id, conversations)
 
 
 __all__ = ["GENESIS_PREV", "AppendRequest", "BatchOutcome", "ScopeErased", "append_batch"]
