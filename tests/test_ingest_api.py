@@ -123,7 +123,10 @@ def test_bad_input_is_refused_precisely_and_nothing_is_stored(
     big = make_event("c", 2)
     big["data"]["content"]["parts"][0]["content"] = "x" * (1 << 20)
     r = client.post(url, json=big, headers=w)
-    assert r.status_code in (413, 422)
+    assert r.status_code == 413
+    r = client.post(url, json={"events": [make_event("c", 4), big]}, headers=w)
+    assert r.status_code == 413
+    assert r.json()["detail"].startswith("/events/1: event is")
     r = client.post(url, json=[make_event("c", 3)], headers=w)
     assert r.status_code == 400
     assert size_of(client, log_id) == 0
