@@ -72,6 +72,11 @@ def test_entries_serve_the_hashed_bytes_and_the_decrypted_payload(
         assert "data" not in entry
         assert got["payload_status"] == "verified"
         assert got["payload"] == posted["data"]
+        # An auditor checks the payload offline: SHA-256(salt || canonical bytes) = commitment.
+        salt, data = base64.b64decode(got["payload_salt"]), base64.b64decode(got["payload_b64"])
+        commitment = base64.b64decode(entry["payload"]["commitment"])
+        assert hashlib.sha256(salt + data).digest() == commitment
+        assert json.loads(data) == posted["data"]
         prev, conv_last = got["leaf_hash"], got["seq"]
     one = client.get(f"/v1/logs/{log_id}/entries/5", headers=auth(token(log_id, "auditor")))
     assert one.json()["entry_b64"] == entries[5]["entry_b64"]

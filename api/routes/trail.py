@@ -34,6 +34,9 @@ class TrailEntry(BaseModel):
     entry: dict[str, Any]
     payload: dict[str, Any] | None
     payload_status: Literal["verified", "mismatch", "erased", "missing", "undecryptable"]
+    payload_b64: str | None = Field(description="the payload's canonical (RFC 8785) bytes")
+    payload_salt: str | None = Field(
+        description="the salt: SHA-256(salt || payload bytes) is the entry's payload.commitment")
     inclusion_proof: InclusionProof
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -84,7 +85,7 @@ def _present(
     sealed: bytes | None,
 ) -> dict[str, Any]:
     entry = orjson.loads(entry_bytes)
-    payload, status = open_payload(
+    opened = open_payload(
         lambda key_id: data_keys.key_by_id(conn, log.id, key_id),
         log_id=log.id, seq=seq, entry=entry, data_key_id=data_key_id, sealed=sealed,
     )
@@ -93,9 +94,33 @@ def _present(
         "leaf_hash": base64.b64encode(leaf).decode(),
         "entry_b64": base64.b64encode(entry_bytes).decode(),
         "entry": entry,
-        "payload": payload,
-        "payload_status": status,
+        **opened.as_json(),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedPayload:
+    """A decrypted payload with what an auditor needs to check it offline: the canonical bytes
+    and the salt, so that SHA-256(salt || bytes) can be compared with the entry's commitment."""
+
+    status: str
+    """verified, mismatch (decrypts, but not to the committed value), erased (data key
+    destroyed), missing, undecryptable."""
+    payload: dict[str, Any] | None = None
+    canonical: bytes | None = None
+    salt: bytes | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "payload": self.payload,
+            "payload_status": self.status,
+            "payload_b64": _b64_or_none(self.canonical),
+            "payload_salt": _b64_or_none(self.salt),
+        }
+
+
+def _b64_or_none(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
 
 
 def open_payload(
@@ -106,23 +131,20 @@ def open_payload(
     entry: Any,
     data_key_id: int | None,
     sealed: bytes | None,
-) -> tuple[dict[str, Any] | None, str]:
-    """``(payload, status)``; status is one of verified, mismatch (decrypts, but not to the
-    committed value), erased (data key destroyed), missing, undecryptable."""
+) -> OpenedPayload:
     if data_key_id is None or sealed is None:
-        return None, "missing"
+        return OpenedPayload("missing")
     key = get_key(data_key_id)
     if key is None:
-        return None, "erased"
+        return OpenedPayload("erased")
     try:
         salt, canonical_data = unseal_payload(key, bytes(sealed), payload_aad(log_id, seq))
     except DecryptionFailed:
-        return None, "undecryptable"
+        return OpenedPayload("undecryptable")
     payload = orjson.loads(canonical_data)
     try:  # altered entry bytes may hold anything here; the verifier reports those
         committed = base64.b64decode(entry["payload"]["commitment"], validate=True)
     except (KeyError, TypeError, ValueError):
         committed = b""
-    if not commitment_matches(committed, salt, canonical_data):
-        return payload, "mismatch"
-    return payload, "verified"
+    status = "verified" if commitment_matches(committed, salt, canonical_data) else "mismatch"
+    return OpenedPayload(status, payload, canonical_data, salt)

@@ -83,17 +83,17 @@ def read_trail(
     events: list[TrailEvent] = []
     for row, proof in zip(rows, proofs, strict=True):
         entry = row.entry
-        payload, status = open_payload(
+        opened = open_payload(
             lambda key_id: keys.get(conn, log.id, key_id), log_id=log.id, seq=row.seq,
             entry=row.entry, data_key_id=row.data_key_id, sealed=row.sealed,
         )
+        payload, status = opened.payload, opened.status
         entries.append({
             "seq": row.seq,
             "leaf_hash": _b64(row.leaf),
             "entry_b64": _b64(row.entry_bytes),
             "entry": entry,
-            "payload": payload,
-            "payload_status": status,
+            **opened.as_json(),
             "inclusion_proof": {"leaf_index": row.seq, "tree_size": size,
                                 "hashes": [_b64(h) for h in proof]},
         })
