@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import psycopg
 from alembic import command
+from sqlalchemy.engine import make_url
 
-from ledger.storage.db import alembic_config
+from ledger.storage.db import alembic_config, sqlalchemy_url
 
 
 def test_models_match_the_migrated_schema(db_url: str) -> None:
@@ -15,3 +17,21 @@ def test_models_match_the_migrated_schema(db_url: str) -> None:
 def test_upgrade_is_idempotent_at_head(db_url: str) -> None:
     command.upgrade(alembic_config(db_url), "head")
     command.check(alembic_config(db_url))
+
+
+def test_log_id_has_no_planner_statistics(db_url: str) -> None:
+    """A new log must never look like a one-row log to the planner (see migration 0003)."""
+    url = make_url(sqlalchemy_url(db_url)).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute("ANALYZE entries")
+        rows = conn.execute(
+            "SELECT attrelid::regclass::text, attstattarget FROM pg_attribute"
+            " WHERE attname = 'log_id' AND attrelid = ANY(ARRAY['entries'::regclass,"
+            " 'payloads'::regclass, 'tree_nodes'::regclass, 'checkpoints'::regclass])"
+        ).fetchall()
+        stats = conn.execute(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'entries' AND attname = 'log_id'"
+        ).fetchone()
+    assert sorted(rows) == [("checkpoints", 0), ("entries", 0), ("payloads", 0),
+                            ("tree_nodes", 0)]
+    assert stats == (0,)

@@ -11,12 +11,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ledger.cli import admin, anchor, demo, serve, trail, verify
+from ledger.cli import admin, anchor, demo, serve, trail, verify, verify_trail
 from ledger.cli.common import EXIT_FAILED, Handler, dispose_engines
 from ledger.errors import ClientError, ConfigurationError, LedgerError, StoreUnavailable
 from ledger.settings import load_settings
 
-COMMAND_GROUPS = (serve, admin, verify, anchor, trail, demo)
+COMMAND_GROUPS = (serve, admin, verify, anchor, trail, demo, verify_trail)
 
 
 def build_parser() -> argparse.ArgumentParser:

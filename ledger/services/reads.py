@@ -53,8 +53,11 @@ def read_entries(
     """Entries ``[start, end)`` with canonical bytes (base64), leaf hash and payload."""
     rows = conn.execute(
         text(
+            # LIMIT 1 keeps the payload lookup a primary-key probe per entry, whatever the
+            # statistics say (a plain join may become a scan of every payload of the log).
             "SELECT e.seq, e.leaf_hash, e.entry, p.data_key_id, p.sealed FROM entries e"
-            " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq"
+            " LEFT JOIN LATERAL (SELECT data_key_id, sealed FROM payloads p"
+            "   WHERE p.log_id = e.log_id AND p.seq = e.seq LIMIT 1) p ON true"
             " WHERE e.log_id = :log AND e.seq >= :start AND e.seq < :end ORDER BY e.seq"
         ),
         {"log": log.id, "start": start, "end": end},

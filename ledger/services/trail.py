@@ -198,10 +198,14 @@ def _conversation_rows(conn: Connection, log_id: str, conversation_id: str, size
                        ) -> list[StoredEntry]:
     rows = conn.execute(
         text(
+            # Shaped so that no table statistics can pick another plan: the ORDER BY is the
+            # conversation index's own order, and LIMIT 1 keeps the payload lookup a
+            # primary-key probe per entry (a plain join may become a scan of the log).
             "SELECT e.seq, e.leaf_hash, e.entry, p.data_key_id, p.sealed FROM entries e"
-            " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq"
+            " LEFT JOIN LATERAL (SELECT data_key_id, sealed FROM payloads p"
+            "   WHERE p.log_id = e.log_id AND p.seq = e.seq LIMIT 1) p ON true"
             " WHERE e.log_id = :log AND e.conversation_id = :conv AND e.seq < :size"
-            " ORDER BY e.seq LIMIT :limit"
+            " ORDER BY e.log_id, e.conversation_id, e.seq LIMIT :limit"
         ),
         {"log": log_id, "conv": conversation_id, "size": size, "limit": MAX_TRAIL_ENTRIES + 1},
     ).all()

@@ -242,15 +242,19 @@ HEAD_QUERY = (
     "   WHERE p.log_id = h.log_id ORDER BY p.size DESC LIMIT 1) c ON true"
     " WHERE h.log_id = %s"
 )
+# Both lookups are shaped so that no table statistics can turn them into scans of the log
+# (statistics of a fast-growing log are often stale): one unique-index probe per key (LIMIT 1
+# keeps the subquery from being flattened into a join), and an ORDER BY that is exactly the
+# conversation index's order.
 EXISTING_QUERY = (
-    "SELECT e.source, e.event_id, e.seq, e.leaf_hash, e.request_digest FROM entries e"
-    " JOIN unnest(%s::text[], %s::text[]) AS k(source, event_id)"
-    "   ON e.source = k.source AND e.event_id = k.event_id"
-    " WHERE e.log_id = %s"
+    "SELECT k.source, k.event_id, e.seq, e.leaf_hash, e.request_digest"
+    " FROM unnest(%s::text[], %s::text[]) AS k(source, event_id)"
+    " CROSS JOIN LATERAL (SELECT x.seq, x.leaf_hash, x.request_digest FROM entries x"
+    "   WHERE x.log_id = %s AND x.source = k.source AND x.event_id = k.event_id LIMIT 1) e"
 )
 LAST_SEQ_QUERY = (
-    "SELECT c.id, (SELECT e.seq FROM entries e WHERE e.log_id = %s"
-    "   AND e.conversation_id = c.id ORDER BY e.seq DESC LIMIT 1)"
+    "SELECT c.id, (SELECT e.seq FROM entries e WHERE e.log_id = %s AND e.conversation_id = c.id"
+    "   ORDER BY e.log_id DESC, e.conversation_id DESC, e.seq DESC LIMIT 1)"
     " FROM unnest(%s::text[]) AS c(id)"
 )
 
