@@ -95,9 +95,18 @@ def prepare(event: ValidatedEvent, salt: bytes | None = None) -> PreparedEvent:
         outcome=event.outcome,
         resource=event.resource,
     )
+    return prepared_event(header, scope=f"conversation:{event.conversation_id}",
+                          canonical_data=canonical_data, envelope_bytes=envelope_bytes, salt=salt)
+
+
+def prepared_event(
+    header: EventHeader, *, scope: str, canonical_data: bytes, envelope_bytes: bytes, salt: bytes
+) -> PreparedEvent:
+    """The sequencer's input: the salted commitment, and the digest that tells a retry (same
+    envelope and payload) from a conflicting reuse of its ``(source, id)``."""
     return PreparedEvent(
         header=header,
-        scope=f"conversation:{event.conversation_id}",
+        scope=scope,
         salt=salt,
         canonical_data=canonical_data,
         commitment=payload_commitment(salt, canonical_data),

@@ -10,7 +10,6 @@ covered by signed checkpoints. Each kind of event forms its own back-linked stre
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import uuid
 from collections.abc import Sequence
@@ -20,9 +19,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ledger.core.canonical import canonicalize
-from ledger.core.commitment import new_salt, payload_commitment
+from ledger.core.commitment import new_salt
 from ledger.core.entry import EventHeader, format_time
 from ledger.errors import NotFound
+from ledger.services.ingest import prepared_event
 from ledger.services.logs import find_log, system_log_id
 from ledger.storage.keystore import DataKeyStore, SignerCache
 from ledger.storage.rows import AppendResult, LogInfo, PreparedEvent, Principal
@@ -74,15 +74,8 @@ def system_event(
         outcome=outcome,
         resource=resource,
     )
-    digest = hashlib.sha256(canonicalize([event_id, time, name]) + b"\n" + canonical_data)
-    return PreparedEvent(
-        header=header,
-        scope=f"system:{stream}",
-        salt=salt,
-        canonical_data=canonical_data,
-        commitment=payload_commitment(salt, canonical_data),
-        request_digest=digest.digest(),
-    )
+    return prepared_event(header, scope=f"system:{stream}", canonical_data=canonical_data,
+                          envelope_bytes=canonicalize([event_id, time, name]), salt=salt)
 
 
 def credential_actor(principal: Principal) -> dict[str, Any]:
