@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     """PostgreSQL URL. Unset: `ledger serve` runs an embedded PostgreSQL under ``data_dir``."""
     db_role: str | None = None
     """If set, every connection runs ``SET ROLE`` to it (e.g. ``ledger_app``): least privilege."""
+    migrate_on_start: bool = False
+    """``ledger serve`` applies migrations itself (always on the embedded database). Off by
+    default against a configured server: the owner runs ``ledger db upgrade``, the server only
+    checks the schema is current, since its role may not change it."""
     data_dir: Path = Path(".ledger")
     master_key: str | None = None
     """Base64 of 32 bytes; wraps data keys and signing keys. Required in production."""

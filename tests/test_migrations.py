@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+
 import psycopg
+import pytest
 from alembic import command
 from sqlalchemy.engine import make_url
 
-from ledger.storage.db import alembic_config, sqlalchemy_url
+from ledger.cli import main
+from ledger.storage.db import alembic_config, schema_is_current, sqlalchemy_url, upgrade_schema
+from tests.conftest import MASTER_KEY, create_database, drop_database
 
 
 def test_models_match_the_migrated_schema(db_url: str) -> None:
@@ -35,3 +40,22 @@ def test_log_id_has_no_planner_statistics(db_url: str) -> None:
     assert sorted(rows) == [("checkpoints", 0), ("entries", 0), ("payloads", 0),
                             ("tree_nodes", 0)]
     assert stats == (0,)
+
+
+def test_serve_refuses_a_schema_behind_head(
+    admin_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Against a configured server, `ledger serve` does not migrate (its role may not): it asks
+    for `ledger db upgrade` instead of starting on a schema it does not know."""
+    name = f"ledger_test_empty_{secrets.token_hex(3)}"
+    url = create_database(admin_url, name)
+    try:
+        assert schema_is_current(url) is False
+        monkeypatch.setenv("LEDGER_DATABASE_URL", url)
+        monkeypatch.setenv("LEDGER_MASTER_KEY", MASTER_KEY)
+        assert main(["serve"]) == 2
+        assert "ledger db upgrade" in capsys.readouterr().err
+        upgrade_schema(url)
+        assert schema_is_current(url) is True
+    finally:
+        drop_database(admin_url, name)

@@ -9,16 +9,24 @@ import sys
 from typing import Any
 
 from ledger.cli.common import EXIT_OK, add_command, database_url, engine, now
+from ledger.errors import ConfigurationError
 from ledger.settings import Settings
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ledger.storage.db import upgrade_schema
+    from ledger.storage.db import schema_is_current, upgrade_schema
 
+    embedded = settings.database_url is None
     url = database_url(settings)
-    upgrade_schema(url)
+    if embedded or settings.migrate_on_start:
+        upgrade_schema(url)
+    elif not schema_is_current(url):
+        # Production: migrations run as the schema owner (`ledger db upgrade`), the server as
+        # the application role, which may not change the schema.
+        raise ConfigurationError("the database schema is not at the newest migration; run "
+                                 "`ledger db upgrade` as the schema owner, then start again")
     host, port = args.host or settings.host, args.port or settings.port
     if args.demo:
         _demo_setup(settings, port)
