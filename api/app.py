@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
+from starlette.types import Receive, Scope, Send
 
 import ledger
 from api import errors
@@ -18,6 +20,32 @@ from api.routes import events, logs, proofs, schemas, trail, verifications
 from api.state import LedgerState
 from ledger.settings import Settings
 from ledger.storage.db import make_engine, unit_of_work
+
+INGEST_PATH = re.compile(r"/v1/logs/([^/]+)/events")
+
+
+class LedgerApp(FastAPI):
+    """FastAPI, plus a direct path for ``POST /v1/logs/{log}/events``.
+
+    Writers mostly post one event at a time, and for such a request Starlette's middleware stack
+    and FastAPI's routing cost more CPU than validating, sealing and appending the event (about
+    half of the request in profiles). The direct path runs the very same ``ingest`` function
+    and the same error table; the route stays registered for the OpenAPI document and for
+    anything this match does not take.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = INGEST_PATH.fullmatch(scope["path"])
+            if match is not None:
+                request = Request(scope, receive)
+                try:
+                    response = await events.ingest(self.state.ledger, request, match[1])
+                except Exception as exc:  # the same table as every other route
+                    response = errors.response_for(request, exc)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -40,7 +68,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         finally:
             state.stop()
 
-    app = FastAPI(
+    app = LedgerApp(
         title="Handoff Ledger",
         version=ledger.__version__,
         summary="Append-only, verifiable audit trail for AI-to-human support handoffs",

@@ -52,6 +52,15 @@ def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "Internal error", "the ledger hit an unexpected error; it is logged")
 
 
+def response_for(request: Request, exc: Exception) -> JSONResponse:
+    """The table itself, for callers outside FastAPI's exception handling (the ingest path)."""
+    if isinstance(exc, ClientError):
+        return _client_error(request, exc)
+    if isinstance(exc, StoreUnavailable):
+        return _unavailable(request, exc)
+    return _unexpected(request, exc)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ClientError, _client_error)
     app.add_exception_handler(StoreUnavailable, _unavailable)

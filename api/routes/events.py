@@ -43,7 +43,12 @@ WRITER = ("writer",)
     },
 )
 async def append_events(log: str, request: Request) -> Response:
-    state: LedgerState = request.app.state.ledger
+    return await ingest(request.app.state.ledger, request, log)
+
+
+async def ingest(state: LedgerState, request: Request, log: str) -> Response:
+    """The whole request: authorize, read, validate, prepare, append, answer. Reached through
+    the route above, or straight from ``LedgerApp`` without the framework's routing."""
     principal = authorize(state, request, log, WRITER)
     info = log_info(state, log)
     if info.kind != "events":
