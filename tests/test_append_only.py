@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from ledger.storage.db import sqlalchemy_url
+from ledger.storage.db import schema_is_current, sqlalchemy_url
 
 APPEND_ONLY = ["entries", "payloads", "tree_nodes", "checkpoints"]
 NEVER_DELETED = ["logs", "signing_keys", "credentials"]
@@ -113,3 +113,8 @@ def test_the_rows_survive(superuser_replica, filled_log) -> None:  # type: ignor
     count = superuser_replica.execute("SELECT count(*) FROM entries WHERE log_id = %s",
                                       (filled_log,)).fetchone()
     assert count == (3,)
+
+
+def test_app_role_can_check_the_schema_version(app_role_url: str) -> None:
+    """`ledger serve` runs as the app role and checks the schema before it starts."""
+    assert schema_is_current(app_role_url) is True
