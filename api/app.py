@@ -6,8 +6,10 @@ import gc
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
@@ -88,7 +90,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         try:
             with unit_of_work(state.engine) as conn:
                 conn.execute(text("SELECT 1"))
-        except Exception:  # any failure means not ready; the detail is in the server log
+        except Exception:  # any failure means not ready; the detail goes to the server log
+            errors.log.warning("readiness check failed", exc_info=True)
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503,
                                 headers={"Retry-After": "5"})
         return JSONResponse({"status": "ok", "database": "up"})
@@ -97,4 +100,22 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    _document_bearer_auth(app)
     return app
+
+
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Name the bearer scheme that routes refer to (``security: [{"bearer": []}]``)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                                 routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "a token from `ledger credentials create`"},
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

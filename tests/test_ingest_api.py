@@ -216,3 +216,12 @@ def test_reads_and_failed_logins_are_logged_in_the_system_log(
     assert read["payload"]["actor"]["role"] == "auditor"
     assert read["payload"]["query"] == "start=0"
     assert read["entry"]["event"]["conversation"] == "access"
+
+
+def test_openapi_documents_the_writers_door(client: Any) -> None:
+    doc = client.get("/openapi.json").json()
+    post = doc["paths"]["/v1/logs/{log}/events"]["post"]
+    assert post["operationId"] == "append_events"
+    assert "application/json" in post["requestBody"]["content"]
+    assert post["security"] == [{"bearer": []}]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
