@@ -286,13 +286,19 @@ def test_verify_cannot_run_exits_2(monkeypatch: pytest.MonkeyPatch,
     assert json.loads(out)["status"] == "error"
 
 
-def test_credentials_create_prints_only_the_token(cli: Cli, new_log: Any) -> None:
+def test_credentials_create_prints_only_the_token(cli: Cli, new_log: Any, db_url: str) -> None:
     log_id = new_log()
     code, out, err = cli("credentials", "create", "--log", log_id, "--role", "auditor")
     assert code == 0
     assert out.startswith("hlt_")
     assert out.count("\n") == 1
     assert "shown once" in err
+    # PCI DSS 10.2.1.5: the credential's creation is an event in the tenant's system log.
+    with psycopg.connect(_libpq(db_url)) as conn:
+        types = conn.execute(
+            "SELECT event_type FROM entries WHERE log_id = %s ORDER BY seq",
+            (f"{log_id}.system",)).fetchall()
+    assert ("ledger.credential.created.v1",) in types
 
 
 def _truncate(db_url: str, log_id: str, *, keep: int) -> None:

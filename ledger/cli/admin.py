@@ -20,12 +20,20 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.logs import create_log
+    from ledger.services.system_log import append_system_events, system_event
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
         info = create_log(conn, args.id, origin_prefix=settings.origin_prefix,
                           master_key=settings.master_key_bytes, now=now(), tenant=args.tenant,
                           card_policy=args.card_policy)
+        # PCI DSS 10.2.1.7: tenant and retention changes are events (same transaction).
+        event = system_event("log.created", stream="service", now=now(), actor=_operator(),
+                             data={"log": info.id, "origin": info.origin,
+                                   "card_policy": args.card_policy},
+                             resource={"type": "log", "id": info.id})
+        append_system_events(conn, info.tenant, [event], master_key=settings.master_key_bytes,
+                             now=now())
     print(info.origin)
     return EXIT_OK
 
@@ -43,12 +51,21 @@ def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.credentials import create_credential
     from ledger.services.logs import get_log
+    from ledger.services.system_log import append_system_events, system_event
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
-        get_log(conn, args.log)
+        info = get_log(conn, args.log)
         cred_id, token = create_credential(conn, log_id=args.log, role=args.role,
                                            label=args.label, now=now())
+        # PCI DSS 10.2.1.5: credential changes are events, committed with the credential.
+        event = system_event("credential.created", stream="credentials", now=now(),
+                             actor=_operator(),
+                             data={"credential": cred_id, "log": args.log, "role": args.role,
+                                   "label": args.label},
+                             resource={"type": "credential", "id": str(cred_id)})
+        append_system_events(conn, info.tenant, [event], master_key=settings.master_key_bytes,
+                             now=now())
     print(f"credential {cred_id}: {args.role} on {args.log} (token shown once)", file=sys.stderr)
     print(token)
     return EXIT_OK
