@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from sqlalchemy import Engine
 
+import ledger
 from ledger.services.anchor import sinks_from_settings
 from ledger.services.anchor_schedule import AnchorScheduler
 from ledger.services.logs import get_log, system_log_id
-from ledger.services.system_log import ledger_principal
+from ledger.services.system_log import ledger_principal, system_event
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.group_commit import GroupCommitter
@@ -59,6 +64,10 @@ class LedgerState:
         self.logs: TtlCache[str, LogInfo] = TtlCache(ttl=30.0)
         self.committer: GroupCommitter | None = None
         self.anchorer: AnchorScheduler | None = None
+        self._serving: set[str] = set()
+        """Tenants this process has served: their system logs get its start and stop."""
+        self._serving_lock = threading.Lock()
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
 
     def start(self) -> None:
         from api.metrics import observe_commit
@@ -82,7 +91,23 @@ class LedgerState:
             with unit_of_work(self.engine) as conn:
                 return get_log(conn, log_id)
 
-        return self.logs.get_or_load(log_id, load)
+        info = self.logs.get_or_load(log_id, load)
+        if info.tenant not in self._serving:
+            self._start_serving(info.tenant)
+        return info
+
+    def _start_serving(self, tenant: str) -> None:
+        """PCI DSS 10.2.1.6: the start of audit logging for a tenant is itself logged — on this
+        process's first contact with the tenant (a process may serve thousands; most never)."""
+        with self._serving_lock:
+            if tenant in self._serving:
+                return
+            self._serving.add(tenant)
+        self.record(tenant, self._lifecycle_event("service.started"))
+
+    def _lifecycle_event(self, name: str) -> PreparedEvent:
+        return system_event(name, stream="service", now=datetime.now(UTC),
+                            data={"instance": self.instance, "version": ledger.__version__})
 
     def record(self, tenant: str, event: PreparedEvent) -> Future[AppendResult]:
         """Append a system event to the tenant's system log through the group committer."""
@@ -98,5 +123,15 @@ class LedgerState:
         if self.anchorer is not None:
             self.anchorer.close()
         if self.committer is not None:
+            # ...and its stop, durably, before the committer closes (best effort: a database
+            # that is down at shutdown cannot take it; the gap then shows in the stream).
+            stops = [self.record(t, self._lifecycle_event("service.stopped"))
+                     for t in sorted(self._serving)]
+            for done in stops:
+                try:
+                    done.result(timeout=10)
+                except Exception:
+                    logging.getLogger(__name__).warning("could not record service stop",
+                                                        exc_info=True)
             self.committer.close()
         self.engine.dispose()

@@ -189,7 +189,9 @@ def system_entries(client: Any, token: Any, log_id: str) -> list[dict[str, Any]]
     assert r.status_code == 200, r.text
     return [
         e for e in r.json()["entries"]
-        if e["entry"]["event"]["type"] != "ledger.entries.read.v1" or e["payload"]["log"] == log_id
+        if not e["entry"]["event"]["type"].startswith("ledger.service.")
+        and (e["entry"]["event"]["type"] != "ledger.entries.read.v1"
+             or e["payload"]["log"] == log_id)
     ]
 
 
@@ -225,3 +227,25 @@ def test_openapi_documents_the_writers_door(client: Any) -> None:
     assert "application/json" in post["requestBody"]["content"]
     assert post["security"] == [{"bearer": []}]
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_service_start_and_stop_are_logged_per_tenant(
+    settings: Any, new_log: Any, token: Any, engine: Any
+) -> None:
+    """PCI DSS 10.2.1.6: a server process's start and stop appear in the system log of every
+    tenant it served."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from api.app import create_app
+
+    log_id = new_log()
+    with TestClient(create_app(settings)) as own:
+        r = own.post(f"/v1/logs/{log_id}/events", json=make_event("c", 0),
+                     headers=auth(token(log_id, "writer")))
+        assert r.status_code == 201
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT event_type FROM entries WHERE log_id = :log AND conversation_id = 'service'"
+            " ORDER BY seq"), {"log": f"{log_id}.system"}).all()
+    assert [row[0] for row in rows] == ["ledger.service.started.v1", "ledger.service.stopped.v1"]
