@@ -301,6 +301,26 @@ def test_credentials_create_prints_only_the_token(cli: Cli, new_log: Any, db_url
     assert ("ledger.credential.created.v1",) in types
 
 
+def test_revoked_credential_is_refused_and_the_revocation_logged(
+    cli: Cli, new_log: Any, client: Any, db_url: str
+) -> None:
+    log_id = new_log()
+    _, token, err = cli("credentials", "create", "--log", log_id, "--role", "auditor")
+    cred_id = int(err.split()[1].rstrip(":"))
+    headers = {"Authorization": f"Bearer {token.strip()}"}
+    assert client.get(f"/v1/logs/{log_id}/entries", headers=headers).status_code == 200
+    code, _, _ = cli("credentials", "revoke", str(cred_id))
+    assert code == 0
+    assert cli("credentials", "revoke", str(cred_id))[0] == 2  # already revoked
+    # Servers cache principals for 5 s; start this one's cache afresh instead of waiting.
+    client.app.state.ledger.principals = type(client.app.state.ledger.principals)(ttl=5.0)
+    assert client.get(f"/v1/logs/{log_id}/entries", headers=headers).status_code == 401
+    with psycopg.connect(_libpq(db_url)) as conn:
+        types = conn.execute("SELECT event_type FROM entries WHERE log_id = %s",
+                             (f"{log_id}.system",)).fetchall()
+    assert ("ledger.credential.revoked.v1",) in types
+
+
 def _truncate(db_url: str, log_id: str, *, keep: int) -> None:
     """Delete entries ``[keep, …)`` and rewind everything else so the log is consistent."""
     with psycopg.connect(_libpq(db_url)) as conn:

@@ -71,6 +71,25 @@ def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_credentials_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.services.credentials import revoke_credential
+    from ledger.services.logs import get_log
+    from ledger.services.system_log import append_system_events, system_event
+    from ledger.storage.db import unit_of_work
+
+    with unit_of_work(engine(settings)) as conn:
+        log_id = revoke_credential(conn, args.id, now=now())
+        info = get_log(conn, log_id)
+        # PCI DSS 10.2.1.5: committed with the revocation itself.
+        event = system_event("credential.revoked", stream="credentials", now=now(),
+                             actor=_operator(), data={"credential": args.id, "log": log_id},
+                             resource={"type": "credential", "id": str(args.id)})
+        append_system_events(conn, info.tenant, [event], master_key=settings.master_key_bytes,
+                             now=now())
+    print(f"credential {args.id} on {log_id} revoked", file=sys.stderr)
+    return EXIT_OK
+
+
 def _operator() -> dict[str, str]:
     """Who ran this command, as the actor of the key events it records."""
     import getpass
@@ -139,6 +158,9 @@ def register(sub: Any) -> None:
     cc.add_argument("--log", required=True)
     cc.add_argument("--role", required=True, choices=["writer", "auditor", "verifier", "admin"])
     cc.add_argument("--label", default="")
+    cr = add_command(creds, "revoke", cmd_credentials_revoke,
+                     "revoke a credential by id (it is kept, never deleted)")
+    cr.add_argument("id", type=int)
 
     keys = sub.add_parser("keys", help="checkpoint signing keys").add_subparsers(
         dest="keys_command", required=True)

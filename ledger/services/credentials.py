@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
-from ledger.errors import ClientError, Unauthenticated
+from ledger.errors import ClientError, NotFound, Unauthenticated
 from ledger.storage.rows import Principal
 
 ROLES = ("writer", "auditor", "verifier", "admin")
@@ -41,11 +41,17 @@ def create_credential(
     return int(cred_id), token
 
 
-def revoke_credential(conn: Connection, credential_id: int, *, now: datetime) -> None:
-    conn.execute(
-        text("UPDATE credentials SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL"),
+def revoke_credential(conn: Connection, credential_id: int, *, now: datetime) -> str:
+    """Revoke a credential (kept, never deleted); returns its log. Servers cache a principal
+    for a few seconds, so a revocation takes effect everywhere within that time."""
+    log_id = conn.execute(
+        text("UPDATE credentials SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL"
+             " RETURNING log_id"),
         {"now": now, "id": credential_id},
-    )
+    ).scalar_one_or_none()
+    if log_id is None:
+        raise NotFound(f"no active credential {credential_id}")
+    return str(log_id)
 
 
 def authenticate(conn: Connection, token: str) -> Principal:

@@ -176,10 +176,6 @@ class DataKeyStore:
             while len(self._keys) > self.MAX_CACHED:
                 self._keys.popitem(last=False)
 
-    def forget(self, log_id: str, scope: str) -> None:
-        with self._lock:
-            self._keys.pop((log_id, scope), None)
-
     def keys_by_id(
         self, conn: Connection, log_id: str, key_ids: Iterable[int]
     ) -> dict[int, bytes | None]:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
-from ledger.core.entry import GENESIS_PREV, build_entry, encode_entry, format_time
+from ledger.core.entry import build_entry, encode_entry, format_time
 from ledger.core.merkle import frontier_extend, frontier_root, pack_frontier, unpack_frontier
 from ledger.core.sealing import fresh_nonces, payload_aad, seal_payload
 from ledger.core.types import RootHash
@@ -272,4 +272,4 @@ def _last_seq_params(log_id: str, requests: Sequence[AppendRequest]) -> tuple[An
     return (log_id, conversations)
 
 
-__all__ = ["GENESIS_PREV", "AppendRequest", "BatchOutcome", "ScopeErased", "append_batch"]
+__all__ = ["AppendRequest", "BatchOutcome", "ScopeErased", "append_batch"]
