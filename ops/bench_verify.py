@@ -160,7 +160,7 @@ class Filler:
 
 
 def run_verify(engine: Engine, log: LogInfo, states: VerifierStateStore, *, full: bool,
-               profile: bool = False) -> tuple[LogReport, float, str]:
+               jobs: int = 1, profile: bool = False) -> tuple[LogReport, float, str]:
     profiler = cProfile.Profile() if profile else None
     started = time.perf_counter()
     with unit_of_work(engine) as conn:
@@ -168,7 +168,7 @@ def run_verify(engine: Engine, log: LogInfo, states: VerifierStateStore, *, full
         if profiler:
             profiler.enable()
         report = verify_log(conn, log, data_keys=DataKeyStore(MASTER_KEY),
-                            trusted=states.load(log.id), anchor_dir=None, full=full)
+                            trusted=states.load(log.id), anchor_dir=None, full=full, jobs=jobs)
         if profiler:
             profiler.disable()
     elapsed = time.perf_counter() - started
@@ -268,6 +268,8 @@ def main() -> int:
     parser.add_argument("--proof-entries", type=int, default=1_000_000)
     parser.add_argument("--proof-requests", type=int, default=2000)
     parser.add_argument("--trail-requests", type=int, default=300)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="verification processes, as ledger verify --jobs (default: CPUs)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -296,7 +298,8 @@ def main() -> int:
         results["database_size"] = size[0] if size else "?"
 
         scan = bare_scan(url, "big", args.entries)
-        report, t, top = run_verify(engine, log, states, full=True, profile=args.profile)
+        report, t, top = run_verify(engine, log, states, full=True, jobs=args.jobs,
+                                    profile=args.profile)
         results["full"] = {"entries": report.entries, "seconds": t,
                            "per_s": report.entries / t, "bare_scan_seconds": scan}
         print(f"full verify: {report.entries} entries in {t:.2f} s"
@@ -316,7 +319,7 @@ def main() -> int:
                               trail_every=max(1, args.proof_entries // 200))
         t = proof_filler.append(args.proof_entries)
         print(f"proof log: {args.proof_entries} small entries in {t:.1f} s", flush=True)
-        report, t, _ = run_verify(engine, proof_log, states, full=True)
+        report, t, _ = run_verify(engine, proof_log, states, full=True, jobs=args.jobs)
         results["full_small"] = {"entries": report.entries, "seconds": t,
                                  "per_s": report.entries / t}
         print(f"full verify of the proof log ({report.entries} entries of ~0.5 KB):"

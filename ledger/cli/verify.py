@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -94,7 +95,7 @@ def _verify(settings: Settings, args: argparse.Namespace, states: VerifierStateS
             print(f"re-baselining {args.log}: previous state moved to {moved}", file=sys.stderr)
         return verify_logs(conn, logs, data_keys=DataKeyStore(settings.master_key_bytes),
                            states=states, anchor_dir=settings.anchor_dir,
-                           full=args.full or args.rebaseline,
+                           full=args.full or args.rebaseline, jobs=args.jobs,
                            progress=progress if show_progress else None)
 
 
@@ -158,3 +159,13 @@ def register(sub: Any) -> None:
     verify.add_argument("--rebaseline", action="store_true",
                         help="after an approved restore: set the log's verifier state aside and"
                              " verify in full (see ops/RUNBOOK.md)")
+    verify.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, metavar="N",
+                        help="processes a long run (200,000+ entries) is split over"
+                             " (default: the number of CPUs)")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number

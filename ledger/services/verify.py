@@ -44,10 +44,10 @@ from ledger.errors import ConsistencyProofInvalid, CryptoError, IntegrityFailure
 from ledger.services.anchor import AnchoredNote, read_anchors
 from ledger.services.keys import key_records, rotation_statements
 from ledger.services.verifier_state import TrustedState, VerifierStateStore
+from ledger.services.verify_parallel import check_range
 from ledger.services.verify_range import (
     MAX_LEVELS,
     Progress,
-    RangeChecker,
     RangeResult,
     SigningKey,
     b64,
@@ -104,6 +104,7 @@ def verify_logs(
     anchor_dir: Path | None,
     full: bool,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> VerifyReport:
     """Verify each log in the caller's (read-only, repeatable-read) transaction. Writes nothing:
     the caller saves the new states with ``save_states`` once it is done."""
@@ -111,7 +112,7 @@ def verify_logs(
     for log in logs:
         report.logs.append(verify_log(conn, log, data_keys=data_keys,
                                       trusted=states.load(log.id), anchor_dir=anchor_dir,
-                                      full=full, progress=progress))
+                                      full=full, progress=progress, jobs=jobs))
     return report
 
 
@@ -135,11 +136,13 @@ def verify_log(
     anchor_dir: Path | None,
     full: bool,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> LogReport:
+    """``jobs``: processes a long range may be split over (``verify_parallel``)."""
     incremental = trusted is not None and not full
     report = LogReport(log.id, "incremental" if incremental else "full")
     try:
-        _LogVerification(conn, log, data_keys, trusted, report).run(
+        _LogVerification(conn, log, data_keys, trusted, report, jobs=jobs).run(
             anchor_dir=anchor_dir, incremental=incremental, progress=progress)
     except IntegrityFailure as failure:
         report.failure = failure
@@ -148,8 +151,9 @@ def verify_log(
 
 class _LogVerification:
     def __init__(self, conn: Connection, log: LogInfo, data_keys: DataKeyStore,
-                 trusted: TrustedState | None, report: LogReport) -> None:
+                 trusted: TrustedState | None, report: LogReport, *, jobs: int) -> None:
         self.conn = conn
+        self.jobs = jobs
         self.log = log
         self.data_keys = data_keys
         self.trusted = trusted
@@ -180,9 +184,9 @@ class _LogVerification:
             start, prev = self.trusted.checkpoint.size, self.trusted.last_leaf
             frontier = self._frontier_at(self.trusted.checkpoint)
         self.report.from_size = start
-        result = RangeChecker(self.conn, self.log, data_keys=self.data_keys, keys=keys,
-                              start=start, end=size, frontier=frontier, prev=prev
-                              ).run(progress)
+        result = check_range(self.conn, self.log, data_keys=self.data_keys, keys=keys,
+                             start=start, end=size, frontier=frontier, prev=prev,
+                             jobs=self.jobs, progress=progress)
         self.report.entries = result.entries
         self.report.checkpoints = result.checkpoints
         self.report.erased_payloads = result.erased_payloads

@@ -24,6 +24,7 @@ checkpoint, from the frontier of stored nodes that fold to that checkpoint's roo
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,12 +32,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection
 
 from ledger.core.checkpoint import open_checkpoint
-from ledger.core.commitment import commitment_matches
-from ledger.core.merkle import EMPTY_ROOT, NODE_PREFIX, frontier_root, leaf_hash
-from ledger.core.sealing import payload_aad, unseal_payload
+from ledger.core.commitment import SALT_SIZE
+from ledger.core.merkle import EMPTY_ROOT, LEAF_PREFIX, NODE_PREFIX, frontier_root
+from ledger.core.sealing import NONCE_SIZE, payload_aad_prefix
 from ledger.core.signing import NoteVerifier
 from ledger.errors import CryptoError, IntegrityFailure
 from ledger.storage.keystore import DataKeyStore
@@ -60,6 +63,19 @@ class SigningKey:
 
     verifier: NoteVerifier
     retired_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk's rows: entries by seq; payloads, stored tree nodes and checkpoints keyed."""
+
+    rows: list[Any]
+    payloads: list[Any]
+    """``(seq, data_key_id, sealed)`` by seq: the i-th belongs to the i-th entry."""
+    data_keys: dict[int, bytes | None]
+    """The payloads' data keys not handed over in an earlier chunk, unwrapped."""
+    nodes: dict[tuple[int, int], bytes]
+    checkpoints: dict[int, Any]
 
 
 @dataclass
@@ -87,7 +103,11 @@ class RangeChecker:
         end: int,
         frontier: list[bytes],
         prev: bytes,
+        part: bool = False,
     ) -> None:
+        """``part``: this range is one part of a longer run (``verify_parallel``), so reading
+        stops at ``end`` (the next part reads on) and the checkpoint at ``start`` is left to the
+        part that ends there."""
         self.conn = conn
         self.pg = conn.connection.driver_connection
         self.log = log
@@ -95,21 +115,24 @@ class RangeChecker:
         self.keys = keys
         self.start = start
         self.end = end
+        self.part = part
         self.result = RangeResult(start, frontier_root(frontier, start), list(frontier), prev)
         self.conv_last: dict[str, int | None] = {}
         self.conv_evicted = start > 0  # a cache miss must then ask the index
-        self.unwrapped: dict[int, bytes | None] = {}
+        self.ciphers: dict[int, AESGCM | None] = {}
+        self.keys_read: set[int] = set()  # the reader's: data keys already handed over
 
     def fail(self, what: str, *, seq: int | None = None, expected: str | None = None,
              found: str | None = None) -> IntegrityFailure:
         return IntegrityFailure(what, log=self.log.id, seq=seq, expected=expected, found=found)
 
     def run(self, progress: Progress | None = None) -> RangeResult:
-        for row in self._checkpoints(self.start - 1, self.start).values():
-            self._check_checkpoint(row, self.result.root)
+        if not (self.part and self.start > 0):
+            for row in self._checkpoints(self.start - 1, self.start).values():
+                self._check_checkpoint(row, self.result.root)
         low = self.start
-        while rows := self._entries(low, low + CHUNK):
-            self._check_chunk(rows, self._payloads(low, low + CHUNK))
+        while (chunk := self.read_chunk(low)) is not None:
+            self._check_chunk(chunk)
             if progress is not None:
                 progress(self.log.id, self.result.size, self.end)
             low += CHUNK
@@ -119,74 +142,117 @@ class RangeChecker:
                             expected=str(self.end), found=str(self.result.size))
         return self.result
 
-    # --- entries -------------------------------------------------------------------------
+    # --- reads ---------------------------------------------------------------------------
 
-    def _entries(self, low: int, high: int) -> list[Any]:
-        """Entry rows with ``low <= seq < high``. Entries and payloads are read apart, each by a
-        primary-key range: a join lets stale statistics pick a plan quadratic in the log."""
+    def read_chunk(self, low: int) -> Chunk | None:
+        """Everything chunk ``[low, low + CHUNK)`` is checked against, or None past the end.
+        Entries and payloads are read apart, each by a primary-key range: a join lets stale
+        statistics pick a plan quadratic in the log."""
+        high = min(low + CHUNK, self.end) if self.part else low + CHUNK
+        if high <= low:
+            return None
         assert self.pg is not None
         with self.pg.cursor(binary=True) as cur:
             cur.execute("SELECT seq, leaf_hash, entry, source, event_id, conversation_id"
                         " FROM entries WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
                         (self.log.id, low, high))
             rows: list[Any] = cur.fetchall()
-            return rows
-
-    def _payloads(self, low: int, high: int) -> dict[int, tuple[int, bytes]]:
-        assert self.pg is not None
-        with self.pg.cursor(binary=True) as cur:
+            if not rows:
+                return None
             cur.execute("SELECT seq, data_key_id, sealed FROM payloads"
-                        " WHERE log_id = %s AND seq >= %s AND seq < %s", (self.log.id, low, high))
-            return {seq: (key_id, sealed) for seq, key_id, sealed in cur.fetchall()}
+                        " WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
+                        (self.log.id, low, high))
+            payloads: list[Any] = cur.fetchall()
+            key_ids = {key_id for _, key_id, _ in payloads} - self.keys_read
+            if len(self.keys_read) + len(key_ids) > DATA_KEY_CACHE:
+                self.keys_read.clear()
+            self.keys_read.update(key_ids)
+            cur.execute("SELECT id, scope, wrapped FROM data_keys WHERE log_id = %s"
+                        " AND id = ANY(%s)", (self.log.id, sorted(key_ids)))
+            data_keys = self.data_keys.unwrap_rows(self.log.id, cur.fetchall())
+        # The tree reads assume the chunk is contiguous; if it is not, its first gap fails the
+        # chunk before any tree node is compared.
+        end = low + len(rows)
+        return Chunk(rows, payloads, data_keys, self._stored_nodes(low, end),
+                     self._checkpoints(low, end))
 
-    def _check_chunk(self, rows: Sequence[Any], payloads: dict[int, tuple[int, bytes]]) -> None:
-        first = self.result.size
-        self._prefetch_conversations(rows, first)
-        self._prefetch_data_keys(payloads)
-        leaves = [self._check_entry(row, payloads.get(row[0])) for row in rows]
-        self._extend_tree(first, leaves)
+    # --- entries -------------------------------------------------------------------------
 
-    def _check_entry(self, row: Any, payload: tuple[int, bytes] | None) -> bytes:
-        seq, stored_leaf, entry_bytes, source, event_id, conversation = row
+    def _check_chunk(self, chunk: Chunk) -> None:
+        """The per-entry checks of the module docstring, in one loop with everything it
+        touches bound to locals: this loop is the verifier's cost per entry."""
+        rows, payloads = chunk.rows, chunk.payloads
         res = self.result
-        if seq != res.size:
-            raise self.fail("sequence gap or reorder", seq=res.size, expected=str(res.size),
-                            found=str(seq))
-        if seq >= self.end:
-            raise self.fail(f"entry beyond the latest signed checkpoint (size {self.end})",
-                            seq=seq)
-        leaf = leaf_hash(entry_bytes)
-        if leaf != stored_leaf:
-            raise self.fail("leaf hash does not match the stored entry bytes", seq=seq,
-                            expected=b64(leaf), found=b64(stored_leaf))
-        try:
-            entry = orjson.loads(entry_bytes)
-            event = entry["event"]
-            header_ok = (entry["seq"] == seq and entry["origin"] == self.log.origin
-                         and event["source"] == source and event["id"] == event_id
-                         and event["conversation"] == conversation)
-            entry_prev = entry["prev"]
-            entry_conv_prev = entry["conversation_prev"]
-            commitment = base64.b64decode(entry["payload"]["commitment"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise self.fail(f"entry bytes are not a well-formed entry: {exc}", seq=seq) from exc
-        if not header_ok:
-            raise self.fail("entry header disagrees with its seq, origin or indexed columns",
-                            seq=seq)
-        if entry_prev != b64(res.last_leaf):
-            raise self.fail("hash chain broken: prev is not the previous leaf hash", seq=seq,
-                            expected=b64(res.last_leaf), found=str(entry_prev))
-        expected_conv_prev = self.conv_last.get(conversation)
-        if entry_conv_prev != expected_conv_prev:
-            raise self.fail("conversation back-link broken", seq=seq,
-                            expected=str(expected_conv_prev), found=str(entry_conv_prev))
-        self._check_payload(seq, payload, commitment)
-        self.conv_last.pop(conversation, None)  # re-insert: the dict's order is recency
-        self.conv_last[conversation] = seq
-        res.last_leaf = leaf
-        res.size = seq + 1
-        res.entries += 1
-        return leaf
+        first = res.size
+        self._prefetch_conversations(rows, first)
+        ciphers = self._ciphers(chunk)
+        origin, end, fail = self.log.origin, self.end, self.fail
+        aad_prefix = payload_aad_prefix(self.log.id)
+        conv_last, sha256, loads, b2a = self.conv_last, hashlib.sha256, orjson.loads, \
+            binascii.b2a_base64
+        last_leaf = res.last_leaf
+        last_b64 = b64(last_leaf)
+        leaves: list[bytes] = []
+        seq = first - 1
+        for i, row in enumerate(rows):
+            expected_seq = seq + 1
+            seq, stored_leaf, entry_bytes, source, event_id, conversation = row
+            if seq != expected_seq:
+                raise fail("sequence gap or reorder", seq=expected_seq,
+                           expected=str(expected_seq), found=str(seq))
+            if seq >= end:
+                raise fail(f"entry beyond the latest signed checkpoint (size {end})", seq=seq)
+            leaf = sha256(LEAF_PREFIX + entry_bytes).digest()
+            if leaf != stored_leaf:
+                raise fail("leaf hash does not match the stored entry bytes", seq=seq,
+                           expected=b64(leaf), found=b64(stored_leaf))
+            try:
+                entry = loads(entry_bytes)
+                event = entry["event"]
+                header_ok = (entry["seq"] == seq and entry["origin"] == origin
+                             and event["source"] == source and event["id"] == event_id
+                             and event["conversation"] == conversation)
+                entry_prev = entry["prev"]
+                entry_conv_prev = entry["conversation_prev"]
+                commitment = entry["payload"]["commitment"]
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise fail(f"entry bytes are not a well-formed entry: {exc}", seq=seq) from exc
+            if not header_ok:
+                raise fail("entry header disagrees with its seq, origin or indexed columns",
+                           seq=seq)
+            if entry_prev != last_b64:
+                raise fail("hash chain broken: prev is not the previous leaf hash", seq=seq,
+                           expected=last_b64, found=str(entry_prev))
+            expected_conv_prev = conv_last.pop(conversation, None)  # re-inserted: recency
+            if entry_conv_prev != expected_conv_prev:
+                raise fail("conversation back-link broken", seq=seq,
+                           expected=str(expected_conv_prev), found=str(entry_conv_prev))
+            conv_last[conversation] = seq
+            if i >= len(payloads) or payloads[i][0] != seq:
+                raise fail("payload is missing", seq=seq)
+            _, key_id, sealed = payloads[i]
+            cipher = ciphers[key_id]
+            if cipher is None:  # its data key was destroyed: nothing left to compare
+                res.erased_payloads += 1
+            else:
+                try:
+                    plain = cipher.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:],
+                                           aad_prefix + b"%d" % seq)
+                except (InvalidTag, ValueError) as exc:
+                    raise fail("payload does not decrypt: authentication tag mismatch"
+                               " (tampered blob or wrong key)", seq=seq) from exc
+                # The plaintext is salt || canonical(data): its hash is the commitment, which
+                # the entry carries as canonical base64.
+                if (len(plain) < SALT_SIZE
+                        or b2a(sha256(plain).digest(), newline=False).decode() != commitment):
+                    raise fail("payload does not match the entry's commitment", seq=seq)
+            leaves.append(leaf)
+            last_leaf = leaf
+            last_b64 = b2a(leaf, newline=False).decode()
+        res.last_leaf = last_leaf
+        res.size = first + len(leaves)
+        res.entries += len(leaves)
+        self._extend_tree(first, leaves, chunk.nodes, chunk.checkpoints)
 
     def _prefetch_conversations(self, rows: Sequence[Any], first: int) -> None:
         """Each conversation's last seq before this chunk, for those the cache lacks."""
@@ -210,43 +276,33 @@ class RangeChecker:
             for conv, last in cur.fetchall():
                 self.conv_last[conv] = last
 
-    def _prefetch_data_keys(self, payloads: dict[int, tuple[int, bytes]]) -> None:
-        """Unwrap the chunk's data keys with one query, not one round trip per conversation."""
-        missing = {key_id for key_id, _ in payloads.values()} - self.unwrapped.keys()
-        if not missing:
-            return
-        if len(self.unwrapped) + len(missing) > DATA_KEY_CACHE:
-            self.unwrapped.clear()
-        self.unwrapped.update(self.data_keys.keys_by_id(self.conn, self.log.id, missing))
-
-    def _check_payload(self, seq: int, payload: tuple[int, bytes] | None,
-                       commitment: bytes) -> None:
-        if payload is None:
-            raise self.fail("payload is missing", seq=seq)
-        key_id, sealed = payload
-        if key_id not in self.unwrapped:
-            if len(self.unwrapped) >= DATA_KEY_CACHE:
-                self.unwrapped.clear()
-            self.unwrapped[key_id] = self.data_keys.key_by_id(self.conn, self.log.id, key_id)
-        key = self.unwrapped[key_id]
-        if key is None:
-            self.result.erased_payloads += 1
-            return
-        try:
-            salt, canonical_data = unseal_payload(key, sealed, payload_aad(self.log.id, seq))
-        except CryptoError as exc:
-            raise self.fail(f"payload does not decrypt: {exc}", seq=seq) from exc
-        if not commitment_matches(commitment, salt, canonical_data):
-            raise self.fail("payload does not match the entry's commitment", seq=seq)
+    def _ciphers(self, chunk: Chunk) -> dict[int, AESGCM | None]:
+        """An AES-GCM context for each data key of the chunk (None: destroyed). The reader
+        hands over each key once; one evicted from this cache since is read again here. A key
+        id with no row at all is a failure: payloads reference their key, so only a disabled
+        foreign key lets it go missing."""
+        wanted = {key_id for _, key_id, _ in chunk.payloads}
+        if len(self.ciphers) + len(wanted - self.ciphers.keys()) > DATA_KEY_CACHE:
+            self.ciphers.clear()
+        missing = wanted - self.ciphers.keys()
+        found = {k: chunk.data_keys[k] for k in missing if k in chunk.data_keys}
+        if len(found) < len(missing):
+            found.update(self.data_keys.keys_by_id(self.conn, self.log.id, missing - found.keys()))
+        for key_id in sorted(missing):
+            if key_id not in found:
+                seq = min(s for s, k, _ in chunk.payloads if k == key_id)
+                raise self.fail(f"the payload's data key {key_id} is missing", seq=seq)
+            key = found[key_id]
+            self.ciphers[key_id] = None if key is None else AESGCM(key)
+        return self.ciphers
 
     # --- tree and checkpoints ------------------------------------------------------------
 
-    def _extend_tree(self, first: int, leaves: list[bytes]) -> None:
+    def _extend_tree(self, first: int, leaves: list[bytes], stored: dict[tuple[int, int], bytes],
+                     checkpoints: dict[int, Any]) -> None:
         """Fold the chunk's leaves into the frontier; compare every completed perfect node with
         the stored one and every checkpoint in ``(first, first + len(leaves)]``."""
         end = first + len(leaves)
-        stored = self._stored_nodes(first, end)
-        checkpoints = self._checkpoints(first, end)
         stack = self.result.frontier
         sha256 = hashlib.sha256
         computed = 0

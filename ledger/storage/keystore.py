@@ -124,6 +124,10 @@ class DataKeyStore:
         self._keys: OrderedDict[tuple[str, str], tuple[int, bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[type[DataKeyStore], tuple[bytes]]:
+        """Pickled (to a verification process) as a new store with the same master key."""
+        return DataKeyStore, (self._master_key,)
+
     def get_many(
         self, conn: Connection, log_id: str, scopes: set[str]
     ) -> tuple[dict[str, tuple[int, bytes]], dict[tuple[str, str], tuple[int, bytes]]]:
@@ -179,17 +183,23 @@ class DataKeyStore:
     def keys_by_id(
         self, conn: Connection, log_id: str, key_ids: Iterable[int]
     ) -> dict[int, bytes | None]:
-        """Many data keys in one query (the verifier's chunks); None for a destroyed key."""
-        wanted = sorted(set(key_ids))
+        """Many data keys in one query (the verifier's chunks): None for a destroyed key, and
+        no item for an id with no row."""
         rows = conn.execute(
             text("SELECT id, scope, wrapped FROM data_keys WHERE log_id = :log AND id = ANY(:ids)"),
-            {"log": log_id, "ids": wanted},
+            {"log": log_id, "ids": sorted(set(key_ids))},
         )
-        found: dict[int, bytes | None] = dict.fromkeys(wanted)
-        for key_id, scope, wrapped in rows:
-            if wrapped is not None:
-                found[key_id] = unseal(self._master_key, wrapped, _data_key_aad(log_id, scope))
-        return found
+        return self.unwrap_rows(log_id, rows)
+
+    def unwrap_rows(
+        self, log_id: str, rows: Iterable[tuple[int, str, bytes | None]]
+    ) -> dict[int, bytes | None]:
+        """Data key rows ``(id, scope, wrapped)`` unwrapped; None for a destroyed key."""
+        return {
+            key_id: None if wrapped is None
+            else unseal(self._master_key, wrapped, _data_key_aad(log_id, scope))
+            for key_id, scope, wrapped in rows
+        }
 
     def key_by_id(self, conn: Connection, log_id: str, key_id: int) -> bytes | None:
         """An existing data key by id (for reads); None once it has been destroyed."""
