@@ -431,6 +431,10 @@ CREATE TABLE raw_entries (
     UNIQUE (log_id, source, event_id)
 );
 CREATE INDEX raw_entries_conversation ON raw_entries (log_id, conversation_id, seq);
+-- The storage the ledger gives its payloads (migration 0005): rows stay inline, ciphertext is
+-- never compressed. Same setting on both sides, so the ratio measures the ledger's own cost.
+ALTER TABLE raw_entries SET (toast_tuple_target = 8160);
+ALTER TABLE raw_entries ALTER COLUMN payload SET STORAGE EXTERNAL;
 """
 RAW_COLUMNS = (
     "log_id, seq, leaf_hash, entry, source, event_id, event_type, conversation_id,"

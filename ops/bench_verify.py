@@ -185,6 +185,19 @@ def run_verify(engine: Engine, log: LogInfo, states: VerifierStateStore, *, full
     return report, elapsed, top
 
 
+def settle(url: str) -> str:
+    """After a bulk fill, what the server would soon do anyway, so that it does not happen during
+    the measurements: autovacuum's insert-triggered VACUUM of the freshly filled tables, and the
+    checkpoint writing out the fill's WAL (its I/O stalls commits, such as a trail's durable
+    access event). Returns the database size."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
+        size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))"
+                            ).fetchone()
+    return str(size[0]) if size else "?"
+
+
 def bare_scan(url: str, log_id: str, size: int) -> float:
     """The verifier's reads (entries and payloads by primary-key range, 5,000 seqs a chunk),
     fetched and dropped: the floor set by PostgreSQL and the transfer."""
@@ -291,11 +304,7 @@ def main() -> int:
         results["fill"] = {"entries": args.entries, "seconds": t, "per_s": args.entries / t}
         print(f"fill: {args.entries} entries (~1.5 KB payload) in {t:.1f} s"
               f" ({args.entries / t:,.0f}/s)", flush=True)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-            size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))"
-                                ).fetchone()
-        results["database_size"] = size[0] if size else "?"
+        results["database_size"] = settle(url)
 
         scan = bare_scan(url, "big", args.entries)
         report, t, top = run_verify(engine, log, states, full=True, jobs=args.jobs,
@@ -319,6 +328,7 @@ def main() -> int:
                               trail_every=max(1, args.proof_entries // 200))
         t = proof_filler.append(args.proof_entries)
         print(f"proof log: {args.proof_entries} small entries in {t:.1f} s", flush=True)
+        settle(url)
         report, t, _ = run_verify(engine, proof_log, states, full=True, jobs=args.jobs)
         results["full_small"] = {"entries": report.entries, "seconds": t,
                                  "per_s": report.entries / t}
