@@ -14,8 +14,9 @@ verified checkpoint and the pinned verifier keys, ``verifier_state``), the ancho
    ``--full``; those at or after the last verified size otherwise) must verify under a pinned
    key, be no larger than ``n`` (else truncation or rollback) and be consistent with the latest
    checkpoint, by an RFC 9162 consistency proof assembled from the stored tree nodes.
-4. **Entries** (``verify_range``): full from genesis, or incremental from the last verified
-   size, so the cost grows with what was appended, not with the log; every new checkpoint's root
+4. **Entries** (``verify_range``; a long range split over processes by ``verify_parallel``):
+   full from genesis, or incremental from the last verified size, so the cost grows with what
+   was appended, not with the log; every new checkpoint's root
    and signature; every new tree node; no stored node and no entry beyond ``n``.
 5. **Head row**: size, root, frontier and last leaf as recomputed.
 
