@@ -88,6 +88,15 @@ def test_the_first_failure_in_log_order_wins(cli: Cli, long_log: str, small_part
                   seq=50)
 
 
+def test_tampering_in_the_first_part_stops_the_others(cli: Cli, long_log: str,
+                                                     small_parts: None, db_url: str) -> None:
+    flip = ("UPDATE payloads SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)"
+            " WHERE log_id = %s AND seq = %s")
+    tamper_many(db_url, ["payloads"], [(flip, (long_log, 10)), (flip, (long_log, 100))])
+    assert_caught(verify(cli, long_log, "--full", "--jobs", "3"), "payload does not decrypt",
+                  seq=10)
+
+
 def test_entry_deleted_at_a_part_boundary(cli: Cli, long_log: str, small_parts: None,
                                           db_url: str) -> None:
     # The part starting at 80 cannot take its start from entry 79: one process runs and names

@@ -214,6 +214,22 @@ def test_payload_deleted_without_erasure_record(cli: Cli, baselined: str, db_url
     assert_caught(verify(cli, baselined, "--full"), "payload is missing", seq=12)
 
 
+def test_data_key_deleted_behind_the_foreign_key(cli: Cli, baselined: str, db_url: str) -> None:
+    # A destroyed key (erasure) keeps its row with no key material; a row deleted outright, with
+    # foreign keys off (replica mode), is tampering, not erasure.
+    with psycopg.connect(_libpq(db_url)) as conn:
+        conn.execute("SET session_replication_role = replica")
+        row = conn.execute("SELECT data_key_id, (SELECT min(seq) FROM payloads q WHERE"
+                           " q.log_id = p.log_id AND q.data_key_id = p.data_key_id)"
+                           " FROM payloads p WHERE log_id = %s AND seq = 12",
+                           (baselined,)).fetchone()
+        assert row is not None
+        key_id, first = row
+        conn.execute("DELETE FROM data_keys WHERE id = %s", (key_id,))
+    assert_caught(verify(cli, baselined, "--full"), f"the payload's data key {key_id} is missing",
+                  seq=first)
+
+
 def test_verifier_key_replaced(cli: Cli, baselined: str, db_url: str) -> None:
     other = NoteSigner.generate(f"ledger.test/{baselined}")
     tamper(db_url, "signing_keys", "UPDATE signing_keys SET verifier_key = %s, key_id = %s"

@@ -111,13 +111,9 @@ def check_range(conn: Connection, log: LogInfo, *, data_keys: DataKeyStore,
             progress(log_id, size + sum(done), end)
 
     try:
-        first: RangeResult | IntegrityFailure
-        try:
-            first = RangeChecker(conn, log, data_keys=data_keys, keys=keys, start=start,
-                                 end=ranges[0][1], frontier=frontier, prev=prev,
-                                 part=True).run(show)
-        except IntegrityFailure as failure:
-            first = failure
+        # A failure here is the first in log order: raised at once, the others are stopped.
+        first = RangeChecker(conn, log, data_keys=data_keys, keys=keys, start=start,
+                             end=ranges[0][1], frontier=frontier, prev=prev, part=True).run(show)
         results = [first] + [_receive(proc, pipe, log) for proc, pipe in workers]
     finally:
         for proc, pipe in workers:
@@ -150,6 +146,8 @@ def _claimed_start(conn: Connection, log: LogInfo, index: int, start: int,
 
 def _combine(log: LogInfo, results: Sequence[RangeResult | IntegrityFailure],
              parts: Sequence[Part]) -> RangeResult:
+    """The parts' results joined in log order; the first failure, or the first seam where a
+    part does not end in the state the next one started from, is raised."""
     total = results[0]
     if isinstance(total, IntegrityFailure):
         raise total
