@@ -230,6 +230,14 @@ def test_data_key_deleted_behind_the_foreign_key(cli: Cli, baselined: str, db_ur
                   seq=first)
 
 
+def test_wrapped_data_key_changed(cli: Cli, baselined: str, db_url: str) -> None:
+    with psycopg.connect(_libpq(db_url)) as conn:
+        conn.execute("UPDATE data_keys SET wrapped = set_byte(wrapped, 20, get_byte(wrapped, 20)"
+                     " # 1) WHERE log_id = %s", (baselined,))
+    assert_caught(verify(cli, baselined, "--full"), "does not unwrap under the master key",
+                  seq=0)
+
+
 def test_verifier_key_replaced(cli: Cli, baselined: str, db_url: str) -> None:
     other = NoteSigner.generate(f"ledger.test/{baselined}")
     tamper(db_url, "signing_keys", "UPDATE signing_keys SET verifier_key = %s, key_id = %s"

@@ -167,9 +167,12 @@ class RangeChecker:
             if len(self.keys_read) + len(key_ids) > DATA_KEY_CACHE:
                 self.keys_read.clear()
             self.keys_read.update(key_ids)
-            cur.execute("SELECT id, scope, wrapped FROM data_keys WHERE log_id = %s"
-                        " AND id = ANY(%s)", (self.log.id, sorted(key_ids)))
-            data_keys = self.data_keys.unwrap_rows(self.log.id, cur.fetchall())
+            data_keys: dict[int, bytes | None] = {}
+            if key_ids:
+                cur.execute("SELECT id, scope, wrapped FROM data_keys WHERE log_id = %s"
+                            " AND id = ANY(%s)", (self.log.id, sorted(key_ids)))
+                data_keys = self._unwrap(lambda: self.data_keys.unwrap_rows(
+                    self.log.id, cur.fetchall()), low)
         # The tree reads assume the chunk is contiguous; if it is not, its first gap fails the
         # chunk before any tree node is compared.
         end = low + len(rows)
@@ -237,7 +240,7 @@ class RangeChecker:
             else:
                 try:
                     plain = cipher.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:],
-                                           aad_prefix + b"%d" % seq)
+                                           aad_prefix + b"%d" % seq)  # = payload_aad()
                 except (InvalidTag, ValueError) as exc:
                     raise fail("payload does not decrypt: authentication tag mismatch"
                                " (tampered blob or wrong key)", seq=seq) from exc
@@ -287,7 +290,8 @@ class RangeChecker:
         missing = wanted - self.ciphers.keys()
         found = {k: chunk.data_keys[k] for k in missing if k in chunk.data_keys}
         if len(found) < len(missing):
-            found.update(self.data_keys.keys_by_id(self.conn, self.log.id, missing - found.keys()))
+            found.update(self._unwrap(lambda: self.data_keys.keys_by_id(
+                self.conn, self.log.id, missing - found.keys()), self.result.size))
         for key_id in sorted(missing):
             if key_id not in found:
                 seq = min(s for s, k, _ in chunk.payloads if k == key_id)
@@ -295,6 +299,16 @@ class RangeChecker:
             key = found[key_id]
             self.ciphers[key_id] = None if key is None else AESGCM(key)
         return self.ciphers
+
+    def _unwrap(self, unwrap: Callable[[], dict[int, bytes | None]],
+                seq: int) -> dict[int, bytes | None]:
+        """Data keys unwrapped by ``unwrap``; one that fails to (a wrapped key edited or
+        moved) is tampering, named at the first seq of the chunk that needs it."""
+        try:
+            return unwrap()
+        except CryptoError as exc:
+            raise self.fail(f"a data key of this chunk does not unwrap under the master key:"
+                            f" {exc}", seq=seq) from exc
 
     # --- tree and checkpoints ------------------------------------------------------------
 
