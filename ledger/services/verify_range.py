@@ -67,13 +67,12 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class Chunk:
-    """One chunk's rows: entries by seq; payloads, stored tree nodes and checkpoints keyed."""
+    """One chunk's rows: entries and payloads in seq order; stored tree nodes and checkpoints
+    keyed."""
 
     rows: list[Any]
     payloads: list[Any]
     """``(seq, data_key_id, sealed)`` by seq: the i-th belongs to the i-th entry."""
-    data_keys: dict[int, bytes | None]
-    """The payloads' data keys not handed over in an earlier chunk, unwrapped."""
     nodes: dict[tuple[int, int], bytes]
     checkpoints: dict[int, Any]
 
@@ -120,7 +119,6 @@ class RangeChecker:
         self.conv_last: dict[str, int | None] = {}
         self.conv_evicted = start > 0  # a cache miss must then ask the index
         self.ciphers: dict[int, AESGCM | None] = {}
-        self.keys_read: set[int] = set()  # the reader's: data keys already handed over
 
     def fail(self, what: str, *, seq: int | None = None, expected: str | None = None,
              found: str | None = None) -> IntegrityFailure:
@@ -163,21 +161,10 @@ class RangeChecker:
                         " WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
                         (self.log.id, low, high))
             payloads: list[Any] = cur.fetchall()
-            key_ids = {key_id for _, key_id, _ in payloads} - self.keys_read
-            if len(self.keys_read) + len(key_ids) > DATA_KEY_CACHE:
-                self.keys_read.clear()
-            self.keys_read.update(key_ids)
-            data_keys: dict[int, bytes | None] = {}
-            if key_ids:
-                cur.execute("SELECT id, scope, wrapped FROM data_keys WHERE log_id = %s"
-                            " AND id = ANY(%s)", (self.log.id, sorted(key_ids)))
-                data_keys = self._unwrap(lambda: self.data_keys.unwrap_rows(
-                    self.log.id, cur.fetchall()), low)
         # The tree reads assume the chunk is contiguous; if it is not, its first gap fails the
         # chunk before any tree node is compared.
         end = low + len(rows)
-        return Chunk(rows, payloads, data_keys, self._stored_nodes(low, end),
-                     self._checkpoints(low, end))
+        return Chunk(rows, payloads, self._stored_nodes(low, end), self._checkpoints(low, end))
 
     # --- entries -------------------------------------------------------------------------
 
@@ -280,18 +267,21 @@ class RangeChecker:
                 self.conv_last[conv] = last
 
     def _ciphers(self, chunk: Chunk) -> dict[int, AESGCM | None]:
-        """An AES-GCM context for each data key of the chunk (None: destroyed). The reader
-        hands over each key once; one evicted from this cache since is read again here. A key
-        id with no row at all is a failure: payloads reference their key, so only a disabled
-        foreign key lets it go missing."""
+        """An AES-GCM context for each data key of the chunk (None: destroyed), unwrapping
+        those not cached with one query. A key id with no row at all is a failure: payloads
+        reference their key, so only a disabled foreign key lets it go missing; so is a key
+        that does not unwrap (a wrapped key edited or moved)."""
         wanted = {key_id for _, key_id, _ in chunk.payloads}
         if len(self.ciphers) + len(wanted - self.ciphers.keys()) > DATA_KEY_CACHE:
             self.ciphers.clear()
         missing = wanted - self.ciphers.keys()
-        found = {k: chunk.data_keys[k] for k in missing if k in chunk.data_keys}
-        if len(found) < len(missing):
-            found.update(self._unwrap(lambda: self.data_keys.keys_by_id(
-                self.conn, self.log.id, missing - found.keys()), self.result.size))
+        if not missing:
+            return self.ciphers
+        try:
+            found = self.data_keys.keys_by_id(self.conn, self.log.id, missing)
+        except CryptoError as exc:
+            raise self.fail(f"a data key of this chunk does not unwrap under the master key:"
+                            f" {exc}", seq=self.result.size) from exc
         for key_id in sorted(missing):
             if key_id not in found:
                 seq = min(s for s, k, _ in chunk.payloads if k == key_id)
@@ -299,16 +289,6 @@ class RangeChecker:
             key = found[key_id]
             self.ciphers[key_id] = None if key is None else AESGCM(key)
         return self.ciphers
-
-    def _unwrap(self, unwrap: Callable[[], dict[int, bytes | None]],
-                seq: int) -> dict[int, bytes | None]:
-        """Data keys unwrapped by ``unwrap``; one that fails to (a wrapped key edited or
-        moved) is tampering, named at the first seq of the chunk that needs it."""
-        try:
-            return unwrap()
-        except CryptoError as exc:
-            raise self.fail(f"a data key of this chunk does not unwrap under the master key:"
-                            f" {exc}", seq=seq) from exc
 
     # --- tree and checkpoints ------------------------------------------------------------
 

@@ -189,12 +189,6 @@ class DataKeyStore:
             text("SELECT id, scope, wrapped FROM data_keys WHERE log_id = :log AND id = ANY(:ids)"),
             {"log": log_id, "ids": sorted(set(key_ids))},
         )
-        return self.unwrap_rows(log_id, rows)
-
-    def unwrap_rows(
-        self, log_id: str, rows: Iterable[tuple[int, str, bytes | None]]
-    ) -> dict[int, bytes | None]:
-        """Data key rows ``(id, scope, wrapped)`` unwrapped; None for a destroyed key."""
         return {
             key_id: None if wrapped is None
             else unseal(self._master_key, wrapped, _data_key_aad(log_id, scope))
