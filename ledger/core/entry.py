@@ -69,25 +69,20 @@ def build_entry(
     conversation_prev: int | None,
     writer_signature: str | None = None,
 ) -> dict[str, Any]:
+    """The entry as a JSON value: its definition. The sequencer writes the same bytes through
+    :class:`EntryTemplate` (tests hold the two byte-identical)."""
     entry: dict[str, Any] = {
         "format": ENTRY_FORMAT,
         "origin": origin,
         "seq": seq,
         "prev": b64(prev),
         "received_at": received_at,
-        "event": {
-            "id": header.event_id,
-            "source": header.source,
-            "type": header.type,
-            "time": header.time,
-            "subject": f"conversations/{header.conversation_id}",
-            "conversation": header.conversation_id,
-        },
+        "event": _event(header),
         "actor": header.actor,
         "outcome": header.outcome,
         "resource": header.resource,
         "writer": writer,
-        "payload": {"alg": COMMITMENT_ALG, "commitment": b64(commitment)},
+        "payload": _payload(commitment),
         "conversation_prev": conversation_prev,
     }
     if writer_signature is not None:
@@ -95,7 +90,97 @@ def build_entry(
     return entry
 
 
+def _event(header: EventHeader) -> dict[str, Any]:
+    return {
+        "id": header.event_id,
+        "source": header.source,
+        "type": header.type,
+        "time": header.time,
+        "subject": f"conversations/{header.conversation_id}",
+        "conversation": header.conversation_id,
+    }
+
+
+def _payload(commitment: bytes) -> dict[str, Any]:
+    return {"alg": COMMITMENT_ALG, "commitment": b64(commitment)}
+
+
 def encode_entry(entry: dict[str, Any]) -> tuple[bytes, LeafHash]:
-    """The entry's canonical bytes and its leaf hash: the only way entries become bytes."""
+    """An entry value's canonical bytes and its leaf hash."""
     data = canonicalize(entry)
     return data, leaf_hash(data)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryTemplate:
+    """An entry's canonical bytes with the four fields only the sequencer knows left open:
+    ``conversation_prev``, ``prev``, ``received_at`` and ``seq``.
+
+    RFC 8785 sorts object keys, and an entry's top-level keys are fixed ASCII names, so each
+    open field sits at a fixed place between canonical pieces that are known before a seq is
+    assigned::
+
+        {"actor":…,"conversation_prev":⟨cp⟩,"event":…,"format":…,"origin":…,"outcome":…,
+         "payload":…,"prev":"⟨prev⟩","received_at":"⟨time⟩","resource":…,"seq":⟨seq⟩,
+         "writer":…[,"writer_signature":…]}
+
+    The open values need no escaping: integers, standard base64 and an RFC 3339 time are
+    plain ASCII. So the sequencer, holding the log's lock, only joins bytes; the
+    canonicalization is done before it takes the lock.
+    """
+
+    head: bytes
+    middle: bytes
+    after_received: bytes
+    end: bytes
+
+    def fill(
+        self, *, seq: int, prev: bytes, received_at: bytes, conversation_prev: int | None
+    ) -> bytes:
+        """The canonical bytes. ``prev`` is the previous leaf hash (raw); ``received_at`` is
+        :func:`format_time`'s text as ASCII bytes."""
+        if not (0 <= seq <= MAX_SEQ and (conversation_prev is None or 0 <= conversation_prev < seq)):
+            raise ValueError(f"seq {seq} / conversation_prev {conversation_prev} out of range")
+        return b"".join((
+            self.head,
+            b"null" if conversation_prev is None else b"%d" % conversation_prev,
+            self.middle,
+            base64.b64encode(prev),
+            b'","received_at":"',
+            received_at,
+            self.after_received,
+            b"%d" % seq,
+            self.end,
+        ))
+
+
+MAX_SEQ = 2**53 - 1
+"""RFC 8785 numbers are IEEE doubles: integers beyond this have no exact canonical form."""
+
+
+def entry_template(
+    *,
+    origin: str,
+    header: EventHeader,
+    writer: bytes,
+    commitment: bytes,
+    writer_signature: str | None = None,
+) -> EntryTemplate:
+    """The template of the entry :func:`build_entry` defines. ``writer`` is the canonical JSON
+    of the writer principal, shared by all events of one request."""
+    end = b',"writer":' + writer
+    if writer_signature is not None:
+        end += b',"writer_signature":' + canonicalize(writer_signature)
+    return EntryTemplate(
+        head=b'{"actor":' + canonicalize(header.actor) + b',"conversation_prev":',
+        middle=b"".join((
+            b',"event":', canonicalize(_event(header)),
+            b',"format":', canonicalize(ENTRY_FORMAT),
+            b',"origin":', canonicalize(origin),
+            b',"outcome":', canonicalize(header.outcome),
+            b',"payload":', canonicalize(_payload(commitment)),
+            b',"prev":"',
+        )),
+        after_received=b'","resource":' + canonicalize(header.resource) + b',"seq":',
+        end=end + b"}",
+    )

@@ -20,8 +20,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
-from ledger.core.entry import build_entry, encode_entry, format_time
-from ledger.core.merkle import frontier_extend, frontier_root, pack_frontier, unpack_frontier
+from ledger.core.canonical import canonicalize
+from ledger.core.entry import EntryTemplate, entry_template, format_time
+from ledger.core.merkle import frontier_extend, leaf_hash, frontier_root, pack_frontier, unpack_frontier
 from ledger.core.sealing import fresh_nonces, payload_aad, seal_payload
 from ledger.core.types import RootHash
 from ledger.errors import ClientError, IdempotencyConflict, IntegrityFailure
@@ -80,6 +81,8 @@ def append_batch(
     assert pg is not None
     scopes = {ev.scope for req in requests for ev in req.events}
     keys, fresh = data_keys.get_many(conn, log.id, scopes)
+    # Canonicalize before the lock: under it, each entry is only joined, hashed and sealed.
+    templates = _templates(log, requests)
 
     with pg.cursor() as cur:
         # Lock first, read second: in READ COMMITTED a statement that waited for the lock
@@ -118,16 +121,16 @@ def append_batch(
         prev = bytes(last_leaf)
         seq = size
         nonces = fresh_nonces(sum(len(req.events) for req in requests))
-        received_at = format_time(now)
+        received_at = format_time(now).encode("ascii")
 
-        for req in requests:
+        for req, req_templates in zip(requests, templates, strict=True):
             problem = _check_request(req, taken, keys)
             if problem is not None:
                 results.append(problem)
                 continue
             receipts: list[Receipt] = []
             added = False
-            for ev in req.events:
+            for ev, template in zip(req.events, req_templates, strict=True):
                 key = (ev.header.source, ev.header.event_id)
                 seen = taken.get(key)
                 if seen is not None:
@@ -136,17 +139,9 @@ def append_batch(
                     receipts.append(seen[1])
                     continue
                 conv = ev.header.conversation_id
-                entry = build_entry(
-                    origin=log.origin,
-                    seq=seq,
-                    prev=prev,
-                    received_at=received_at,
-                    header=ev.header,
-                    writer=req.principal.as_writer(),
-                    commitment=ev.commitment,
-                    conversation_prev=conv_last.get(conv),
-                )
-                entry_bytes, leaf = encode_entry(entry)
+                entry_bytes = template.fill(seq=seq, prev=prev, received_at=received_at,
+                                            conversation_prev=conv_last.get(conv))
+                leaf = leaf_hash(entry_bytes)
                 entry_rows.append(
                     (
                         log.id, seq, leaf, entry_bytes, ev.header.source, ev.header.event_id,
@@ -206,6 +201,18 @@ def append_batch(
         else:
             final.append(item)
     return BatchOutcome(final, fresh, appended=len(leaves))
+
+
+def _templates(log: LogInfo, requests: Sequence[AppendRequest]) -> list[list[EntryTemplate]]:
+    out = []
+    for req in requests:
+        writer = canonicalize(req.principal.as_writer())
+        out.append([
+            entry_template(origin=log.origin, header=ev.header, writer=writer,
+                           commitment=ev.commitment)
+            for ev in req.events
+        ])
+    return out
 
 
 def _check_request(
