@@ -139,7 +139,8 @@ class EntryTemplate:
     ) -> bytes:
         """The canonical bytes. ``prev`` is the previous leaf hash (raw); ``received_at`` is
         :func:`format_time`'s text as ASCII bytes."""
-        if not (0 <= seq <= MAX_SEQ and (conversation_prev is None or 0 <= conversation_prev < seq)):
+        back_link_ok = conversation_prev is None or 0 <= conversation_prev < seq
+        if not (0 <= seq <= MAX_SEQ and back_link_ok):
             raise ValueError(f"seq {seq} / conversation_prev {conversation_prev} out of range")
         return b"".join((
             self.head,

@@ -19,11 +19,17 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.canonical import canonicalize
+from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.entry import EntryTemplate, entry_template, format_time
-from ledger.core.merkle import frontier_extend, leaf_hash, frontier_root, pack_frontier, unpack_frontier
-from ledger.core.sealing import fresh_nonces, payload_aad, seal_payload
+from ledger.core.merkle import (
+    frontier_extend,
+    frontier_root,
+    leaf_hash,
+    pack_frontier,
+    unpack_frontier,
+)
+from ledger.core.sealing import fresh_nonces, payload_aad, payload_cipher, seal_payload
 from ledger.core.types import RootHash
 from ledger.errors import ClientError, IdempotencyConflict, IntegrityFailure
 from ledger.storage.keystore import DataKeyStore, SignerCache
@@ -83,6 +89,7 @@ def append_batch(
     keys, fresh = data_keys.get_many(conn, log.id, scopes)
     # Canonicalize before the lock: under it, each entry is only joined, hashed and sealed.
     templates = _templates(log, requests)
+    ciphers = {key_row_id: payload_cipher(key) for key_row_id, key in keys.values() if key}
 
     with pg.cursor() as cur:
         # Lock first, read second: in READ COMMITTED a statement that waited for the lock
@@ -148,11 +155,11 @@ def append_batch(
                         ev.header.type, conv, now, ev.request_digest,
                     )
                 )
-                key_row_id, data_key = keys[ev.scope]
+                key_row_id = keys[ev.scope][0]
                 payload_rows.append(
                     (
                         log.id, seq, key_row_id,
-                        seal_payload(data_key, ev.salt, ev.canonical_data,
+                        seal_payload(ciphers[key_row_id], ev.salt, ev.canonical_data,
                                      payload_aad(log.id, seq), nonce=next(nonces)),
                     )
                 )
