@@ -9,10 +9,13 @@ Measures, on this machine:
      many concurrent connections (threads), for context;
 (c)  HTTP batch ingest (500 realistic ~1.5 KB events a request, a few requests in flight);
 (d)  HTTP single-event ingest from 64 concurrent clients;
+(c0), (d0)  the same two loads against the no-database ceiling (``ops/bench_ceiling.py``): the
+     same uvicorn doing only the ledger's work before its sequencer — parse, validate, prepare;
 
 with the ledger server as a separate ``python -m uvicorn`` process (1 and 2 workers), sampling
 the server's RSS (the whole process tree) every 0.2 s. It then prints the ratios against the
-targets — (c)/(a) >= 0.5, (d)/(b) >= 3.0, max server RSS < 300 MB — each PASS or MISS, checks
+targets — (c)/(a) >= 0.5, (d)/(b) >= 3.0, max server RSS < 300 MB — each PASS or MISS, where
+the ceiling puts each target, checks
 that the log's final checkpoint size equals the number of events accepted, and drops the
 database. It exits 0 whatever the figures (a measurement, not a test); 2 only if it could not run.
 
@@ -77,6 +80,7 @@ ENTRY_BYTES = 720  # a real canonical entry header is ~715 B (origin, ids, hashe
 RSS_INTERVAL = 0.2
 EXIT_COULD_NOT_RUN = 2
 
+LEDGER_PHASES = ("c", "d")  # the rows measured against the ledger server (not the ceiling)
 TARGET_BATCH_VS_COPY = 0.5
 TARGET_SINGLE_VS_INSERT = 3.0
 TARGET_RSS_MB = 300.0
@@ -825,14 +829,19 @@ class LedgerServer:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 60.0) -> None:
+    def command(self) -> list[str]:
         if self.profile_to is not None:  # same app and settings, wrapped in our sampler
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-profiled",
-                   str(self.profile_to), "--port", str(self.port)]
-        else:
-            cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app_from_env",
-                   "--host", self.host, "--port", str(self.port), "--workers", str(self.workers),
-                   "--log-level", "warning", "--no-access-log"]
+            return [sys.executable, str(Path(__file__).resolve()), "--serve-profiled",
+                    str(self.profile_to), "--port", str(self.port)]
+        return [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app_from_env",
+                *self.uvicorn_options()]
+
+    def uvicorn_options(self) -> list[str]:
+        return ["--host", self.host, "--port", str(self.port), "--workers", str(self.workers),
+                "--log-level", "warning", "--no-access-log"]
+
+    def start(self, timeout: float = 60.0) -> None:
+        cmd = self.command()
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self._env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
@@ -990,6 +999,49 @@ def run_http(db: BenchDatabase, plan: Plan, master_key_b64: str, workers: int,
         run.output = server.log_problems()
         run.profiles = server.reports
     return run
+
+
+class CeilingServer(LedgerServer):
+    """``ops/bench_ceiling.py``: the same uvicorn doing only the ledger's work before its
+    sequencer (parse, validate, prepare), with no database."""
+
+    def __init__(self, db: BenchDatabase, workers: int, log_dir: Path) -> None:
+        super().__init__(db, "", workers, log_dir)
+        self.log_path = log_dir / f"ceiling-w{workers}.log"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "ops"),
+                "bench_ceiling:app", *self.uvicorn_options()]
+
+
+def run_ceiling(db: BenchDatabase, plan: Plan, workers: int, factory: EventFactory,
+                log_dir: Path) -> list[Measurement]:
+    """(c0) and (d0): the loads of (c) and (d) against :class:`CeilingServer`."""
+    path = f"/v1/logs/{LOG_ID}/events"
+    server = CeilingServer(db, workers, log_dir)
+    results = []
+    try:
+        server.start()
+        asyncio.run(drive(server.host, server.port, [
+            post_request(server.host, server.port, path, "-", factory.batch_body(16))
+            for _ in range(4 * workers)], 2 * workers, 30.0))
+        batch_reqs = [post_request(server.host, server.port, path, "-",
+                                   factory.batch_body(plan.batch_events))
+                      for _ in range(plan.batch_requests)]
+        m, _ = http_phase(server, "c0", f"ceiling: (c) with no database, W={workers}",
+                          batch_reqs, plan.batch_clients, plan.batch_seconds)
+        del batch_reqs
+        results.append(m)
+        single_reqs = [post_request(server.host, server.port, path, "-", factory.single_body())
+                       for _ in range(plan.single_requests)]
+        m, _ = http_phase(server, "d0", f"ceiling: (d) with no database, W={workers}",
+                          single_reqs, plan.single_clients, plan.single_seconds)
+        results.append(m)
+    finally:
+        server.stop()
+    print("  " + ", ".join(f"({m.key}) W={workers}: {m.rate:,.0f} events/s" for m in results),
+          file=sys.stderr, flush=True)
+    return results
 
 
 # --- the server profiler (only with LEDGER_BENCH_PROFILE) ------------------------------------
@@ -1169,7 +1221,7 @@ def print_table(results: list[Measurement], out: TextIO) -> None:
           "process (cli), the whole machine (all; PostgreSQL ~ all - srv - cli)", file=out)
     peaks: dict[int, Measurement] = {}
     for m in results:
-        if m.workers is not None and not m.profiled and (
+        if m.key in LEDGER_PHASES and not m.profiled and m.workers is not None and (
                 m.workers not in peaks or (m.rss_max_mb or 0) > (peaks[m.workers].rss_max_mb or 0)):
             peaks[m.workers] = m
     for m in results:
@@ -1215,13 +1267,35 @@ def verdicts(results: list[Measurement]) -> list[Verdict]:
     out.append(Verdict(f"(d)/(b) single HTTP vs 1 commit/row{where}", ratio,
                        f">= {TARGET_SINGLE_VS_INSERT}",
                        None if ratio is None else ratio >= TARGET_SINGLE_VS_INSERT))
-    rss = [m.rss_max_mb for m in results if m.rss_max_mb is not None and not m.profiled]
+    rss = [m.rss_max_mb for m in results
+           if m.key in LEDGER_PHASES and m.rss_max_mb is not None and not m.profiled]
     peak = max(rss) if rss else None
     out.append(Verdict("max server RSS, MB (process tree)", peak, f"< {TARGET_RSS_MB:.0f}",
                        None if peak is None else peak < TARGET_RSS_MB))
-    errors = sum(sum(m.errors.values()) for m in results if m.key in ("c", "d"))  # all runs
+    errors = sum(sum(m.errors.values()) for m in results if m.key in LEDGER_PHASES)  # all runs
     out.append(Verdict("HTTP errors (non-2xx, transport)", errors, "= 0", errors == 0))
     return out
+
+
+def ceilings(results: list[Measurement]) -> list[str]:
+    """How the targets compare with the no-database ceiling measured in the same run."""
+    def best(key: str) -> Measurement | None:
+        ok = [m for m in results if m.key == key and m.count and not m.profiled]
+        return max(ok, key=lambda m: m.rate) if ok else None
+
+    lines = []
+    for ceiling, base, ledger, target in (("c0", "a", "c", TARGET_BATCH_VS_COPY),
+                                          ("d0", "b", "d", TARGET_SINGLE_VS_INSERT)):
+        top, ref, got = best(ceiling), best(base), best(ledger)
+        if top is None or ref is None or not ref.rate:
+            continue
+        line = (f"  ({ceiling}) {top.rate:,.0f} events/s (W={top.workers}) = "
+                f"{top.rate / ref.rate:.2f} x ({base}); the target {target} x ({base}) is "
+                f"{target * ref.rate:,.0f}/s")
+        if got is not None:
+            line += f"; the ledger's ({ledger}) reached {got.rate / top.rate:.0%} of the ceiling"
+        lines.append(line)
+    return lines
 
 
 def uvicorn_flavour() -> str:
@@ -1302,6 +1376,10 @@ class Report:
         print("\ntargets (best run of each; profiled runs * not counted)", file=out)
         for v in verdicts(self.results):
             print(v.line(), file=out)
+        print("\nwhat this machine allows: the no-database ceiling (same server stack and load,"
+              " parse + validate + prepare only)", file=out)
+        for line in ceilings(self.results) or ["  (not measured)"]:
+            print(line, file=out)
         print("\ncorrectness", file=out)
         for line in self.checks or ["no checkpoint read (the HTTP phases did not run)"]:
             print(f"  {line}", file=out)
@@ -1322,7 +1400,8 @@ class Report:
         return {
             "plan": asdict(self.plan), "postgres": self.facts, "admin": self.admin_source,
             "event_sizes": self.event_sizes, "results": [m.as_json() for m in self.results],
-            "verdicts": [asdict(v) for v in verdicts(self.results)], "checks": self.checks,
+            "verdicts": [asdict(v) for v in verdicts(self.results)],
+            "ceilings": ceilings(self.results), "checks": self.checks,
             "server_output": self.server_output, "profiles": self.profiles,
             "background_cpu": self.background_cpu, "seconds": self.seconds,
         }
@@ -1378,7 +1457,11 @@ def run(plan: Plan, profile_path: Path | None) -> Report:
                     report.server_output[http.output_name] = http.output
                 report.profiles.update(http.profiles)
                 done()
-            phases = [m for m in report.results if m.created is not None]
+            for workers in plan.workers:
+                done = step(f"(c0) + (d0): the no-database ceiling with {workers} worker(s)")
+                report.results.extend(run_ceiling(db, plan, workers, factory, Path(tmp)))
+                done()
+            phases = [m for m in report.results if m.key in LEDGER_PHASES]
             new = sum(m.created or 0 for m in phases)
             answered = sum(m.count for m in phases)
             report.checks.append(
