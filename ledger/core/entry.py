@@ -25,7 +25,6 @@ from typing import Any
 
 from ledger.core.canonical import canonicalize
 from ledger.core.commitment import COMMITMENT_ALG
-from ledger.core.merkle import leaf_hash
 from ledger.core.types import HASH_SIZE, LeafHash
 
 ENTRY_FORMAT = "handoff-ledger/entry/v1"
@@ -103,12 +102,6 @@ def _event(header: EventHeader) -> dict[str, Any]:
 
 def _payload(commitment: bytes) -> dict[str, Any]:
     return {"alg": COMMITMENT_ALG, "commitment": b64(commitment)}
-
-
-def encode_entry(entry: dict[str, Any]) -> tuple[bytes, LeafHash]:
-    """An entry value's canonical bytes and its leaf hash."""
-    data = canonicalize(entry)
-    return data, leaf_hash(data)
 
 
 @dataclass(frozen=True, slots=True)
