@@ -17,8 +17,8 @@ import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.core.canonical import canonicalize
-from ledger.core.entry import MAX_SEQ, EventHeader, build_entry, entry_template, format_time
+from ledger.core.canonical import MAX_SAFE_INTEGER, canonicalize
+from ledger.core.entry import EventHeader, build_entry, entry_template, format_time
 
 TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12)
 JSON_SCALARS = st.one_of(
@@ -70,7 +70,7 @@ def both(
 @given(
     origin=TEXT, header=HEADERS, writer=WRITERS,
     commitment=st.binary(min_size=32, max_size=32), prev=st.binary(min_size=32, max_size=32),
-    seq=st.integers(1, MAX_SEQ), moment=MOMENTS, data=st.data(),
+    seq=st.integers(1, MAX_SAFE_INTEGER), moment=MOMENTS, data=st.data(),
     writer_signature=st.none() | TEXT,
 )
 def test_fill_is_byte_identical_to_the_reference_canonicalization(
@@ -105,7 +105,7 @@ def test_a_realistic_entry_and_the_genesis_entry() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seq", "conversation_prev"), [(-1, None), (MAX_SEQ + 1, None), (5, 5), (5, -1)]
+    ("seq", "conversation_prev"), [(-1, None), (MAX_SAFE_INTEGER + 1, None), (5, 5), (5, -1)]
 )
 def test_fill_refuses_numbers_without_a_valid_canonical_entry(
     seq: int, conversation_prev: int | None

@@ -36,14 +36,17 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import rfc8785
 
 from ledger.errors import CanonicalizationError
 
-__all__ = ["canonicalize"]
+__all__ = ["MAX_SAFE_INTEGER", "canonicalize"]
+
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+"""RFC 8785 numbers are IEEE doubles: no integer beyond ±this has an exact canonical form."""
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _Fragment = orjson.Fragment

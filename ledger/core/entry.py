@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.core.canonical import canonicalize
+from ledger.core.canonical import MAX_SAFE_INTEGER, canonicalize
 from ledger.core.commitment import COMMITMENT_ALG
 from ledger.core.types import HASH_SIZE, LeafHash
 
@@ -133,7 +133,7 @@ class EntryTemplate:
         """The canonical bytes. ``prev`` is the previous leaf hash (raw); ``received_at`` is
         :func:`format_time`'s text as ASCII bytes."""
         back_link_ok = conversation_prev is None or 0 <= conversation_prev < seq
-        if not (0 <= seq <= MAX_SEQ and back_link_ok):
+        if not (0 <= seq <= MAX_SAFE_INTEGER and back_link_ok):
             raise ValueError(f"seq {seq} / conversation_prev {conversation_prev} out of range")
         return b"".join((
             self.head,
@@ -147,9 +147,6 @@ class EntryTemplate:
             self.end,
         ))
 
-
-MAX_SEQ = 2**53 - 1
-"""RFC 8785 numbers are IEEE doubles: integers beyond this have no exact canonical form."""
 
 
 def entry_template(

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
+from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.errors import EventInvalid
 from ledger.events.fields import MAX_ID_LENGTH
 from ledger.events.guard import reject_card_data
@@ -52,7 +53,6 @@ DATACONTENTTYPE_PATTERN: Final = re.compile(
     r"application/json(?:\s*;\s*charset=\"?utf-8\"?)?", re.IGNORECASE
 )
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
-_MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,6 @@ def _check_extension(name: str, value: object) -> None:
         )
     if isinstance(value, bool | str):
         return
-    if isinstance(value, int) and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+    if isinstance(value, int) and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return
     raise EventInvalid(pointer, "an extension attribute must be a string, an integer or a boolean")

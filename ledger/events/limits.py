@@ -16,12 +16,12 @@ import math
 import re
 from typing import Any, Final
 
+from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.errors import EventInvalid
 from ledger.events.pointer import join
 
 MAX_DEPTH: Final = 32
 MAX_STRING_BYTES: Final = 256 * 1024
-MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _STRING_LIMIT_CHARS: Final = MAX_STRING_BYTES // 4  # below this, no string can exceed the limit

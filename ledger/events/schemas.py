@@ -11,6 +11,7 @@ import copy
 import functools
 from typing import Any, Final
 
+from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.events.catalogue import EventType, all_types
 from ledger.events.envelope import (
     DATACONTENTTYPE,
@@ -20,7 +21,6 @@ from ledger.events.envelope import (
     TIME_PATTERN,
 )
 from ledger.events.fields import MAX_ID_LENGTH
-from ledger.events.limits import MAX_SAFE_INTEGER
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_PREFIX: Final = "urn:handoff-ledger:schema:"

@@ -39,7 +39,7 @@ from sqlalchemy import Connection
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.commitment import SALT_SIZE
 from ledger.core.merkle import EMPTY_ROOT, LEAF_PREFIX, NODE_PREFIX, frontier_root
-from ledger.core.sealing import NONCE_SIZE, payload_aad_prefix
+from ledger.core.sealing import NONCE_SIZE, payload_aad_prefix, payload_cipher
 from ledger.core.signing import NoteVerifier
 from ledger.errors import CryptoError, IntegrityFailure
 from ledger.storage.keystore import DataKeyStore
@@ -287,7 +287,7 @@ class RangeChecker:
                 seq = min(s for s, k, _ in chunk.payloads if k == key_id)
                 raise self.fail(f"the payload's data key {key_id} is missing", seq=seq)
             key = found[key_id]
-            self.ciphers[key_id] = None if key is None else AESGCM(key)
+            self.ciphers[key_id] = None if key is None else payload_cipher(key)
         return self.ciphers
 
     # --- tree and checkpoints ------------------------------------------------------------
