@@ -1022,9 +1022,7 @@ def run_ceiling(db: BenchDatabase, plan: Plan, workers: int, factory: EventFacto
     results = []
     try:
         server.start()
-        asyncio.run(drive(server.host, server.port, [
-            post_request(server.host, server.port, path, "-", factory.batch_body(16))
-            for _ in range(4 * workers)], 2 * workers, 30.0))
+        warm_up(server, factory, path)
         batch_reqs = [post_request(server.host, server.port, path, "-",
                                    factory.batch_body(plan.batch_events))
                       for _ in range(plan.batch_requests)]
