@@ -833,12 +833,18 @@ class LedgerServer:
         if self.profile_to is not None:  # same app and settings, wrapped in our sampler
             return [sys.executable, str(Path(__file__).resolve()), "--serve-profiled",
                     str(self.profile_to), "--port", str(self.port)]
-        return [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app_from_env",
-                *self.uvicorn_options()]
+        return self.serve_command(["--factory", "api.main:create_app_from_env"])
 
-    def uvicorn_options(self) -> list[str]:
-        return ["--host", self.host, "--port", str(self.port), "--workers", str(self.workers),
-                "--log-level", "warning", "--no-access-log"]
+    def serve_command(self, app: list[str]) -> list[str]:
+        """What ``ledger serve`` runs: uvicorn itself for one worker, else our supervisor
+        (``api/workers.py``), which deals connections to the workers in turn."""
+        where = ["--host", self.host, "--port", str(self.port)]
+        if self.workers == 1:
+            return [sys.executable, "-m", "uvicorn", *app, *where, "--log-level", "warning",
+                    "--no-access-log"]
+        *options, target = app
+        return [sys.executable, "-m", "api.workers", *options, "--app", target, *where,
+                "--workers", str(self.workers)]
 
     def start(self, timeout: float = 60.0) -> None:
         cmd = self.command()
@@ -894,7 +900,7 @@ class LedgerServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # uvicorn: graceful; stops its workers too
+            self.proc.send_signal(signal.SIGTERM)  # graceful; stops the workers too
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -1010,8 +1016,7 @@ class CeilingServer(LedgerServer):
         self.log_path = log_dir / f"ceiling-w{workers}.log"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "ops"),
-                "bench_ceiling:app", *self.uvicorn_options()]
+        return self.serve_command(["--app-dir", str(ROOT / "ops"), "bench_ceiling:app"])
 
 
 def run_ceiling(db: BenchDatabase, plan: Plan, workers: int, factory: EventFactory,

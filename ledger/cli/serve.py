@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from ledger.cli.common import EXIT_OK, add_command, database_url, engine, now
+from ledger.cli.common import EXIT_FAILED, EXIT_OK, add_command, database_url, engine, now
 from ledger.errors import ConfigurationError
 from ledger.settings import Settings
 
@@ -32,13 +32,23 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         _demo_setup(settings, port)
     os.environ["LEDGER_DATABASE_URL"] = url  # worker processes read their settings from here
     workers = args.workers or settings.workers
-    print(f"ledger listening on http://{host}:{port} (OpenAPI at /docs)", file=sys.stderr)
+    print(f"ledger listening on http://{host}:{port} with {workers} worker(s) "
+          "(OpenAPI at /docs)", file=sys.stderr)
+    if workers > 1:
+        # Our own supervisor, not uvicorn's: it deals connections to workers in turn
+        # (api/workers.py says why). It stops on SIGTERM and returns.
+        from api import workers as pool
+
+        status = pool.serve(APP, host=host, port=port, workers=workers)
+        return EXIT_OK if status == 0 else EXIT_FAILED
     # uvicorn re-raises SIGTERM once it has shut down; with the default handler the process
     # would die before the embedded PostgreSQL is stopped. Exit normally instead.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    uvicorn.run("api.main:create_app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level="warning", access_log=False)
+    uvicorn.run(APP, factory=True, host=host, port=port, log_level="warning", access_log=False)
     return EXIT_OK
+
+
+APP = "api.main:create_app_from_env"
 
 
 DEMO_CONVERSATIONS = 100

@@ -65,8 +65,12 @@ EMAIL_PATTERN: Final = re.compile(
 
 PAN_HINT: Final = r"\d(?:[ -]?\d){12}"
 """Any string holding a PAN holds a match of this; most strings hold none."""
+PAN_HINT_MIN_DIGITS: Final = PAN_MIN_DIGITS
+"""The digits every match of :data:`PAN_HINT` holds."""
 DIGITS_HINT: Final = r"\d(?:[ ().-]{0,2}\d){7}"
 """Any string holding a PAN, an SSN or a phone number holds a match of this."""
+DIGITS_HINT_MIN_DIGITS: Final = 8
+"""The digits every match of :data:`DIGITS_HINT` holds."""
 EMAIL_HINT: Final = "@"
 
 _COMPACT_TIMESTAMP: Final = re.compile(

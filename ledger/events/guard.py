@@ -21,8 +21,8 @@ pointers relative to ``data``, the shape of ``redaction.applied``. What cannot b
 place — a value in an object key, or one hidden by ``\\u`` escapes inside a JSON string — is
 rejected under every policy but ``allow``.
 
-Cost: a string is searched by one precompiled pre-filter (:data:`DIGITS_HINT` and friends);
-only a string that matches it is searched by the detectors.
+Cost: a string is first put to one pre-filter (:class:`_Prefilter`: in effect one search for
+:data:`DIGITS_HINT` and friends); only a string that passes it is searched by the detectors.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ from typing import Any, Final, Literal
 from ledger.errors import ConfigurationError, EventInvalid
 from ledger.events.detectors import (
     DIGITS_HINT,
+    DIGITS_HINT_MIN_DIGITS,
     EMAIL_HINT,
     PAN_HINT,
+    PAN_HINT_MIN_DIGITS,
     EntityType,
     Finding,
     find_emails,
@@ -162,16 +164,48 @@ def fingerprint(key: bytes, normalized: str) -> str:
     return "hmac-sha256:" + hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()
 
 
+_NOT_ASCII_DIGITS: Final = bytes(c for c in range(256) if not 0x30 <= c <= 0x39)
+
+
+class _Prefilter:
+    """``may_hold(text)`` is exactly ``hint.search(text) is not None``, only quicker.
+
+    ``hint`` is :data:`PAN_HINT` or :data:`DIGITS_HINT`, plus ``@`` when emails are looked for.
+    In ASCII text ``\\d`` is 0-9 only, so a match needs at least ``min_digits`` ASCII digits
+    (13 or 8). Counting them is one C-level pass (``bytes.translate``), about ten times quicker
+    than Python's regex engine trying the hint at every position of long free text. Text with
+    enough digits, and any non-ASCII text (``\\d`` also matches other scripts' digits), goes to
+    the regex itself.
+    """
+
+    def __init__(self, hint: str, min_digits: int, email: bool) -> None:
+        self.pattern = re.compile(f"{hint}|{re.escape(EMAIL_HINT)}" if email else hint)
+        self.min_digits = min_digits
+        self.email = email
+
+    def may_hold(self, text: str) -> bool:
+        if text.isascii():
+            if self.email and EMAIL_HINT in text:
+                return True
+            if (
+                len(text) < self.min_digits
+                or len(text.encode("ascii").translate(None, _NOT_ASCII_DIGITS)) < self.min_digits
+            ):
+                return False
+        return self.pattern.search(text) is not None
+
+
 @functools.lru_cache(maxsize=16)
-def _plan(policy: GuardPolicy) -> tuple[re.Pattern[str], tuple[EntityType, ...]]:
+def _plan(policy: GuardPolicy) -> tuple[_Prefilter, tuple[EntityType, ...]]:
     """The pre-filter and the detectors, in priority order, that ``policy`` needs."""
     active: tuple[EntityType, ...] = tuple(
         kind for kind in ("pan", "ssn", "phone", "email") if policy.action(kind) != "allow"
     )
-    hints = [DIGITS_HINT if ("ssn" in active or "phone" in active) else PAN_HINT]
-    if "email" in active:
-        hints.append(re.escape(EMAIL_HINT))
-    return re.compile("|".join(hints)), active
+    if "ssn" in active or "phone" in active:
+        hint, min_digits = DIGITS_HINT, DIGITS_HINT_MIN_DIGITS
+    else:
+        hint, min_digits = PAN_HINT, PAN_HINT_MIN_DIGITS
+    return _Prefilter(hint, min_digits, "email" in active), active
 
 
 def guard(
@@ -241,7 +275,7 @@ class _Scan:
         path is pushed only when a member needs a closer look."""
         copy: Any = None
         path = self.path
-        search = self.prefilter.search
+        may_hold = self.prefilter.may_hold
         is_object = isinstance(value, dict)
         members: Iterable[tuple[Any, Any]] = (
             value.items() if isinstance(value, dict) else enumerate(value)
@@ -252,12 +286,12 @@ class _Scan:
                 if key_class == _SENSITIVE_KEY:
                     if item is not None and type(item) is not bool:
                         raise EventInvalid(self.pointer(), _sad_detail())
-                elif search(name) is not None:
+                elif may_hold(name):
                     self.key_text(name)
                 path.pop()
             kind = type(item)
             if kind is str:
-                if search(item) is None and item[:1] not in _JSON_HEADS:
+                if not may_hold(item) and item[:1] not in _JSON_HEADS:
                     continue
             elif kind is int or kind is float:
                 if -1e12 < item < 1e12:
@@ -296,7 +330,7 @@ class _Scan:
 
     def visit_string(self, value: str) -> str:
         masked = value
-        if self.prefilter.search(value) is not None:
+        if self.prefilter.may_hold(value):
             masked = self.mask_string(value)
         if _may_hide_json(masked):
             self.nested(masked, 1)
@@ -368,7 +402,7 @@ class _Scan:
                 raise EventInvalid(self.pointer(), _hidden_detail("pan"))
 
     def nested_text(self, text: str, level: int) -> None:
-        if self.prefilter.search(text) is None:
+        if not self.prefilter.may_hold(text):
             return
         for kind in self.active:
             if _DETECTORS[kind](text):
