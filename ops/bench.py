@@ -12,7 +12,8 @@ Measures, on this machine:
 (c0), (d0)  the same two loads against the no-database ceiling (``ops/bench_ceiling.py``): the
      same uvicorn doing only the ledger's work before its sequencer — parse, validate, prepare;
 
-with the ledger server as a separate ``python -m uvicorn`` process (1 and 2 workers), sampling
+with the ledger server as a separate process started as ``ledger serve`` starts it (uvicorn for one
+worker, ``python -m api.workers`` for more; 1 and 2 workers), sampling
 the server's RSS (the whole process tree) every 0.2 s. It then prints the ratios against the
 targets — (c)/(a) >= 0.5, (d)/(b) >= 3.0, max server RSS < 300 MB — each PASS or MISS, where
 the ceiling puts each target, checks
@@ -805,7 +806,7 @@ def free_port() -> int:
 
 
 class LedgerServer:
-    """``python -m uvicorn --factory api.main:create_app_from_env`` as a child process."""
+    """The ledger's server as a child process, started the way ``ledger serve`` starts it."""
 
     host = "127.0.0.1"
 

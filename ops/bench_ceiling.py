@@ -1,6 +1,7 @@
 """The no-database ceiling for ``ops/bench.py``: what this machine allows before any storage.
 
-An ASGI app served by the same uvicorn (same loop, parser, worker count) as the ledger, doing
+An ASGI app served by the same stack (uvicorn's loop and parser; for several workers our
+supervisor, ``api/workers.py``) and worker count as the ledger, doing
 for each ``POST`` exactly the ledger's work before its sequencer — read the body, parse it,
 validate every event (envelope, limits, card-data guard, type model), and prepare it
 (canonical payload, salt, commitment) — then answering 201 with a receipt-shaped body. No token
@@ -8,7 +9,8 @@ lookup, no sequencing, no signing, no database. The ledger's (c) and (d) cannot 
 the benchmark prints them next to the targets so the gap between "the ledger is slow" and "the
 target is beyond this machine" is measured in the same run, not argued.
 
-    python -m uvicorn --app-dir ops bench_ceiling:app --workers N
+    python -m uvicorn --app-dir ops bench_ceiling:app                        # one worker
+    python -m api.workers --app-dir ops --app bench_ceiling:app --workers N   # several
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def main() -> None:
     def measure(url: str) -> None:
         ingest_rate(url, "warmup", batches(events, "w")[:3])
         on_rates, off_rates = [], []
-        for round_ in range(2):  # alternate, so drift on a shared machine hits both alike
+        for round_ in range(3):  # alternate, so drift on a shared machine hits both alike
             on_rates.append(ingest_rate(url, f"on-{round_}", batches(events, f"on{round_}")))
             with guard_off():
                 off_rates.append(ingest_rate(url, f"off-{round_}", batches(events, f"off{round_}")))

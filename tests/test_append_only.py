@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from ledger.storage.db import schema_is_current, sqlalchemy_url
 
 APPEND_ONLY = ["entries", "payloads", "tree_nodes", "checkpoints"]
-NEVER_DELETED = ["logs", "signing_keys", "credentials"]
+NEVER_DELETED = ["logs", "signing_keys", "credentials", "data_keys"]
 
 
 def _libpq(url: str, user: str | None = None) -> str:

@@ -214,11 +214,11 @@ def test_payload_deleted_without_erasure_record(cli: Cli, baselined: str, db_url
     assert_caught(verify(cli, baselined, "--full"), "payload is missing", seq=12)
 
 
-def test_data_key_deleted_behind_the_foreign_key(cli: Cli, baselined: str, db_url: str) -> None:
-    # A destroyed key (erasure) keeps its row with no key material; a row deleted outright, with
-    # foreign keys off (replica mode), is tampering, not erasure.
+def test_data_key_deleted_behind_the_triggers(cli: Cli, baselined: str, db_url: str) -> None:
+    # A destroyed key (erasure) keeps its row with no key material; a row deleted outright, by
+    # a table owner who first switched its no-delete trigger off, is tampering, not erasure.
     with psycopg.connect(_libpq(db_url)) as conn:
-        conn.execute("SET session_replication_role = replica")
+        conn.execute("ALTER TABLE data_keys DISABLE TRIGGER data_keys_no_delete")
         row = conn.execute("SELECT data_key_id, (SELECT min(seq) FROM payloads q WHERE"
                            " q.log_id = p.log_id AND q.data_key_id = p.data_key_id)"
                            " FROM payloads p WHERE log_id = %s AND seq = 12",
@@ -226,6 +226,7 @@ def test_data_key_deleted_behind_the_foreign_key(cli: Cli, baselined: str, db_ur
         assert row is not None
         key_id, first = row
         conn.execute("DELETE FROM data_keys WHERE id = %s", (key_id,))
+        conn.execute("ALTER TABLE data_keys ENABLE ALWAYS TRIGGER data_keys_no_delete")
     assert_caught(verify(cli, baselined, "--full"), f"the payload's data key {key_id} is missing",
                   seq=first)
 
