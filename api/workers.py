@@ -121,7 +121,6 @@ class Pool:
     """The worker processes and whose turn it is."""
 
     command: list[str]
-    size: int
     workers: list[_Worker] = field(default_factory=list)
     turn: int = 0
 
@@ -180,7 +179,7 @@ def serve(app: str, *, host: str, port: int, workers: int, factory: bool = True,
         command.append("--factory")
     if app_dir:
         command += ["--app-dir", app_dir]
-    pool = Pool(command, workers)
+    pool = Pool(command)
     wake_r, wake_w = socket.socketpair()
     wake_w.setblocking(False)
     stopping: list[int] = []

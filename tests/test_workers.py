@@ -41,6 +41,17 @@ def _pid_of(conn: http.client.HTTPConnection) -> int:
     return int(response.read())
 
 
+def _worker_pids(port: int) -> set[int]:
+    """Both workers' pids: two new connections are dealt one to each."""
+    pids = set()
+    for _ in range(2):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        pids.add(_pid_of(conn))
+        conn.close()
+    assert len(pids) == 2
+    return pids
+
+
 def _wait_until_serving(proc: subprocess.Popen[bytes], port: int) -> None:
     deadline = time.monotonic() + 30
     while True:
@@ -91,11 +102,7 @@ def test_connections_made_together_are_dealt_evenly(
 
 def test_a_dead_worker_is_replaced(pool: tuple[subprocess.Popen[bytes], int]) -> None:
     _, port = pool
-    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(2)]
-    before = {_pid_of(conn) for conn in conns}
-    for conn in conns:
-        conn.close()
-    assert len(before) == 2
+    before = _worker_pids(port)
     victim = before.pop()
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -116,11 +123,7 @@ def test_sigterm_stops_the_supervisor_and_its_workers(
     pool: tuple[subprocess.Popen[bytes], int],
 ) -> None:
     proc, port = pool
-    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(2)]
-    workers = {_pid_of(conn) for conn in conns}
-    for conn in conns:
-        conn.close()
-    assert len(workers) == 2
+    workers = _worker_pids(port)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     for pid in workers:
