@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import secrets
+import socket
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -52,6 +53,13 @@ def _libpq(url: str) -> str:
 @pytest.fixture(scope="session")
 def admin_url() -> str:
     return _admin_url()
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def create_database(admin_url: str, name: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -30,17 +29,11 @@ from ledger.services.verify import verify_log
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import DataKeyStore
-from tests.conftest import MASTER_KEY, make_event
+from tests.conftest import MASTER_KEY, free_port, make_event
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 32
 EVENTS_PER_CLIENT = 12
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +42,7 @@ def servers(db_url: str) -> Iterator[list[str]]:
            "LEDGER_ORIGIN_PREFIX": "ledger.test"}
     procs, urls = [], []
     for _ in range(2):
-        port = _free_port()
+        port = free_port()
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app_from_env",
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],

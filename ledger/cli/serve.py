@@ -12,6 +12,9 @@ from ledger.cli.common import EXIT_FAILED, EXIT_OK, add_command, database_url, e
 from ledger.errors import ConfigurationError
 from ledger.settings import Settings
 
+APP = "api.main:create_app_from_env"
+"""The ASGI application factory every worker serves."""
+
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
@@ -46,9 +49,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(APP, factory=True, host=host, port=port, log_level="warning", access_log=False)
     return EXIT_OK
-
-
-APP = "api.main:create_app_from_env"
 
 
 DEMO_CONVERSATIONS = 100
