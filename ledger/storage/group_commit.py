@@ -119,6 +119,7 @@ class GroupCommitter:
                         signers=self._signers,
                         data_keys=self._data_keys,
                         now=self._clock(),
+                        commit=True,
                     )
             except (StoreUnavailable, DBAPIError):
                 if attempt == 2:

@@ -13,7 +13,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, text
 
 from ledger.core.sealing import new_key, seal, unseal
@@ -110,10 +112,12 @@ class SignerCache:
 
 
 class DataKeyStore:
-    """Data keys by (log, scope): fetched or created inside the caller's transaction.
+    """Data keys by (log, scope), with an LRU cache of the unsealed ones.
 
-    Keys created in a transaction are cached only once the caller reports the commit
-    (``promote``), so a rolled-back key id is never reused.
+    The sequencer asks for the keys a batch lacks in the same round trip that takes the log's
+    lock (``queue_fetch_or_create``, then ``unwrap``), inside the append's transaction. New keys
+    are cached once the caller reports the commit (``promote``), so a rolled-back key id is never
+    reused.
     """
 
     MAX_CACHED = 50_000
@@ -128,14 +132,10 @@ class DataKeyStore:
         """Pickled (to a verification process) as a new store with the same master key."""
         return DataKeyStore, (self._master_key,)
 
-    def get_many(
-        self, conn: Connection, log_id: str, scopes: set[str]
-    ) -> tuple[dict[str, tuple[int, bytes]], dict[tuple[str, str], tuple[int, bytes]]]:
-        """``(keys by scope, newly created keys to promote after commit)``.
-
-        Scopes are created in sorted order so concurrent writers never deadlock on them.
-        A scope whose key was destroyed (erased) maps to ``(id, b"")``.
-        """
+    def cached(
+        self, log_id: str, scopes: set[str]
+    ) -> tuple[dict[str, tuple[int, bytes]], list[str]]:
+        """The cached keys of ``scopes`` by scope, and the scopes not cached, sorted."""
         found: dict[str, tuple[int, bytes]] = {}
         missing = []
         with self._lock:
@@ -146,35 +146,46 @@ class DataKeyStore:
                 else:
                     self._keys.move_to_end((log_id, scope))
                     found[scope] = cached
-        fresh: dict[tuple[str, str], tuple[int, bytes]] = {}
-        if not missing:
-            return found, fresh
-        new = {scope: new_key() for scope in missing}
-        pg = conn.connection.driver_connection
-        assert pg is not None
-        with pg.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO data_keys (log_id, scope, wrapped) VALUES (%s, %s, %s)"
-                " ON CONFLICT (log_id, scope) DO NOTHING",
-                [
-                    (log_id, s, seal(self._master_key, new[s], _data_key_aad(log_id, s)))
-                    for s in missing
-                ],
-            )
-            cur.execute(
-                "SELECT id, scope, wrapped FROM data_keys WHERE log_id = %s AND scope = ANY(%s)",
-                (log_id, missing),
-            )
-            for key_id, scope, wrapped in cur.fetchall():
-                if wrapped is None:
-                    found[scope] = (key_id, b"")
-                    continue
-                key = unseal(self._master_key, wrapped, _data_key_aad(log_id, scope))
-                found[scope] = (key_id, key)
-                fresh[(log_id, scope)] = (key_id, key)
-        return found, fresh
+        return found, missing
+
+    def queue_fetch_or_create(
+        self, pg: psycopg.Connection[Any], log_id: str, scopes: list[str]
+    ) -> psycopg.Cursor[Any]:
+        """Queue, on a connection in pipeline mode, the creation of the keys of ``scopes`` that do
+        not exist yet and the read of them all; the read's cursor goes to ``unwrap``.
+
+        Rows are inserted in sorted scope order, so writers creating the same scopes never
+        deadlock, and each transaction creates its keys before it takes any log's lock.
+        """
+        sealed = [seal(self._master_key, new_key(), _data_key_aad(log_id, s)) for s in scopes]
+        pg.execute(
+            "INSERT INTO data_keys (log_id, scope, wrapped)"
+            " SELECT %s, s.scope, s.wrapped FROM unnest(%s::text[], %s::bytea[])"
+            "   WITH ORDINALITY AS s(scope, wrapped, n) ORDER BY s.n"
+            " ON CONFLICT (log_id, scope) DO NOTHING",
+            (log_id, scopes, sealed),
+        )
+        return pg.execute(
+            "SELECT id, scope, wrapped FROM data_keys WHERE log_id = %s AND scope = ANY(%s)",
+            (log_id, scopes),
+        )
+
+    def unwrap(
+        self, log_id: str, scopes: list[str], read: psycopg.Cursor[Any]
+    ) -> dict[str, tuple[int, bytes]]:
+        """The keys read by ``queue_fetch_or_create``. A destroyed (erased) key is ``(id, b"")``."""
+        keys = {
+            scope: (key_id, b"") if wrapped is None
+            else (key_id, unseal(self._master_key, wrapped, _data_key_aad(log_id, scope)))
+            for key_id, scope, wrapped in read.fetchall()
+        }
+        if len(keys) != len(scopes):  # data keys are never deleted (an ENABLE ALWAYS trigger)
+            lost = sorted(set(scopes) - keys.keys())
+            raise IntegrityFailure(f"data keys vanished after insert: {lost[:3]}", log=log_id)
+        return keys
 
     def promote(self, fresh: dict[tuple[str, str], tuple[int, bytes]]) -> None:
+        """Cache keys whose creating transaction committed."""
         with self._lock:
             self._keys.update(fresh)
             while len(self._keys) > self.MAX_CACHED:
