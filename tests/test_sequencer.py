@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, text
 
 from ledger.errors import IdempotencyConflict
 from ledger.events import GuardPolicy
@@ -61,3 +64,88 @@ def test_one_bad_request_does_not_sink_the_others_in_its_batch(
     assert isinstance(good_result, AppendResult)
     # The rejected request left no trace: the good one took seq 1, not 2 or 3.
     assert [r.seq for r in good_result.receipts] == [1]
+
+
+def test_two_appends_creating_one_new_conversations_key_share_it(
+    engine: Engine, settings: Settings, new_log: Any
+) -> None:
+    """Both transactions insert the same new data key before they queue on the log's lock:
+    the second waits for the first's commit instead of deadlocking, and both use one key."""
+    log_id = new_log()
+    results: dict[str, Any] = {}
+
+    def append(name: str, events: list[Any]) -> None:
+        try:
+            results[name] = run(engine, settings, log_id, events)[0]
+        except Exception as exc:  # reported below, with the thread's name
+            results[name] = exc
+
+    with engine.connect() as holder:  # holds the log's lock while both appends start
+        holder.execute(text("SELECT 1 FROM log_heads WHERE log_id = :log FOR UPDATE"),
+                       {"log": log_id})
+        threads = [
+            threading.Thread(target=append, args=("a", prepared(make_event("new", 1)))),
+            threading.Thread(target=append, args=("b", prepared(make_event("new", 2),
+                                                                 make_event("other", 3)))),
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # both are now waiting: one on the lock, one on the other's key
+        assert all(t.is_alive() for t in threads)
+        holder.rollback()
+    for t in threads:
+        t.join(timeout=20)
+    assert not any(t.is_alive() for t in threads)
+    assert all(isinstance(r, AppendResult) for r in results.values()), results
+    seqs = sorted(r.seq for res in results.values() for r in res.receipts)
+    assert seqs == [0, 1, 2]
+    with engine.connect() as conn:
+        keys = conn.execute(text(
+            "SELECT d.scope, count(DISTINCT p.data_key_id) FROM payloads p"
+            " JOIN data_keys d ON d.id = p.data_key_id WHERE p.log_id = :log GROUP BY d.scope"
+        ), {"log": log_id}).all()
+    assert sorted(keys) == [("conversation:new", 1), ("conversation:other", 1)]
+
+
+def test_a_rolled_back_append_leaves_no_data_key_behind(
+    engine: Engine, settings: Settings, new_log: Any
+) -> None:
+    log_id = new_log()
+    data_keys = DataKeyStore(settings.master_key_bytes)
+    principal = Principal(1, log_id, "writer", "test")
+    fresh: list[Any] = []
+
+    def append_then_fail() -> None:
+        with unit_of_work(engine) as conn:
+            outcome = append_batch(
+                conn, get_log(conn, log_id),
+                [AppendRequest(prepared(make_event("gone")), principal)],
+                signers=SignerCache(settings.master_key_bytes), data_keys=data_keys,
+                now=datetime.now(UTC))
+            fresh.extend(outcome.fresh_data_keys)
+            raise RuntimeError("the caller fails after the append")
+
+    with pytest.raises(RuntimeError):
+        append_then_fail()
+    assert fresh == [(log_id, "conversation:gone")]
+    assert data_keys.cached(log_id, {"conversation:gone"})[1] == ["conversation:gone"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM data_keys WHERE log_id = :log"),
+                            {"log": log_id}).scalar_one() == 0
+
+
+def test_commit_lands_with_the_writes(engine: Engine, settings: Settings, new_log: Any) -> None:
+    """With ``commit=True`` the batch is durable when append_batch returns, not at the end of
+    the caller's block."""
+    log_id = new_log()
+    principal = Principal(1, log_id, "writer", "test")
+    with unit_of_work(engine) as conn:
+        append_batch(conn, get_log(conn, log_id), [AppendRequest(prepared(make_event()),
+                                                                 principal)],
+                     signers=SignerCache(settings.master_key_bytes),
+                     data_keys=DataKeyStore(settings.master_key_bytes), now=datetime.now(UTC),
+                     commit=True)
+        with engine.connect() as other:
+            size = other.execute(text("SELECT size FROM log_heads WHERE log_id = :log"),
+                                 {"log": log_id}).scalar_one()
+        assert size == 1
