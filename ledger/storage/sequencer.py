@@ -4,8 +4,9 @@
 head row (``SELECT ... FOR UPDATE``), so any number of server processes may append to one log and
 each batch sees the tree exactly as the previous batch left it. Per batch: one lock, one Merkle
 frontier update, one signed checkpoint, one head update, and two round trips while the lock is
-held: the reads, then every write at once (pipelined array INSERTs; COPY cannot be pipelined, and
-each COPY costs two round trips of its own, each a thread wake-up on a loaded machine).
+held: the reads, then every write at once, with the group committer's COMMIT (pipelined array
+INSERTs; COPY cannot be pipelined, and each COPY costs two round trips of its own, each a thread
+wake-up on a loaded machine).
 
 Before signing, the head must agree with the latest stored checkpoint: a head row edited behind
 the ledger's back stops the log rather than getting a checkpoint signed over it (never sign two
