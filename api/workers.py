@@ -217,8 +217,10 @@ def _supervise(pool: Pool, listener: socket.socket, selector: selectors.BaseSele
                     key.fileobj.recv(64)  # type: ignore[union-attr]
             elif key.data == "listener":
                 _accept_all(listener, pool)
-            elif key.data == "worker":
-                _worker_said(key.fileobj, pool)  # type: ignore[arg-type]
+            elif key.data == "worker" and not _worker_said(key.fileobj, pool):  # type: ignore[arg-type]
+                # End of file: the worker is exiting. Stop watching its channel (it would read
+                # as ready on every pass) until its exit is seen below.
+                selector.unregister(key.fileobj)
         for worker in list(pool.workers):
             if worker.process.poll() is None:
                 continue
@@ -227,7 +229,8 @@ def _supervise(pool: Pool, listener: socket.socket, selector: selectors.BaseSele
                 return STARTUP_FAILURE
             log.warning("worker %d exited with %s; starting another", worker.process.pid,
                         worker.process.returncode)
-            selector.unregister(worker.channel)
+            with contextlib.suppress(KeyError):  # already unregistered at end of file
+                selector.unregister(worker.channel)
             worker.channel.close()
             pool.workers.remove(worker)
             selector.register(pool.spawn().channel, selectors.EVENT_READ, "worker")
@@ -256,16 +259,18 @@ def _accept_all(listener: socket.socket, pool: Pool) -> None:
                 log.warning("no worker took a connection; closed it")
 
 
-def _worker_said(channel: socket.socket, pool: Pool) -> None:
+def _worker_said(channel: socket.socket, pool: Pool) -> bool:
+    """Read what a worker sent; False at end of file (the worker is gone or going)."""
     worker = next(w for w in pool.workers if w.channel is channel)
     try:
         message = channel.recv(64)
     except (BlockingIOError, InterruptedError):
-        return
+        return True
     except OSError:
         message = b""
     if READY in message:
         worker.ready = True
+    return bool(message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

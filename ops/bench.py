@@ -967,39 +967,43 @@ class HttpRun:
     output_name: str = ""
 
 
+def batch_and_single(server: LedgerServer, plan: Plan, factory: EventFactory, token: str,
+                     keys: tuple[str, str], labels: tuple[str, str]
+                     ) -> list[tuple[Measurement, LoadOutcome]]:
+    """The two loads, (c)'s batches then (d)'s single events, against a running server; the
+    requests of each are built just before it (not timed) and dropped after."""
+    path = f"/v1/logs/{LOG_ID}/events"
+    loads = ((lambda: factory.batch_body(plan.batch_events), plan.batch_requests,
+              plan.batch_clients, plan.batch_seconds),
+             (factory.single_body, plan.single_requests, plan.single_clients,
+              plan.single_seconds))
+    out = []
+    for key, label, (body, count, clients, seconds) in zip(keys, labels, loads, strict=True):
+        requests = [post_request(server.host, server.port, path, token, body())
+                    for _ in range(count)]
+        out.append(http_phase(server, key, label, requests, clients, seconds))
+        del requests
+    return out
+
+
 def run_http(db: BenchDatabase, plan: Plan, master_key_b64: str, workers: int,
              factory: EventFactory, log_dir: Path, profile_to: Path | None) -> HttpRun:
     """Start a server, warm it, run (c) then (d), read the checkpoint, stop it."""
-    path = f"/v1/logs/{LOG_ID}/events"
     server = LedgerServer(db, master_key_b64, workers, log_dir, profile_to)
     print(f"  server: {workers} worker(s){' (profiled)' if profile_to else ''}, port "
           f"{server.port} ...", file=sys.stderr, flush=True)
     run = HttpRun(output_name=server.log_path.name)
-    results = run.results
     try:
         server.start()
-        run.accepted += warm_up(server, factory, path)
-        token = db.writer_token
-        batch_reqs = [post_request(server.host, server.port, path, token,
-                                   factory.batch_body(plan.batch_events))
-                      for _ in range(plan.batch_requests)]
-        m, out = http_phase(
-            server, "c", f"HTTP batch {plan.batch_events} ev, {plan.batch_clients} in flight, "
-            f"W={workers} (p = per req)", batch_reqs, plan.batch_clients, plan.batch_seconds)
-        del batch_reqs
-        results.append(m)
-        run.accepted += out.events
-        print(f"  (c) W={workers}: {m.rate:,.0f} events/s", file=sys.stderr, flush=True)
-
-        single_reqs = [post_request(server.host, server.port, path, token,
-                                    factory.single_body()) for _ in range(plan.single_requests)]
-        m, out = http_phase(
-            server, "d", f"HTTP single event, {plan.single_clients} clients, W={workers} "
-            "(p = per req)", single_reqs, plan.single_clients, plan.single_seconds)
-        del single_reqs
-        results.append(m)
-        run.accepted += out.events
-        print(f"  (d) W={workers}: {m.rate:,.0f} events/s", file=sys.stderr, flush=True)
+        run.accepted += warm_up(server, factory, f"/v1/logs/{LOG_ID}/events")
+        for m, out in batch_and_single(
+                server, plan, factory, db.writer_token, ("c", "d"),
+                (f"HTTP batch {plan.batch_events} ev, {plan.batch_clients} in flight, "
+                 f"W={workers} (p = per req)",
+                 f"HTTP single event, {plan.single_clients} clients, W={workers} (p = per req)")):
+            run.results.append(m)
+            run.accepted += out.events
+            print(f"  ({m.key}) W={workers}: {m.rate:,.0f} events/s", file=sys.stderr, flush=True)
         run.checkpoint_size = server.checkpoint_size()
     finally:
         server.stop()
@@ -1023,24 +1027,14 @@ class CeilingServer(LedgerServer):
 def run_ceiling(db: BenchDatabase, plan: Plan, workers: int, factory: EventFactory,
                 log_dir: Path) -> list[Measurement]:
     """(c0) and (d0): the loads of (c) and (d) against :class:`CeilingServer`."""
-    path = f"/v1/logs/{LOG_ID}/events"
     server = CeilingServer(db, workers, log_dir)
-    results = []
     try:
         server.start()
-        warm_up(server, factory, path)
-        batch_reqs = [post_request(server.host, server.port, path, "-",
-                                   factory.batch_body(plan.batch_events))
-                      for _ in range(plan.batch_requests)]
-        m, _ = http_phase(server, "c0", f"ceiling: (c) with no database, W={workers}",
-                          batch_reqs, plan.batch_clients, plan.batch_seconds)
-        del batch_reqs
-        results.append(m)
-        single_reqs = [post_request(server.host, server.port, path, "-", factory.single_body())
-                       for _ in range(plan.single_requests)]
-        m, _ = http_phase(server, "d0", f"ceiling: (d) with no database, W={workers}",
-                          single_reqs, plan.single_clients, plan.single_seconds)
-        results.append(m)
+        warm_up(server, factory, f"/v1/logs/{LOG_ID}/events")
+        results = [m for m, _ in batch_and_single(
+            server, plan, factory, "-", ("c0", "d0"),
+            (f"ceiling: (c) with no database, W={workers}",
+             f"ceiling: (d) with no database, W={workers}"))]
     finally:
         server.stop()
     print("  " + ", ".join(f"({m.key}) W={workers}: {m.rate:,.0f} events/s" for m in results),

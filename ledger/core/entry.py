@@ -148,7 +148,6 @@ class EntryTemplate:
         ))
 
 
-
 def entry_template(
     *,
     origin: str,

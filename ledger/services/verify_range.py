@@ -268,9 +268,9 @@ class RangeChecker:
 
     def _ciphers(self, chunk: Chunk) -> dict[int, AESGCM | None]:
         """An AES-GCM context for each data key of the chunk (None: destroyed), unwrapping
-        those not cached with one query. A key id with no row at all is a failure: payloads
-        reference their key, so only a disabled foreign key lets it go missing; so is a key
-        that does not unwrap (a wrapped key edited or moved)."""
+        those not cached with one query. A key id with no row at all is a failure: data keys
+        are never deleted (a trigger), so only a disabled trigger lets one go missing; so is a
+        key that does not unwrap (a wrapped key edited or moved)."""
         wanted = {key_id for _, key_id, _ in chunk.payloads}
         if len(self.ciphers) + len(wanted - self.ciphers.keys()) > DATA_KEY_CACHE:
             self.ciphers.clear()
