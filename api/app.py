@@ -19,7 +19,7 @@ import ledger
 from api import errors
 from api.metrics import REGISTRY
 from api.routes import events, logs, proofs, schemas, trail, verifications
-from api.state import LedgerState
+from ledger.server.state import LedgerState
 from ledger.settings import Settings
 from ledger.storage.db import make_engine, unit_of_work
 

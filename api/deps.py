@@ -9,12 +9,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.state import LedgerState
+from ledger.domain import LogInfo, Principal
 from ledger.errors import Forbidden, NotFound, Unauthenticated
-from ledger.services.credentials import authenticate, token_hash
+from ledger.server.state import LedgerState
+from ledger.services.admin.credentials import authenticate, token_hash
 from ledger.services.system_log import credential_actor, system_event
 from ledger.storage.db import unit_of_work
-from ledger.storage.rows import LogInfo, Principal
 
 logger = logging.getLogger("ledger.api.auth")
 

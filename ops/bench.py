@@ -13,7 +13,7 @@ Measures, on this machine:
      same uvicorn doing only the ledger's work before its sequencer — parse, validate, prepare;
 
 with the ledger server as a separate process started as ``ledger serve`` starts it (uvicorn for one
-worker, ``python -m api.workers`` for more; 1 and 2 workers), sampling
+worker, ``python -m ledger.server.workers`` for more; 1 and 2 workers), sampling
 the server's RSS (the whole process tree) every 0.2 s. It then prints the ratios against the
 targets — (c)/(a) >= 0.5, (d)/(b) >= 3.0, max server RSS < 300 MB — each PASS or MISS, where
 the ceiling puts each target, checks
@@ -386,8 +386,8 @@ class BenchDatabase:
 
     def set_up_ledger(self, master_key: bytes) -> None:
         """Migrations, log ``bench``, a writer credential (as tests/conftest.py does)."""
-        from ledger.services.credentials import create_credential
-        from ledger.services.logs import create_log
+        from ledger.services.admin.credentials import create_credential
+        from ledger.services.admin.logs import create_log
         from ledger.storage.db import make_engine, unit_of_work, upgrade_schema
 
         upgrade_schema(self.url)
@@ -838,13 +838,13 @@ class LedgerServer:
 
     def serve_command(self, app: list[str]) -> list[str]:
         """What ``ledger serve`` runs: uvicorn itself for one worker, else our supervisor
-        (``api/workers.py``), which deals connections to the workers in turn."""
+        (``ledger/server/workers.py``), which deals connections to the workers in turn."""
         where = ["--host", self.host, "--port", str(self.port)]
         if self.workers == 1:
             return [sys.executable, "-m", "uvicorn", *app, *where, "--log-level", "warning",
                     "--no-access-log"]
         *options, target = app
-        return [sys.executable, "-m", "api.workers", *options, "--app", target, *where,
+        return [sys.executable, "-m", "ledger.server.workers", *options, "--app", target, *where,
                 "--workers", str(self.workers)]
 
     def start(self, timeout: float = 60.0) -> None:

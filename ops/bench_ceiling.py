@@ -1,7 +1,7 @@
 """The no-database ceiling for ``ops/bench.py``: what this machine allows before any storage.
 
 An ASGI app served by the same stack (uvicorn's loop and parser; for several workers our
-supervisor, ``api/workers.py``) and worker count as the ledger, doing
+supervisor, ``ledger/server/workers.py``) and worker count as the ledger, doing
 for each ``POST`` exactly the ledger's work before its sequencer — read the body, parse it,
 validate every event (envelope, limits, card-data guard, type model), and prepare it
 (canonical payload, salt, commitment) — then answering 201 with a receipt-shaped body. No token
@@ -10,7 +10,7 @@ the benchmark prints them next to the targets so the gap between "the ledger is 
 target is beyond this machine" is measured in the same run, not argued.
 
     python -m uvicorn --app-dir ops bench_ceiling:app                        # one worker
-    python -m api.workers --app-dir ops --app bench_ceiling:app --workers N   # several
+    python -m ledger.server.workers --app-dir ops --app bench_ceiling:app --workers N   # several
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ledger.events import GuardPolicy
-from ledger.services.ingest import IngestLimits, parse_body, prepare_all, validate_all
+from ledger.services.ingest.prepare import IngestLimits, parse_body, prepare_all, validate_all
 
 _POLICY = GuardPolicy()  # the bench log's policy: the default (cards rejected)
 _KEY = b"bench-ceiling-fingerprint-key-32"

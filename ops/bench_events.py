@@ -25,14 +25,14 @@ from typing import Any
 import psycopg
 
 import ledger.events.validate as validate_module
+from ledger.domain import AppendRequest, Principal
 from ledger.events import GuardPolicy, validate_event
 from ledger.events.guard import Guarded
-from ledger.services.ingest import prepare_all, validate_all
-from ledger.services.logs import create_log, get_log
+from ledger.services.admin.logs import create_log, get_log
+from ledger.services.ingest.prepare import prepare_all, validate_all
 from ledger.storage.db import make_engine, unit_of_work, upgrade_schema
 from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.rows import Principal
-from ledger.storage.sequencer import AppendRequest, append_batch
+from ledger.storage.sequencer import append_batch
 
 SHARED = Path(os.environ.get("LEDGER_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 EXAMPLE = SHARED / "examples" / "escalated-conversation.json"

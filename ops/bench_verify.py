@@ -60,14 +60,14 @@ from sqlalchemy.engine import make_url
 from ledger.core.canonical import canonicalize
 from ledger.core.commitment import new_salt, payload_commitment
 from ledger.core.entry import EventHeader
-from ledger.services.credentials import create_credential
-from ledger.services.logs import create_log
-from ledger.services.verifier_state import VerifierStateStore
-from ledger.services.verify import LogReport, save_states, verify_log
+from ledger.domain import AppendRequest, LogInfo, PreparedEvent, Principal
+from ledger.services.admin.credentials import create_credential
+from ledger.services.admin.logs import create_log
+from ledger.services.verification.state import VerifierStateStore
+from ledger.services.verification.verify import LogReport, save_states, verify_log
 from ledger.storage.db import make_engine, sqlalchemy_url, unit_of_work, upgrade_schema
 from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.rows import LogInfo, PreparedEvent, Principal
-from ledger.storage.sequencer import AppendRequest, append_batch
+from ledger.storage.sequencer import append_batch
 
 MASTER_KEY = bytes(range(32))
 BATCH = 5000
@@ -174,7 +174,7 @@ def run_verify(engine: Engine, log: LogInfo, states: VerifierStateStore, *, full
     elapsed = time.perf_counter() - started
     if report.failure is not None:
         raise SystemExit(f"verification failed: {report.failure}")
-    from ledger.services.verify import VerifyReport
+    from ledger.services.verification.verify import VerifyReport
 
     save_states(VerifyReport([report]), states, now=now())
     top = ""

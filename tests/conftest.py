@@ -107,7 +107,7 @@ def now() -> datetime:
 @pytest.fixture
 def new_log(engine: Engine, settings: Settings) -> Any:
     """A factory: ``new_log()`` creates a fresh log and returns its id."""
-    from ledger.services.logs import create_log
+    from ledger.services.admin.logs import create_log
 
     def make(card_policy: str = "reject") -> str:
         log_id = f"t-{secrets.token_hex(6)}"
@@ -122,7 +122,7 @@ def new_log(engine: Engine, settings: Settings) -> Any:
 @pytest.fixture
 def token(engine: Engine) -> Any:
     """A factory: ``token(log_id, role)`` creates a credential and returns the bearer token."""
-    from ledger.services.credentials import create_credential
+    from ledger.services.admin.credentials import create_credential
 
     def make(log_id: str, role: str) -> str:
         with unit_of_work(engine) as conn:
@@ -211,10 +211,10 @@ def append_direct(engine: Engine, settings: Settings) -> Any:
     from ledger.core.canonical import canonicalize
     from ledger.core.commitment import new_salt, payload_commitment
     from ledger.core.entry import EventHeader
-    from ledger.services.logs import get_log
+    from ledger.domain import AppendRequest, PreparedEvent, Principal
+    from ledger.services.admin.logs import get_log
     from ledger.storage.keystore import DataKeyStore, SignerCache
-    from ledger.storage.rows import PreparedEvent, Principal
-    from ledger.storage.sequencer import AppendRequest, append_batch
+    from ledger.storage.sequencer import append_batch
 
     data_keys = DataKeyStore(settings.master_key_bytes)
     counter = itertools.count()

@@ -160,8 +160,8 @@ def test_the_server_anchors_on_an_interval(settings: Settings, own_database: str
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from ledger.services.credentials import create_credential
-    from ledger.services.logs import create_log
+    from ledger.services.admin.credentials import create_credential
+    from ledger.services.admin.logs import create_log
     from ledger.storage.db import make_engine
     from tests.conftest import make_event, now
 

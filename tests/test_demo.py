@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ledger.events import GuardPolicy, validate_event
-from ledger.services.demo import KINDS, generate, interleave
+from ledger.services.demo.conversations import KINDS, generate, interleave
 from ledger.settings import Settings
 from tests.test_ingest_api import auth
 
@@ -137,7 +137,7 @@ def test_serve_demo_fills_an_empty_demo_log(monkeypatch: pytest.MonkeyPatch, set
                                             capsys: pytest.CaptureFixture[str]) -> None:
     from ledger.cli.common import dispose_engines
     from ledger.cli.serve import DEMO_CONVERSATIONS, _demo_setup
-    from ledger.services.reads import log_size
+    from ledger.services.reads.entries import log_size
     from ledger.storage.db import make_engine, unit_of_work
 
     try:

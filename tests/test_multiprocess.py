@@ -24,8 +24,8 @@ from sqlalchemy import Engine
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.merkle import root_from_leaf_hashes, verify_consistency
 from ledger.core.signing import NoteVerifier
-from ledger.services.logs import get_log
-from ledger.services.verify import verify_log
+from ledger.services.admin.logs import get_log
+from ledger.services.verification.verify import verify_log
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import DataKeyStore

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from ledger.domain import AppendRequest, AppendResult, Principal
 from ledger.errors import IdempotencyConflict
 from ledger.events import GuardPolicy
-from ledger.services.ingest import prepare_all, validate_all
-from ledger.services.logs import get_log
+from ledger.services.admin.logs import get_log
+from ledger.services.ingest.prepare import prepare_all, validate_all
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.rows import AppendResult, Principal
-from ledger.storage.sequencer import AppendRequest, append_batch
+from ledger.storage.sequencer import append_batch
 from tests.conftest import make_event
 
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from ledger.domain import LogInfo
 from ledger.errors import IntegrityFailure
-from ledger.services import verify_parallel, verify_range
-from ledger.services.verify_parallel import Part, _combine, split
-from ledger.services.verify_range import RangeResult
-from ledger.storage.rows import LogInfo
+from ledger.services.verification import parallel as verify_parallel
+from ledger.services.verification import range as verify_range
+from ledger.services.verification.parallel import Part, _combine, split
+from ledger.services.verification.range import RangeResult
 from tests.test_verify_tamper import Cli, assert_caught, tamper, tamper_many, verify
 
 ENTRIES = 120
@@ -52,7 +53,7 @@ def test_parallel_run_proves_what_one_process_proves(
         threads: int) -> None:
     code, single = verify(cli, long_log, "--full", "--jobs", "1")
     assert code == 0, single
-    monkeypatch.setattr("ledger.services.verify_parallel.threading.active_count",
+    monkeypatch.setattr("ledger.services.verification.parallel.threading.active_count",
                         lambda: threads)
     started: list[int] = []
     claimed = verify_parallel._claimed_start

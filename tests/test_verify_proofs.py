@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from ledger.core.merkle import root_from_leaf_hashes, verify_consistency, verify_inclusion
-from ledger.services.logs import create_log
+from ledger.services.admin.logs import create_log
 from ledger.settings import Settings
 from ledger.storage import proofs
 from ledger.storage.db import unit_of_work

@@ -1,4 +1,4 @@
-"""``api/workers.py``: several workers behind one port, connections dealt to them in turn."""
+"""``ledger/server/workers.py``: several workers behind one port, connections dealt in turn."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _start(app: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.workers", "--app", app, "--host", "127.0.0.1",
+        [sys.executable, "-m", "ledger.server.workers", "--app", app, "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers)],
         cwd=ROOT)
     return proc, port

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import authorize, log_info
-from api.state import LedgerState
+from ledger.domain import AppendRequest
 from ledger.errors import ClientError, PayloadTooLarge
 from ledger.events import GuardPolicy
-from ledger.services.ingest import IngestLimits, parse_body, prepare_all, validate_all
-from ledger.storage.sequencer import AppendRequest
+from ledger.server.state import LedgerState
+from ledger.services.ingest.prepare import IngestLimits, parse_body, prepare_all, validate_all
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["events"])
 

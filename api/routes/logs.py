@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import AuditorAuth, State, audit_read, log_info
 from ledger.errors import ClientError
-from ledger.services import reads
+from ledger.services.reads import entries as reads
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import verifier_keys
 

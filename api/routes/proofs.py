@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import State, log_info, require
 from ledger.errors import ClientError
-from ledger.services import reads
+from ledger.services.reads import entries as reads
 from ledger.storage import proofs
 from ledger.storage.db import unit_of_work
 

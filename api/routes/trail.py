@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import AuditorAuth, State, audit_read, log_info
-from ledger.services.trail import read_trail
+from ledger.services.trails.read import read_trail
 from ledger.storage.db import unit_of_work
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["trail"])

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from api.deps import State, log_info, require
+from ledger.domain import Principal
 from ledger.errors import ClientError, Forbidden
 from ledger.services.system_log import credential_actor
-from ledger.services.verify_record import run_event
-from ledger.storage.rows import Principal
+from ledger.services.verification.record import run_event
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["verification"])
 VerifierAuth = Annotated[Principal, Depends(require("verifier"))]

@@ -19,7 +19,7 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.logs import create_log
+    from ledger.services.admin.logs import create_log
     from ledger.services.system_log import append_system_events, system_event
     from ledger.storage.db import unit_of_work
 
@@ -39,7 +39,7 @@ def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
-    from ledger.services.logs import list_logs
+    from ledger.services.admin.logs import list_logs
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
@@ -49,8 +49,8 @@ def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.credentials import create_credential
-    from ledger.services.logs import get_log
+    from ledger.services.admin.credentials import create_credential
+    from ledger.services.admin.logs import get_log
     from ledger.services.system_log import append_system_events, system_event
     from ledger.storage.db import unit_of_work
 
@@ -72,8 +72,8 @@ def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_credentials_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.credentials import revoke_credential
-    from ledger.services.logs import get_log
+    from ledger.services.admin.credentials import revoke_credential
+    from ledger.services.admin.logs import get_log
     from ledger.services.system_log import append_system_events, system_event
     from ledger.storage.db import unit_of_work
 
@@ -100,8 +100,8 @@ def _operator() -> dict[str, str]:
 
 def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> int:
     """The signing key of a log that has none active; a log with one is rotated instead."""
-    from ledger.services.keys import generate_first_key
-    from ledger.services.logs import get_log
+    from ledger.services.admin.logs import get_log
+    from ledger.services.admin.signing_keys import generate_first_key
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
@@ -114,8 +114,8 @@ def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     """A new signing key, certified by the old one; prints the new verifier key."""
-    from ledger.services.keys import rotate_signing_key
-    from ledger.services.logs import get_log
+    from ledger.services.admin.logs import get_log
+    from ledger.services.admin.signing_keys import rotate_signing_key
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
@@ -128,7 +128,7 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.logs import get_log
+    from ledger.services.admin.logs import get_log
     from ledger.storage.db import unit_of_work
     from ledger.storage.keystore import verifier_keys
 

@@ -16,8 +16,8 @@ from ledger.settings import Settings
 
 
 def cmd_anchor(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.anchor import anchor_logs, sinks_from_settings
-    from ledger.services.logs import get_log, list_logs
+    from ledger.services.admin.logs import get_log, list_logs
+    from ledger.services.anchoring.anchor import anchor_logs, sinks_from_settings
     from ledger.services.system_log import append_system_events
     from ledger.storage.db import unit_of_work
 

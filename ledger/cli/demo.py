@@ -1,6 +1,6 @@
 """``ledger demo --log ID``: fill a log with realistic handoff conversations (see
-:mod:`ledger.services.demo`), through the same validation, guard and sequencer as the API; or
-over HTTP with ``--url`` and a writer token, exactly as an integration would."""
+:mod:`ledger.services.demo.conversations`), through the same validation, guard and sequencer
+as the API; or over HTTP with ``--url`` and a writer token, exactly as an integration would."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from ledger.errors import ClientError
 from ledger.settings import Settings
 
 if TYPE_CHECKING:
-    from ledger.services.demo import DemoConversation
+    from ledger.services.demo.conversations import DemoConversation
 
 BATCH_EVENTS = 500
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.demo import generate
+    from ledger.services.demo.conversations import generate
 
     if args.url:
         conversations = generate(args.conversations, seed=args.seed,
@@ -43,14 +43,14 @@ def fill(settings: Settings, log_id: str, count: int, *, seed: int
          ) -> tuple[list[DemoConversation], int]:
     """Generate ``count`` conversations and append them to ``log_id`` in the database, one
     transaction per batch; returns the conversations and how many events were new."""
-    from ledger.services.demo import (
+    from ledger.services.admin.logs import get_log
+    from ledger.services.demo.conversations import (
         append_events,
         chunks,
         demo_principal,
         generate,
         interleave,
     )
-    from ledger.services.logs import get_log
     from ledger.storage.db import unit_of_work
     from ledger.storage.keystore import DataKeyStore, SignerCache, pan_fingerprint_key
 
@@ -88,7 +88,7 @@ def _post(url: str, log_id: str, token: str, conversations: list[DemoConversatio
     201 (something new); a 200 means the whole batch was already recorded (a retry)."""
     import orjson
 
-    from ledger.services.demo import chunks, interleave
+    from ledger.services.demo.conversations import chunks, interleave
 
     if not url.startswith(("http://", "https://")):
         raise ClientError("--url must be an http:// or https:// URL")

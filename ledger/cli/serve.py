@@ -39,8 +39,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
           "(OpenAPI at /docs)", file=sys.stderr)
     if workers > 1:
         # Our own supervisor, not uvicorn's: it deals connections to workers in turn
-        # (api/workers.py says why). It stops on SIGTERM and returns.
-        from api import workers as pool
+        # (ledger/server/workers.py says why). It stops on SIGTERM and returns.
+        from ledger.server import workers as pool
 
         status = pool.serve(APP, host=host, port=port, workers=workers)
         return EXIT_OK if status == 0 else EXIT_FAILED
@@ -60,10 +60,10 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 def _demo_setup(settings: Settings, port: int) -> None:
     from ledger.cli.demo import fill
-    from ledger.services.credentials import create_credential
-    from ledger.services.demo import sample_conversation
-    from ledger.services.logs import create_log, find_log
-    from ledger.services.reads import log_size
+    from ledger.services.admin.credentials import create_credential
+    from ledger.services.admin.logs import create_log, find_log
+    from ledger.services.demo.conversations import sample_conversation
+    from ledger.services.reads.entries import log_size
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:

@@ -19,9 +19,9 @@ from ledger.settings import Settings
 def cmd_trail(settings: Settings, args: argparse.Namespace) -> int:
     import orjson
 
-    from ledger.services.logs import get_log
+    from ledger.services.admin.logs import get_log
     from ledger.services.system_log import append_system_events, system_event
-    from ledger.services.trail import read_trail
+    from ledger.services.trails.read import read_trail
     from ledger.storage.db import unit_of_work
     from ledger.storage.keystore import DataKeyStore
 

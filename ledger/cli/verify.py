@@ -21,13 +21,13 @@ from ledger.errors import ConfigurationError, LedgerError
 from ledger.settings import Settings
 
 if TYPE_CHECKING:
-    from ledger.services.verifier_state import VerifierStateStore
-    from ledger.services.verify import VerifyReport
+    from ledger.services.verification.state import VerifierStateStore
+    from ledger.services.verification.verify import VerifyReport
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.core.entry import format_time
-    from ledger.services.verifier_state import VerifierStateStore
+    from ledger.services.verification.state import VerifierStateStore
 
     if args.rebaseline and not args.log:
         print("ledger verify: --rebaseline needs --log (one log at a time)", file=sys.stderr)
@@ -46,7 +46,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
         run["error"] = f"{type(exc).__name__}: {exc}"
         code = EXIT_FAILED
     else:
-        from ledger.services.verify import save_states
+        from ledger.services.verification.verify import save_states
 
         run["logs"] = [r.as_json() for r in report.logs]
         run["status"] = "intact" if report.intact else "tampered"
@@ -69,8 +69,8 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 def _verify(settings: Settings, args: argparse.Namespace, states: VerifierStateStore,
             tenants: dict[str, str]) -> VerifyReport:
-    from ledger.services.logs import get_log, list_logs
-    from ledger.services.verify import verify_logs
+    from ledger.services.admin.logs import get_log, list_logs
+    from ledger.services.verification.verify import verify_logs
     from ledger.storage.db import unit_of_work
     from ledger.storage.keystore import DataKeyStore
 
@@ -100,7 +100,7 @@ def _verify(settings: Settings, args: argparse.Namespace, states: VerifierStateS
 
 
 def _alert(settings: Settings, run: dict[str, Any]) -> list[str]:
-    from ledger.services.alerts import send_alert
+    from ledger.services.verification.alerts import send_alert
 
     return send_alert(json.dumps(run, indent=2).encode(), webhook_url=settings.alert_webhook_url,
                       command=settings.alert_command, timeout=settings.http_timeout_seconds)
@@ -114,7 +114,7 @@ def _record(settings: Settings, args: argparse.Namespace, run: dict[str, Any],
         return []
     if not settings.verify_record_token:
         return ["LEDGER_VERIFY_RECORD_URL is set without LEDGER_VERIFY_RECORD_TOKEN"]
-    from ledger.services.verify_record import post_run
+    from ledger.services.verification.record import post_run
 
     by_tenant: dict[str, list[dict[str, Any]]] = {}
     for entry in run["logs"]:

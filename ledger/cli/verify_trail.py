@@ -4,7 +4,7 @@ No database, no server: PATH is the JSON body of ``GET /v1/logs/{log}/conversati
 saved to a file; the keys are the auditor's (``GET /v1/logs/{log}/verifier-key`` fetched earlier,
 or an anchor), never the file's. Exit 0 every check passed, 1 a check failed (each failure names
 seq, check, expected vs found), 2 could not run (unreadable or malformed file, no usable key).
-The checks are :mod:`ledger.services.trail_verify`; ``ops/verify_trail_standalone.py`` makes
+The checks are :mod:`ledger.services.trails.verify`; ``ops/verify_trail_standalone.py`` makes
 the same ones with the standard library and PyNaCl only.
 """
 
@@ -21,13 +21,13 @@ from ledger.errors import LedgerError
 from ledger.settings import Settings
 
 if TYPE_CHECKING:
-    from ledger.services.trail_verify import TrailReport
+    from ledger.services.trails.verify import TrailReport
 
 PROG = "ledger verify-trail"
 
 
 def cmd_verify_trail(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.trail_verify import parse_trail, parse_verifier_keys, verify_trail
+    from ledger.services.trails.verify import parse_trail, parse_verifier_keys, verify_trail
 
     del settings  # offline: nothing configured is used
     try:

@@ -21,12 +21,12 @@ from sqlalchemy import Connection
 from ledger.core.canonical import canonicalize
 from ledger.core.commitment import new_salt
 from ledger.core.entry import EventHeader, format_time
+from ledger.domain import AppendRequest, AppendResult, LogInfo, PreparedEvent, Principal
 from ledger.errors import NotFound
-from ledger.services.ingest import prepared_event
-from ledger.services.logs import find_log, system_log_id
+from ledger.services.admin.logs import find_log, system_log_id
+from ledger.services.ingest.prepare import prepared_event
 from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.rows import AppendResult, LogInfo, PreparedEvent, Principal
-from ledger.storage.sequencer import AppendRequest, append_batch
+from ledger.storage.sequencer import append_batch
 
 SYSTEM_SOURCE = f"urn:handoff-ledger:{socket.gethostname()}"
 LEDGER_PRINCIPAL_ID = 0

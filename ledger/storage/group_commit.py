@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from ledger.domain import AppendRequest, AppendResult, LogInfo
 from ledger.errors import ClientError, LedgerError, StoreUnavailable
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.rows import AppendResult, LogInfo
-from ledger.storage.sequencer import AppendRequest, BatchOutcome, append_batch
+from ledger.storage.sequencer import BatchOutcome, append_batch
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0005

@@ -34,9 +34,9 @@ from ledger.core.merkle import (
 )
 from ledger.core.sealing import fresh_nonces, payload_aad, payload_cipher, seal_payload
 from ledger.core.types import RootHash
+from ledger.domain import AppendRequest, AppendResult, LogInfo, Receipt
 from ledger.errors import ClientError, IdempotencyConflict, IntegrityFailure
 from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.rows import AppendResult, LogInfo, PreparedEvent, Principal, Receipt
 
 # Each table's rows travel as one binary array per column (bytea as raw bytes, not hex text);
 # what is the same for the whole batch travels once.
@@ -69,14 +69,6 @@ HEAD_UPDATE = (
 class ScopeErased(ClientError):
     status = 409
     title = "Conversation erased"
-
-
-@dataclass(slots=True)
-class AppendRequest:
-    """One client request: its events are appended all together or not at all."""
-
-    events: Sequence[PreparedEvent]
-    principal: Principal
 
 
 @dataclass(slots=True)
@@ -303,4 +295,4 @@ def _last_seq_params(log_id: str, requests: Sequence[AppendRequest]) -> tuple[An
     return (log_id, conversations)
 
 
-__all__ = ["AppendRequest", "BatchOutcome", "ScopeErased", "append_batch"]
+__all__ = ["BatchOutcome", "ScopeErased", "append_batch"]

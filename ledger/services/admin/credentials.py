@@ -13,8 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from ledger.domain import Principal
 from ledger.errors import ClientError, NotFound, Unauthenticated
-from ledger.storage.rows import Principal
 
 ROLES = ("writer", "auditor", "verifier", "admin")
 TOKEN_PREFIX = "hlt_"  # noqa: S105 - a marker that makes leaked tokens greppable, not a secret

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from ledger.domain import PreparedEvent
 from ledger.errors import LedgerError
-from ledger.services.anchor import Anchoring, Sink, anchor_logs
-from ledger.services.logs import list_logs
+from ledger.services.admin.logs import list_logs
+from ledger.services.anchoring.anchor import Anchoring, Sink, anchor_logs
 from ledger.storage.db import unit_of_work
-from ledger.storage.rows import PreparedEvent
 
 log = logging.getLogger(__name__)
 

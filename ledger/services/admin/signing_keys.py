@@ -24,10 +24,10 @@ from sqlalchemy import Connection, text
 from ledger.core.entry import format_time
 from ledger.core.rotation import sign_rotation
 from ledger.core.signing import NoteSigner, NoteVerifier
+from ledger.domain import LogInfo
 from ledger.errors import ClientError
 from ledger.services.system_log import append_system_events, system_event
 from ledger.storage.keystore import SignerCache, create_signing_key
-from ledger.storage.rows import LogInfo
 
 
 class KeyStateConflict(ClientError):

@@ -16,16 +16,15 @@ from typing import Generic, TypeVar
 from sqlalchemy import Engine
 
 import ledger
-from ledger.services.anchor import sinks_from_settings
-from ledger.services.anchor_schedule import AnchorScheduler
-from ledger.services.logs import get_log, system_log_id
+from ledger.domain import AppendRequest, AppendResult, LogInfo, PreparedEvent, Principal
+from ledger.services.admin.logs import get_log, system_log_id
+from ledger.services.anchoring.anchor import sinks_from_settings
+from ledger.services.anchoring.schedule import AnchorScheduler
 from ledger.services.system_log import ledger_principal, system_event
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.group_commit import GroupCommitter
 from ledger.storage.keystore import DataKeyStore, SignerCache, pan_fingerprint_key
-from ledger.storage.rows import AppendResult, LogInfo, PreparedEvent, Principal
-from ledger.storage.sequencer import AppendRequest
 
 K = TypeVar("K")
 V = TypeVar("V")

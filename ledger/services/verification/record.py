@@ -14,11 +14,11 @@ import json
 from datetime import datetime
 from typing import Any
 
+from ledger.domain import PreparedEvent
 from ledger.errors import LedgerError
-from ledger.services.http_client import post
-from ledger.services.logs import system_log_id
+from ledger.external.http import post
+from ledger.services.admin.logs import system_log_id
 from ledger.services.system_log import system_event
-from ledger.storage.rows import PreparedEvent
 
 RUN_EVENT = "verification.run"
 

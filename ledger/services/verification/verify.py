@@ -41,12 +41,12 @@ from ledger.core.note import parse_note
 from ledger.core.rotation import open_rotation, parse_rotation
 from ledger.core.signing import NoteVerifier
 from ledger.core.types import RootHash
+from ledger.domain import LogInfo
 from ledger.errors import ConsistencyProofInvalid, CryptoError, IntegrityFailure
-from ledger.services.anchor import AnchoredNote, read_anchors
-from ledger.services.keys import key_records, rotation_statements
-from ledger.services.verifier_state import TrustedState, VerifierStateStore
-from ledger.services.verify_parallel import check_range
-from ledger.services.verify_range import (
+from ledger.services.admin.signing_keys import key_records, rotation_statements
+from ledger.services.anchoring.anchor import AnchoredNote, read_anchors
+from ledger.services.verification.parallel import check_range
+from ledger.services.verification.range import (
     MAX_LEVELS,
     Progress,
     RangeResult,
@@ -54,9 +54,9 @@ from ledger.services.verify_range import (
     b64,
     check_checkpoint,
 )
+from ledger.services.verification.state import TrustedState, VerifierStateStore
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.proofs import consistency_proof, fetch_nodes
-from ledger.storage.rows import LogInfo
 
 
 @dataclass

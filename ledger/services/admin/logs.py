@@ -13,9 +13,9 @@ from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.entry import GENESIS_PREV
 from ledger.core.merkle import EMPTY_ROOT
 from ledger.core.types import RootHash
+from ledger.domain import LogInfo
 from ledger.errors import ClientError, NotFound
 from ledger.storage.keystore import create_signing_key
-from ledger.storage.rows import LogInfo
 
 LOG_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 SYSTEM_SUFFIX = ".system"

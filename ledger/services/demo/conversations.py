@@ -31,11 +31,11 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from ledger.core.canonical import canonicalize
+from ledger.domain import AppendRequest, AppendResult, LogInfo, Principal
 from ledger.events import GuardPolicy
-from ledger.services.ingest import prepare_all, validate_all
+from ledger.services.ingest.prepare import prepare_all, validate_all
 from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.rows import AppendResult, LogInfo, Principal
-from ledger.storage.sequencer import AppendRequest, BatchOutcome, append_batch
+from ledger.storage.sequencer import BatchOutcome, append_batch
 
 KINDS = ("resolved_by_ai", "sentiment_shift", "explicit_request", "repeated_failure",
          "card_number", "phi_disclosure")

@@ -1,7 +1,12 @@
-"""Plain value objects passed between storage, services and the edges."""
+"""The domain's values: what services, storage and the edges pass to each other.
+
+Not rows: a ``LogInfo`` or ``Principal`` is read from the database, but a ``PreparedEvent`` or an
+``AppendRequest`` exists only on its way to the sequencer, and a ``Receipt`` on its way back.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +46,14 @@ class PreparedEvent:
     canonical_data: bytes
     commitment: bytes
     request_digest: bytes
+
+
+@dataclass(slots=True)
+class AppendRequest:
+    """One client request: its events are appended all together or not at all."""
+
+    events: Sequence[PreparedEvent]
+    principal: Principal
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.services.ingest import REDACTIONS_FIELD
+from ledger.services.ingest.prepare import REDACTIONS_FIELD
 
 SPEAKERS = {"customer": "customer", "human_agent": "human", "system": "system",
             "ai_agent": "ai", "tool": "tool"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 
-from ledger.services.http_client import post
+from ledger.external.http import post
 
 
 def send_alert(report: bytes, *, webhook_url: str | None, command: str | None,

@@ -14,7 +14,8 @@ protocol, and a SIGTERM shuts it down as gracefully as uvicorn would. The superv
 worker that dies once the pool has started. If a worker fails during start-up, the supervisor
 stops them all and exits 3, as uvicorn does.
 
-    python -m api.workers --workers 2 --port 8000 --factory --app api.main:create_app_from_env
+    python -m ledger.server.workers --workers 2 --port 8000 \
+        --factory --app api.main:create_app_from_env
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def serve(app: str, *, host: str, port: int, workers: int, factory: bool = True,
     """
     listener = socket.create_server((host, port), backlog=BACKLOG)
     listener.setblocking(False)
-    command = [sys.executable, "-m", "api.workers", "--app", app]
+    command = [sys.executable, "-m", "ledger.server.workers", "--app", app]
     if factory:
         command.append("--factory")
     if app_dir:

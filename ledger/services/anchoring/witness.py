@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from ledger.core.cosignature import CosignerVerifier, open_cosignatures
+from ledger.domain import LogInfo
 from ledger.errors import ConfigurationError, CryptoError, LedgerError
-from ledger.services.anchor import SignedCheckpoint
-from ledger.services.http_client import check_url, post
+from ledger.external.http import check_url, post
+from ledger.services.anchoring.anchor import SignedCheckpoint
 from ledger.settings import Settings
 from ledger.storage.proofs import consistency_proof
-from ledger.storage.rows import LogInfo
 
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
 

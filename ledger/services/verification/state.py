@@ -26,7 +26,7 @@ from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.entry import format_time
 from ledger.core.signing import NoteVerifier
 from ledger.errors import ConfigurationError, CryptoError
-from ledger.services.files import log_file_stem, write_atomic
+from ledger.external.files import log_file_stem, write_atomic
 
 STATE_FORMAT = "handoff-ledger/verifier-state/v1"
 

@@ -29,12 +29,12 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, text
 
 from ledger.core.entry import b64
+from ledger.domain import LogInfo, PreparedEvent
 from ledger.errors import IntegrityFailure, LedgerError
-from ledger.services.files import log_file_stem, write_atomic
-from ledger.services.http_client import check_url, post
+from ledger.external.files import log_file_stem, write_atomic
+from ledger.external.http import check_url, post
 from ledger.services.system_log import system_event
 from ledger.settings import Settings
-from ledger.storage.rows import LogInfo, PreparedEvent
 
 ANCHORED_EVENT = "ledger.checkpoint.anchored.v1"
 SUFFIX = ".checkpoint"
@@ -98,7 +98,7 @@ def sinks_from_settings(settings: Settings) -> list[Sink]:
     if settings.anchor_webhook_url:
         sinks.append(WebhookSink(settings.anchor_webhook_url, settings.http_timeout_seconds))
     if settings.anchor_witness_url or settings.anchor_witness_key:
-        from ledger.services.anchor_witness import WitnessSink
+        from ledger.services.anchoring.witness import WitnessSink
 
         sinks.append(WitnessSink.from_settings(settings))
     return sinks

@@ -41,9 +41,9 @@ from ledger.core.commitment import SALT_SIZE
 from ledger.core.merkle import EMPTY_ROOT, LEAF_PREFIX, NODE_PREFIX, frontier_root
 from ledger.core.sealing import NONCE_SIZE, payload_aad_prefix, payload_cipher
 from ledger.core.signing import NoteVerifier
+from ledger.domain import LogInfo
 from ledger.errors import CryptoError, IntegrityFailure
 from ledger.storage.keystore import DataKeyStore
-from ledger.storage.rows import LogInfo
 
 CHUNK = 5000
 MAX_LEVELS = 64

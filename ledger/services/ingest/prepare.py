@@ -16,9 +16,9 @@ import orjson
 from ledger.core.canonical import canonicalize
 from ledger.core.commitment import new_salt, new_salts, payload_commitment
 from ledger.core.entry import EventHeader
+from ledger.domain import PreparedEvent
 from ledger.errors import CanonicalizationError, EventInvalid, MalformedRequest, PayloadTooLarge
 from ledger.events import GuardPolicy, ValidatedEvent, validate_event
-from ledger.storage.rows import PreparedEvent
 
 REDACTIONS_FIELD = "ledger_redactions"
 """Where the guard's own redaction records are kept inside a masked payload."""

@@ -1,7 +1,7 @@
 """A conversation's trail: every entry of the conversation in seq order, with its canonical bytes,
 leaf hash, decrypted payload and an RFC 9162 inclusion proof against one signed checkpoint; the
 back-link check that shows the trail is gap-free on its own; and the at-a-glance sections of
-:mod:`ledger.services.trail_summary`.
+:mod:`ledger.services.trails.summary`.
 
 The trail is read *at* the latest checkpoint: entries beyond its size are left out, so every
 entry served has a proof against the note served with it.
@@ -23,12 +23,12 @@ import orjson
 from sqlalchemy import Connection, text
 
 from ledger.core import merkle
+from ledger.domain import LogInfo
 from ledger.errors import ClientError, NotFound
-from ledger.services.reads import open_payload
-from ledger.services.trail_summary import TrailEvent, summarize
+from ledger.services.reads.entries import open_payload
+from ledger.services.trails.summary import TrailEvent, summarize
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.proofs import fetch_nodes
-from ledger.storage.rows import LogInfo
 
 MAX_TRAIL_ENTRIES = 10_000
 """A trail is served whole (it must be complete to prove anything); beyond this, use exports."""

@@ -12,9 +12,9 @@ from sqlalchemy import Connection, text
 
 from ledger.core.commitment import commitment_matches
 from ledger.core.sealing import payload_aad, unseal_payload
+from ledger.domain import LogInfo
 from ledger.errors import DecryptionFailed, NotFound
 from ledger.storage.keystore import DataKeyStore
-from ledger.storage.rows import LogInfo
 
 MAX_PAGE = 1000
 

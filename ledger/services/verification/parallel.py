@@ -30,11 +30,17 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from ledger.core.merkle import range_nodes
+from ledger.domain import LogInfo
 from ledger.errors import IntegrityFailure, LedgerError
-from ledger.services.verify_range import CHUNK, Progress, RangeChecker, RangeResult, SigningKey
+from ledger.services.verification.range import (
+    CHUNK,
+    Progress,
+    RangeChecker,
+    RangeResult,
+    SigningKey,
+)
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.proofs import fetch_nodes
-from ledger.storage.rows import LogInfo
 
 PARALLEL_MIN = 200_000
 """Entries below which one process is faster than starting others (~0.5 s each)."""

@@ -1,0 +1,1 @@
+"""Administration: logs, credentials and checkpoint signing keys."""

@@ -1,0 +1,1 @@
+"""Anchoring: publishing checkpoints outside the database (directory, webhook, witness)."""

@@ -1,0 +1,1 @@
+"""Realistic sample handoff conversations, written through the real ingest path."""

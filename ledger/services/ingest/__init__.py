@@ -1,0 +1,1 @@
+"""Ingest: writers' events from request body to receipts."""

@@ -1,0 +1,1 @@
+"""Auditors' reads of entries and their payloads."""

@@ -1,0 +1,1 @@
+"""Conversation trails: read with proofs, summarized for people, verified offline."""

@@ -1,0 +1,1 @@
+"""Integrity verification: the scheduled job, its checks, its state, alerts and records."""
