@@ -1,68 +1,147 @@
-"""The one table from domain errors to HTTP problems (RFC 9457 application/problem+json).
+"""The one table from errors to HTTP problems (RFC 9457 ``application/problem+json``).
 
-Routes never invent status codes: they raise domain errors and this table answers.
-Security failures tell the client little (one message); the log gets the detail.
+Routes never invent status codes: they raise domain errors (``ledger/errors.py``) and ``PROBLEMS``
+answers, naming every class of the tree; a test fails if a class is missing. Starlette's own
+errors (an unknown path, a wrong method) and FastAPI's parameter validation are answered in the
+same form, so every error body a client sees is a problem document.
+
+Security failures tell the client little (one message for every authentication failure); the
+server log gets the detail. Server-side failures (a broken key, a log that refuses to sign) are
+a 500 whose detail is logged, never sent.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import ClientError, EventInvalid, StoreUnavailable, Unauthenticated
+from ledger import errors as e
 
 log = logging.getLogger("ledger.api")
 PROBLEM = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:handoff-ledger:problem:"
+RETRY_AFTER_SECONDS = "5"
 
 
-def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"Retry-After": "5"} if status == 503 else None
+@dataclass(frozen=True, slots=True)
+class Problem:
+    status: int
+    slug: str
+    """The last part of the problem type URI, ``urn:handoff-ledger:problem:<slug>``."""
+    title: str
+    public_detail: str | None = None
+    """Sent instead of the exception's message: for security failures and server faults."""
+
+
+_SERVER_FAULT = "the ledger hit an unexpected error; it is logged"
+
+PROBLEMS: dict[type[e.LedgerError], Problem] = {
+    # The caller's fault: precise, nothing stored.
+    e.ClientError: Problem(400, "bad-request", "Bad request"),
+    e.MalformedRequest: Problem(400, "malformed-request", "Malformed request"),
+    e.TrailFileMalformed: Problem(400, "malformed-request", "Malformed request"),
+    e.InvalidRequest: Problem(400, "invalid-request", "Invalid request"),
+    e.EventInvalid: Problem(422, "event-invalid", "Invalid event"),
+    e.PayloadTooLarge: Problem(413, "payload-too-large", "Payload too large"),
+    e.TrailTooLarge: Problem(413, "trail-too-large", "Trail too large"),
+    e.Conflict: Problem(409, "conflict", "Conflict"),
+    e.IdempotencyConflict: Problem(409, "idempotency-conflict", "Idempotency conflict"),
+    e.LogExists: Problem(409, "log-exists", "Log exists"),
+    e.KeyStateConflict: Problem(409, "key-state", "Signing key state"),
+    e.ScopeErased: Problem(409, "conversation-erased", "Conversation erased"),
+    e.NotFound: Problem(404, "not-found", "Not found"),
+    e.Unauthenticated: Problem(401, "unauthenticated", "Unauthenticated",
+                               "missing, invalid or revoked bearer token"),
+    e.Forbidden: Problem(403, "forbidden", "Forbidden"),
+    # Not the caller's fault, and the caller may retry.
+    e.StoreUnavailable: Problem(503, "unavailable", "Service unavailable",
+                                "the database is unavailable; retry later"),
+    # Server faults: whatever they say is for the operator's log.
+    e.LedgerError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+    e.CryptoError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+    e.InclusionProofInvalid: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+    e.ConsistencyProofInvalid: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+    e.NoteFormatError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+    e.SignatureInvalid: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+    e.DecryptionFailed: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+    e.CanonicalizationError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+    e.ConfigurationError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+    e.IntegrityFailure: Problem(500, "integrity", "Integrity failure",
+                                "the log refuses to go on: stored data does not check out; "
+                                "the operator is alerted by the log"),
+    e.WorkerFailed: Problem(500, "internal", "Internal error", _SERVER_FAULT),
+}
+
+
+def problem_for(error: type[e.LedgerError]) -> Problem:
+    """The row of ``error``'s class, else of its nearest listed ancestor."""
+    for cls in error.__mro__:
+        row = PROBLEMS.get(cls)
+        if row is not None:
+            return row
+    raise AssertionError(f"{error.__name__} is not a LedgerError")
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: object) -> JSONResponse:
+    body = {"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status,
+            "detail": detail, **extra}
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def _client_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ClientError)
-    if isinstance(exc, Unauthenticated):
-        return problem(exc.status, exc.title, "missing, invalid or revoked bearer token")
-    if isinstance(exc, EventInvalid):
-        return problem(exc.status, exc.title, str(exc), pointer=exc.pointer)
-    return problem(exc.status, exc.title, str(exc))
-
-
-def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    log.warning("store unavailable: %s", exc)
-    return problem(503, "Service unavailable", "the database is unavailable; retry later")
+def response_for(_request: Request, exc: Exception) -> JSONResponse:
+    """The answer to any exception: the table's for ledger errors, a logged 500 for the rest.
+    Also called directly by the ingest path, which runs outside FastAPI's routing."""
+    if not isinstance(exc, e.LedgerError):
+        log.exception("unexpected error", exc_info=exc)
+        return problem(500, "internal", "Internal error", _SERVER_FAULT)
+    row = problem_for(type(exc))
+    if row.status >= 500:
+        if row.status == 503:
+            log.warning("%s: %s", type(exc).__name__, exc)
+        else:
+            log.error("%s: %s", type(exc).__name__, exc, exc_info=exc)
+    elif row.public_detail is not None:
+        log.warning("%s: %s", type(exc).__name__, exc)
+    detail = row.public_detail if row.public_detail is not None else str(exc)
+    extra = {"pointer": exc.pointer} if isinstance(exc, e.EventInvalid) else {}
+    return problem(row.status, row.slug, row.title, detail, **extra)
 
 
 def _request_validation(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's parameter validation (query, path, a typed JSON body), as a problem naming
+    the first bad field."""
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(p) for p in first.get("loc", ())]
     where = " ".join(loc) or "request"
-    return problem(422, "Invalid request", f"{where}: {first.get('msg', 'invalid')}",
+    return problem(422, "invalid-request", "Invalid request",
+                   f"{where}: {first.get('msg', 'invalid')}",
                    pointer="/" + "/".join(loc[1:]) if len(loc) > 1 else "")
 
 
-def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error", exc_info=exc)
-    return problem(500, "Internal error", "the ledger hit an unexpected error; it is logged")
-
-
-def response_for(request: Request, exc: Exception) -> JSONResponse:
-    """The table itself, for callers outside FastAPI's exception handling (the ingest path)."""
-    if isinstance(exc, ClientError):
-        return _client_error(request, exc)
-    if isinstance(exc, StoreUnavailable):
-        return _unavailable(request, exc)
-    return _unexpected(request, exc)
+def _framework_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own answers (404 no such path, 405 wrong method) as problem documents."""
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    slug = phrase.lower().replace(" ", "-")
+    detail = exc.detail if isinstance(exc.detail, str) else phrase
+    response = problem(exc.status_code, slug, phrase, detail)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ClientError, _client_error)
-    app.add_exception_handler(StoreUnavailable, _unavailable)
+    app.add_exception_handler(StarletteHTTPException, _framework_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(e.LedgerError, response_for)
+    # Anything else is a bug: Starlette answers it through this handler, then re-raises it
+    # for the server's log.
+    app.add_exception_handler(Exception, response_for)

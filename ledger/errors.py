@@ -1,4 +1,4 @@
-"""The one exception tree of the ledger.
+"""The one exception tree of the ledger. Every exception class the project raises is here.
 
     LedgerError
     ├── CryptoError                    a proof, signature, note or ciphertext does not check out
@@ -8,17 +8,30 @@
     │   ├── SignatureInvalid           no signature by a known key verifies
     │   └── DecryptionFailed           AES-GCM tag mismatch, unknown or destroyed data key
     ├── CanonicalizationError          a value has no RFC 8785 form (NaN, huge int, bad key)
-    ├── ClientError                    the caller's fault; maps to a 4xx
-    │   ├── MalformedRequest           400: not JSON, wrong shape
-    │   ├── EventInvalid               422: names the field by JSON Pointer (and batch index)
-    │   ├── PayloadTooLarge            413
-    │   ├── IdempotencyConflict        409: same (source, id), different content
-    │   ├── NotFound                   404: log, entry, conversation
-    │   ├── Unauthenticated            401
-    │   └── Forbidden                  403
-    ├── StoreUnavailable               503: the database cannot be reached right now
+    ├── ClientError                    the caller's fault
+    │   ├── MalformedRequest           not JSON, wrong shape
+    │   │   └── TrailFileMalformed     a file given as a saved trail is not one
+    │   ├── InvalidRequest             well formed, but asks for what cannot be (a bad range,
+    │   │                              a role that does not exist, a log only the ledger writes)
+    │   ├── EventInvalid               names the field by JSON Pointer (and batch index)
+    │   ├── PayloadTooLarge            an event, a batch or a body over its limit
+    │   │   └── TrailTooLarge          a conversation too long to serve whole
+    │   ├── Conflict                   the request contradicts what the ledger holds
+    │   │   ├── IdempotencyConflict    same (source, id), different content
+    │   │   ├── LogExists
+    │   │   ├── KeyStateConflict       generate on a log with a key, rotate on one without
+    │   │   └── ScopeErased            an append to a conversation that was erased
+    │   ├── NotFound                   log, entry, conversation, credential
+    │   ├── Unauthenticated
+    │   └── Forbidden
+    ├── StoreUnavailable               the database cannot be reached right now
     ├── ConfigurationError             the operator's settings are unusable
-    └── IntegrityFailure               verification found stored data that does not check out
+    ├── IntegrityFailure               stored data that does not check out
+    └── WorkerFailed                   a verification process died before it reported
+
+Domain classes carry no transport detail: ``api/errors.py`` maps each class to an HTTP status
+and problem type, and ``ledger/cli/errors.py`` to an exit code, each in one table that names
+every class (a test walks the tree and fails on a class either table leaves out).
 
 Library exceptions (nacl's BadSignatureError, cryptography's InvalidTag, SQLAlchemy's
 OperationalError) are translated at the boundary with ``raise ... from exc``.
@@ -60,22 +73,23 @@ class CanonicalizationError(LedgerError):
 
 
 class ClientError(LedgerError):
-    """The request is at fault. ``status`` is the HTTP status the API answers with."""
-
-    status = 400
-    title = "Bad Request"
+    """The request is at fault; nothing was stored."""
 
 
 class MalformedRequest(ClientError):
-    status = 400
-    title = "Malformed request"
+    """The body is not JSON, or not the shape the operation takes."""
+
+
+class TrailFileMalformed(MalformedRequest):
+    """The file is not a saved trail (not JSON, or the wrong shape): nothing can be checked."""
+
+
+class InvalidRequest(ClientError):
+    """Well formed, but asks for something that cannot be done."""
 
 
 class EventInvalid(ClientError):
     """An event fails validation. ``pointer`` is an RFC 6901 JSON Pointer into the request."""
-
-    status = 422
-    title = "Invalid event"
 
     def __init__(self, pointer: str, detail: str) -> None:
         super().__init__(f"{pointer or '/'}: {detail}")
@@ -89,28 +103,43 @@ class EventInvalid(ClientError):
 
 
 class PayloadTooLarge(ClientError):
-    status = 413
-    title = "Payload too large"
+    """An event, a batch or a request body is over its limit."""
 
 
-class IdempotencyConflict(ClientError):
-    status = 409
-    title = "Idempotency conflict"
+class TrailTooLarge(PayloadTooLarge):
+    """A conversation has more entries than a trail serves whole (export it instead)."""
+
+
+class Conflict(ClientError):
+    """The request contradicts what the ledger already holds."""
+
+
+class IdempotencyConflict(Conflict):
+    """The same (source, id) was already recorded with different content."""
+
+
+class LogExists(Conflict):
+    """A log with that id exists."""
+
+
+class KeyStateConflict(Conflict):
+    """Key generation on a log that has an active key, or rotation on one that has none."""
+
+
+class ScopeErased(Conflict):
+    """An append to a conversation whose data key was destroyed: its trail is closed."""
 
 
 class NotFound(ClientError):
-    status = 404
-    title = "Not found"
+    """No such log, entry, conversation or credential."""
 
 
 class Unauthenticated(ClientError):
-    status = 401
-    title = "Unauthenticated"
+    """No bearer token, or one that is unknown or revoked."""
 
 
 class Forbidden(ClientError):
-    status = 403
-    title = "Forbidden"
+    """A valid credential without the role or log the operation needs."""
 
 
 class StoreUnavailable(LedgerError):
@@ -145,3 +174,7 @@ class IntegrityFailure(LedgerError):
         self.seq = seq
         self.expected = expected
         self.found = found
+
+
+class WorkerFailed(LedgerError):
+    """A verification process died or could not run: nothing was proven either way."""

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from api.deps import authorize, log_info
 from ledger.domain import AppendRequest
-from ledger.errors import ClientError, PayloadTooLarge
+from ledger.errors import InvalidRequest, PayloadTooLarge
 from ledger.events import GuardPolicy
 from ledger.server.state import LedgerState
 from ledger.services.ingest.prepare import IngestLimits, parse_body, prepare_all, validate_all
@@ -52,7 +52,7 @@ async def ingest(state: LedgerState, request: Request, log: str) -> Response:
     principal = authorize(state, request, log, WRITER)
     info = log_info(state, log)
     if info.kind != "events":
-        raise ClientError(f"log {log!r} is written only by the ledger itself")
+        raise InvalidRequest(f"log {log!r} is written only by the ledger itself")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")

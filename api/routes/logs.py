@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from api.deps import AuditorAuth, State, audit_read, log_info
-from ledger.errors import ClientError
+from ledger.errors import InvalidRequest
 from ledger.services.reads import entries as reads
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import verifier_keys
@@ -57,7 +57,7 @@ def list_entries(
         size = reads.log_size(conn, log)
         stop = size if end is None else min(end, size)
         if end is not None and end < start:
-            raise ClientError(f"end ({end}) must not be before start ({start})")
+            raise InvalidRequest(f"end ({end}) must not be before start ({start})")
         stop = min(stop, start + reads.MAX_PAGE)
         entries = reads.read_entries(conn, info, start, stop, state.data_keys)
     body: dict[str, Any] = {"start": start, "end": max(stop, start), "tree_size": size,
@@ -74,7 +74,7 @@ def get_entry(
 ) -> dict[str, Any]:
     info = log_info(state, log)
     if seq < 0:
-        raise ClientError("seq must be >= 0")
+        raise InvalidRequest("seq must be >= 0")
     audit_read(state, info, auditor, request, "entry", seq=seq)
     with unit_of_work(state.engine) as conn:
         return reads.read_entry(conn, info, seq, state.data_keys)

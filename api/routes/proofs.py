@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from api.deps import State, log_info, require
-from ledger.errors import ClientError
+from ledger.errors import InvalidRequest
 from ledger.services.reads import entries as reads
 from ledger.storage import proofs
 from ledger.storage.db import unit_of_work
@@ -29,9 +29,10 @@ def inclusion(
     with unit_of_work(state.engine) as conn:
         latest = reads.latest_checkpoint_size(conn, log)
         if tree_size > latest:
-            raise ClientError(f"tree_size {tree_size} is beyond the latest checkpoint ({latest})")
+            raise InvalidRequest(
+                f"tree_size {tree_size} is beyond the latest checkpoint ({latest})")
         if seq >= tree_size:
-            raise ClientError(f"seq {seq} is not in a tree of size {tree_size}")
+            raise InvalidRequest(f"seq {seq} is not in a tree of size {tree_size}")
         hashes = proofs.inclusion_proof(conn, log, seq, tree_size)
     return {"leaf_index": seq, "tree_size": tree_size, "hashes": _b64(hashes)}
 
@@ -44,8 +45,8 @@ def consistency(
     with unit_of_work(state.engine) as conn:
         latest = reads.latest_checkpoint_size(conn, log)
         if second > latest:
-            raise ClientError(f"second {second} is beyond the latest checkpoint ({latest})")
+            raise InvalidRequest(f"second {second} is beyond the latest checkpoint ({latest})")
         if first > second:
-            raise ClientError(f"first ({first}) must not exceed second ({second})")
+            raise InvalidRequest(f"first ({first}) must not exceed second ({second})")
         hashes = proofs.consistency_proof(conn, log, first, second)
     return {"first": first, "second": second, "hashes": _b64(hashes)}

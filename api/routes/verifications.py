@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import State, log_info, require
 from ledger.domain import Principal
-from ledger.errors import ClientError, Forbidden
+from ledger.errors import Forbidden, InvalidRequest
 from ledger.services.system_log import credential_actor
 from ledger.services.verification.record import run_event
 
@@ -59,7 +59,7 @@ def record_verification(
 ) -> RecordedRun:
     info = log_info(state, log)
     if info.kind != "system":
-        raise ClientError("verification runs are recorded in a tenant's system log"
+        raise InvalidRequest("verification runs are recorded in a tenant's system log"
                           f" ({info.tenant}.system)")
     for result in run.logs:
         if log_info(state, result.log).tenant != info.tenant:

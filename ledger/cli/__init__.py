@@ -1,6 +1,7 @@
 """``ledger``: the command line. Thin: parse, open the unit of work, call a service, print.
 
-Exit codes: 0 success (for ``verify``: intact); 1 integrity failure found; 2 could not run.
+Exit codes: 0 success (for ``verify``: intact); 1 integrity failure found; 2 could not run
+(``ledger/cli/errors.py``: the one table from errors to exit codes).
 Each command group lives in its own module with a ``register(subparsers)`` function.
 """
 
@@ -12,8 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from ledger.cli import admin, anchor, demo, serve, trail, verify, verify_trail
-from ledger.cli.common import EXIT_FAILED, Handler, dispose_engines
-from ledger.errors import ClientError, ConfigurationError, LedgerError, StoreUnavailable
+from ledger.cli.common import Handler, dispose_engines
+from ledger.cli.errors import exit_code_for, message_for
+from ledger.errors import LedgerError
 from ledger.settings import load_settings
 
 COMMAND_GROUPS = (serve, admin, verify, anchor, trail, demo, verify_trail)
@@ -37,14 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         handler: Handler = args.handler
         return handler(settings, args)
-    except (ClientError, ConfigurationError) as exc:
-        print(f"ledger: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except StoreUnavailable as exc:
-        print(f"ledger: database unavailable: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except LedgerError as exc:
-        print(f"ledger: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        print(f"ledger: {message_for(exc)}", file=sys.stderr)
+        return exit_code_for(type(exc))
     finally:
         dispose_engines()

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from ledger.cli.common import EXIT_OK, add_command, database_url, engine, now
+from ledger.cli.common import add_command, database_url, engine, now
+from ledger.cli.errors import EXIT_OK
 from ledger.settings import Settings
 
 

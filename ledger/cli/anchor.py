@@ -11,7 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from ledger.cli.common import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK, add_command, engine, now
+from ledger.cli.common import add_command, engine, now
+from ledger.cli.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK
 from ledger.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the CLI: exit codes, the clock, the database and its engines."""
+"""Shared pieces of the CLI: the clock, the database and its engines."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ledger.settings import Settings
-
-EXIT_OK, EXIT_INTEGRITY, EXIT_FAILED = 0, 1, 2
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 

@@ -12,8 +12,9 @@ import urllib.request
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ledger.cli.common import EXIT_OK, add_command, engine, now
-from ledger.errors import ClientError
+from ledger.cli.common import add_command, engine, now
+from ledger.cli.errors import EXIT_OK
+from ledger.errors import InvalidRequest
 from ledger.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def fill(settings: Settings, log_id: str, count: int, *, seed: int
     with unit_of_work(eng) as conn:
         log = get_log(conn, log_id)
     if log.kind != "events":
-        raise ClientError(f"log {log_id!r} is written only by the ledger itself")
+        raise InvalidRequest(f"log {log_id!r} is written only by the ledger itself")
     conversations = generate(count, seed=seed,
                              raw_cards=log.policy.get("card_policy") == "mask")
     master = settings.master_key_bytes
@@ -79,7 +80,7 @@ def fill(settings: Settings, log_id: str, count: int, *, seed: int
 def _token(args: argparse.Namespace) -> str:
     token = args.token or os.environ.get("LEDGER_WRITER_TOKEN")
     if not token:
-        raise ClientError("--url needs a writer token: --token or LEDGER_WRITER_TOKEN")
+        raise InvalidRequest("--url needs a writer token: --token or LEDGER_WRITER_TOKEN")
     return str(token)
 
 
@@ -91,7 +92,7 @@ def _post(url: str, log_id: str, token: str, conversations: list[DemoConversatio
     from ledger.services.demo.conversations import chunks, interleave
 
     if not url.startswith(("http://", "https://")):
-        raise ClientError("--url must be an http:// or https:// URL")
+        raise InvalidRequest("--url must be an http:// or https:// URL")
     endpoint = f"{url.rstrip('/')}/v1/logs/{log_id}/events"
     appended = 0
     for batch in chunks(interleave(conversations), BATCH_EVENTS):
@@ -104,7 +105,7 @@ def _post(url: str, log_id: str, token: str, conversations: list[DemoConversatio
                     appended += len(batch)
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:500]
-            raise ClientError(f"{endpoint} answered {exc.code}: {detail}") from exc
+            raise InvalidRequest(f"{endpoint} answered {exc.code}: {detail}") from exc
     return appended
 
 

@@ -8,7 +8,8 @@ import signal
 import sys
 from typing import Any
 
-from ledger.cli.common import EXIT_FAILED, EXIT_OK, add_command, database_url, engine, now
+from ledger.cli.common import add_command, database_url, engine, now
+from ledger.cli.errors import EXIT_FAILED, EXIT_OK
 from ledger.errors import ConfigurationError
 from ledger.settings import Settings
 

@@ -12,7 +12,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ledger.cli.common import EXIT_INTEGRITY, EXIT_OK, add_command, engine, now
+from ledger.cli.common import add_command, engine, now
+from ledger.cli.errors import EXIT_INTEGRITY, EXIT_OK
 from ledger.settings import Settings
 
 

@@ -16,7 +16,8 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ledger.cli.common import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK, add_command, engine, now
+from ledger.cli.common import add_command, engine, now
+from ledger.cli.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.settings import Settings
 

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.cli.common import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK, add_command
+from ledger.cli.common import add_command
+from ledger.cli.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 

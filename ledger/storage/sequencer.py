@@ -35,7 +35,7 @@ from ledger.core.merkle import (
 from ledger.core.sealing import fresh_nonces, payload_aad, payload_cipher, seal_payload
 from ledger.core.types import RootHash
 from ledger.domain import AppendRequest, AppendResult, LogInfo, Receipt
-from ledger.errors import ClientError, IdempotencyConflict, IntegrityFailure
+from ledger.errors import ClientError, IdempotencyConflict, IntegrityFailure, ScopeErased
 from ledger.storage.keystore import DataKeyStore, SignerCache
 
 # Each table's rows travel as one binary array per column (bytea as raw bytes, not hex text);
@@ -64,11 +64,6 @@ CHECKPOINT_INSERT = (
 HEAD_UPDATE = (
     "UPDATE log_heads SET size = %s, root = %s, frontier = %s, last_leaf = %s WHERE log_id = %s"
 )
-
-
-class ScopeErased(ClientError):
-    status = 409
-    title = "Conversation erased"
 
 
 @dataclass(slots=True)
@@ -295,4 +290,4 @@ def _last_seq_params(log_id: str, requests: Sequence[AppendRequest]) -> tuple[An
     return (log_id, conversations)
 
 
-__all__ = ["BatchOutcome", "ScopeErased", "append_batch"]
+__all__ = ["BatchOutcome", "append_batch"]

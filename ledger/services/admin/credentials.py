@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from ledger.domain import Principal
-from ledger.errors import ClientError, NotFound, Unauthenticated
+from ledger.errors import InvalidRequest, NotFound, Unauthenticated
 
 ROLES = ("writer", "auditor", "verifier", "admin")
 TOKEN_PREFIX = "hlt_"  # noqa: S105 - a marker that makes leaked tokens greppable, not a secret
@@ -29,7 +29,7 @@ def create_credential(
 ) -> tuple[int, str]:
     """Returns ``(credential id, token)``. The token is shown once and never stored."""
     if role not in ROLES:
-        raise ClientError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     cred_id = conn.execute(
         text(

@@ -14,16 +14,11 @@ from ledger.core.entry import GENESIS_PREV
 from ledger.core.merkle import EMPTY_ROOT
 from ledger.core.types import RootHash
 from ledger.domain import LogInfo
-from ledger.errors import ClientError, NotFound
+from ledger.errors import InvalidRequest, LogExists, NotFound
 from ledger.storage.keystore import create_signing_key
 
 LOG_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 SYSTEM_SUFFIX = ".system"
-
-
-class LogExists(ClientError):
-    status = 409
-    title = "Log exists"
 
 
 def system_log_id(tenant: str) -> str:
@@ -43,7 +38,7 @@ def create_log(
 ) -> LogInfo:
     """Create an events log, and its tenant's system log if that does not exist yet."""
     if not LOG_ID.fullmatch(log_id):
-        raise ClientError(
+        raise InvalidRequest(
             f"log id {log_id!r} must be 1-63 characters of a-z, 0-9 and '-', starting alphanumeric"
         )
     tenant = tenant or log_id

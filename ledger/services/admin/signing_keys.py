@@ -25,14 +25,9 @@ from ledger.core.entry import format_time
 from ledger.core.rotation import sign_rotation
 from ledger.core.signing import NoteSigner, NoteVerifier
 from ledger.domain import LogInfo
-from ledger.errors import ClientError
+from ledger.errors import KeyStateConflict
 from ledger.services.system_log import append_system_events, system_event
 from ledger.storage.keystore import SignerCache, create_signing_key
-
-
-class KeyStateConflict(ClientError):
-    status = 409
-    title = "Signing key state"
 
 
 @dataclass(frozen=True)

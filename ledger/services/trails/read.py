@@ -24,7 +24,7 @@ from sqlalchemy import Connection, text
 
 from ledger.core import merkle
 from ledger.domain import LogInfo
-from ledger.errors import ClientError, NotFound
+from ledger.errors import NotFound, TrailTooLarge
 from ledger.services.reads.entries import open_payload
 from ledger.services.trails.summary import TrailEvent, summarize
 from ledger.storage.keystore import DataKeyStore
@@ -32,11 +32,6 @@ from ledger.storage.proofs import fetch_nodes
 
 MAX_TRAIL_ENTRIES = 10_000
 """A trail is served whole (it must be complete to prove anything); beyond this, use exports."""
-
-
-class TrailTooLarge(ClientError):
-    status = 413
-    title = "Trail too large"
 
 
 @dataclass(frozen=True, slots=True)

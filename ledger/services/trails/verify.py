@@ -38,7 +38,7 @@ from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.commitment import COMMITMENT_ALG, SALT_SIZE, payload_commitment
 from ledger.core.merkle import leaf_hash, verify_inclusion
 from ledger.core.signing import NoteVerifier
-from ledger.errors import ConfigurationError, CryptoError, MalformedRequest
+from ledger.errors import ConfigurationError, CryptoError, TrailFileMalformed
 
 # The names of the checks, shared with ops/verify_trail_standalone.py.
 CHECKPOINT = "checkpoint"
@@ -51,10 +51,6 @@ PAYLOAD = "payload"
 
 WITHHELD_STATUSES = ("erased", "missing")
 """Payload statuses that withhold content legitimately (crypto-shredding, never stored)."""
-
-
-class TrailFileMalformed(MalformedRequest):
-    """The file is not a saved trail (not JSON, or the wrong shape): nothing can be checked."""
 
 
 Shown = str | int | None

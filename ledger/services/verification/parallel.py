@@ -31,7 +31,7 @@ from sqlalchemy import Connection, text
 
 from ledger.core.merkle import range_nodes
 from ledger.domain import LogInfo
-from ledger.errors import IntegrityFailure, LedgerError
+from ledger.errors import IntegrityFailure, WorkerFailed
 from ledger.services.verification.range import (
     CHUNK,
     Progress,
@@ -46,10 +46,6 @@ PARALLEL_MIN = 200_000
 """Entries below which one process is faster than starting others (~0.5 s each)."""
 
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
-
-
-class WorkerFailed(LedgerError):
-    """A verification process could not run (not a finding about the data)."""
 
 
 @dataclass(frozen=True)
