@@ -12,16 +12,17 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from starlette.types import Receive, Scope, Send
 
 import ledger
 from api import errors
-from api.metrics import REGISTRY
+from api.metrics import REGISTRY, observe_commit
 from api.routes import events, logs, proofs, schemas, trail, verifications
+from ledger.errors import ConfigurationError
 from ledger.server.state import LedgerState
 from ledger.settings import Settings
-from ledger.storage.db import make_engine, unit_of_work
+from ledger.storage.db import make_engine, ping
 
 INGEST_PATH = re.compile(r"/v1/logs/([^/]+)/events")
 
@@ -52,7 +53,8 @@ class LedgerApp(FastAPI):
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     if settings.database_url is None and engine is None:
-        raise ValueError("create_app needs a database URL (ledger serve starts an embedded one)")
+        raise ConfigurationError(
+            "create_app needs a database URL (ledger serve starts an embedded one)")
     engine = engine or make_engine(
         settings.database_url or "", role=settings.db_role, pool_size=settings.pool_size
     )
@@ -60,7 +62,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        state.start()
+        state.start(on_commit=observe_commit)
         # Everything loaded so far lives as long as the process: keep it out of the cyclic
         # garbage collector's generations, which otherwise rescans it in every full collection
         # (measurable in trail p99).
@@ -88,8 +90,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @app.get("/healthz", operation_id="healthz", tags=["ops"])
     def healthz() -> JSONResponse:
         try:
-            with unit_of_work(state.engine) as conn:
-                conn.execute(text("SELECT 1"))
+            ping(state.engine)
         except Exception:  # any failure means not ready; the detail goes to the server log
             errors.log.warning("readiness check failed", exc_info=True)
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503,

@@ -69,3 +69,5 @@ class AppendResult:
     created: bool
     """False when every event was already in the log (an idempotent retry)."""
     checkpoint: str
+    appended: int = 0
+    """How many of the receipts are for events new to the log."""

@@ -26,10 +26,13 @@ from sqlalchemy.engine import make_url
 
 from ledger.settings import Settings
 from ledger.storage.db import make_engine, sqlalchemy_url, unit_of_work, upgrade_schema
+from ledger.storage.keystore import KeyRing
 
 SHARED = Path(os.environ.get("LEDGER_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 EXAMPLE = SHARED / "examples" / "escalated-conversation.json"
 MASTER_KEY = base64.b64encode(b"\x07" * 32).decode()
+TEST_ACTOR = {"kind": "system", "id": "test-suite"}
+"""Who the tests' administrative calls (creating logs and credentials) are recorded as."""
 
 
 def _admin_url() -> str:
@@ -112,23 +115,25 @@ def new_log(engine: Engine, settings: Settings) -> Any:
     def make(card_policy: str = "reject") -> str:
         log_id = f"t-{secrets.token_hex(6)}"
         with unit_of_work(engine) as conn:
-            create_log(conn, log_id, origin_prefix=settings.origin_prefix,
-                       master_key=settings.master_key_bytes, now=now(), card_policy=card_policy)
+            create_log(conn, KeyRing.from_master(settings.master_key_bytes), log_id,
+                       origin_prefix=settings.origin_prefix, actor=TEST_ACTOR, now=now(),
+                       card_policy=card_policy)
         return log_id
 
     return make
 
 
 @pytest.fixture
-def token(engine: Engine) -> Any:
+def token(engine: Engine, settings: Settings) -> Any:
     """A factory: ``token(log_id, role)`` creates a credential and returns the bearer token."""
     from ledger.services.admin.credentials import create_credential
 
     def make(log_id: str, role: str) -> str:
         with unit_of_work(engine) as conn:
-            _, tok = create_credential(conn, log_id=log_id, role=role, label=f"test {role}",
-                                       now=now())
-        return tok
+            new = create_credential(conn, KeyRing.from_master(settings.master_key_bytes),
+                                    log_id=log_id, role=role, label=f"test {role}",
+                                    actor=TEST_ACTOR, now=now())
+        return new.token
 
     return make
 
@@ -212,8 +217,8 @@ def append_direct(engine: Engine, settings: Settings) -> Any:
     from ledger.core.commitment import new_salt, payload_commitment
     from ledger.core.entry import EventHeader
     from ledger.domain import AppendRequest, PreparedEvent, Principal
-    from ledger.services.admin.logs import get_log
     from ledger.storage.keystore import DataKeyStore, SignerCache
+    from ledger.storage.logs import get_log
     from ledger.storage.sequencer import append_batch
 
     data_keys = DataKeyStore(settings.master_key_bytes)
@@ -241,9 +246,8 @@ def append_direct(engine: Engine, settings: Settings) -> Any:
             events = [prepared(i, f"conv-{i % conversations}")
                       for i in itertools.islice(counter, k)]
             with unit_of_work(on) as conn:
-                outcome = append_batch(conn, log, [AppendRequest(events, principal)],
-                                       signers=signers, data_keys=data_keys, now=now())
-            data_keys.promote(outcome.fresh_data_keys)
+                append_batch(conn, log, [AppendRequest(events, principal)],
+                             signers=signers, data_keys=data_keys, now=now())
             n -= k
 
     return append

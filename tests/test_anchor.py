@@ -78,7 +78,7 @@ def test_a_quiet_system_log_is_not_anchored_again(cli: Cli, new_log: Any,
     system = f"{log_id}.system"
     assert cli("anchor", "--log", system)[0] == 0
     assert cli("anchor", "--log", system)[2].strip() == "nothing new to anchor"
-    assert set(anchored(verifier_env, system)) == {0}
+    assert len(anchored(verifier_env, system)) == 1  # its log.created, anchored once
 
 
 def test_a_different_checkpoint_at_an_anchored_size_is_a_fork(
@@ -163,15 +163,17 @@ def test_the_server_anchors_on_an_interval(settings: Settings, own_database: str
     from ledger.services.admin.credentials import create_credential
     from ledger.services.admin.logs import create_log
     from ledger.storage.db import make_engine
-    from tests.conftest import make_event, now
+    from ledger.storage.keystore import KeyRing
+    from tests.conftest import TEST_ACTOR, make_event, now
 
     configured = settings.model_copy(update={
         "database_url": own_database, "anchor_dir": tmp_path, "anchor_interval_seconds": 0.05})
     engine = make_engine(own_database, pool_size=1)
     with unit_of_work(engine) as conn:
-        create_log(conn, "a", origin_prefix="ledger.test", master_key=settings.master_key_bytes,
-                   now=now())
-        _, writer = create_credential(conn, log_id="a", role="writer", label="w", now=now())
+        keys = KeyRing.from_master(settings.master_key_bytes)
+        create_log(conn, keys, "a", origin_prefix="ledger.test", actor=TEST_ACTOR, now=now())
+        writer = create_credential(conn, keys, log_id="a", role="writer", label="w",
+                                   actor=TEST_ACTOR, now=now()).token
     engine.dispose()
     with TestClient(create_app(configured)) as client:
         r = client.post("/v1/logs/a/events", json=make_event("c", 1),

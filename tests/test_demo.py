@@ -137,8 +137,8 @@ def test_serve_demo_fills_an_empty_demo_log(monkeypatch: pytest.MonkeyPatch, set
                                             capsys: pytest.CaptureFixture[str]) -> None:
     from ledger.cli.common import dispose_engines
     from ledger.cli.serve import DEMO_CONVERSATIONS, _demo_setup
-    from ledger.services.reads.entries import log_size
     from ledger.storage.db import make_engine, unit_of_work
+    from ledger.storage.logs import log_size
 
     try:
         _demo_setup(settings, 8080)

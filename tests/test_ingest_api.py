@@ -208,13 +208,15 @@ def test_reads_and_failed_logins_are_logged_in_the_system_log(
     assert client.get(f"/v1/logs/{log_id}/entries", headers=auth(writer)).status_code == 403
     deadline = time.monotonic() + 10
     while True:  # the failure events are recorded without holding up the 401/403
-        types = [e["entry"]["event"]["type"] for e in system_entries(client, token, log_id)]
+        types = [e["entry"]["event"]["type"] for e in system_entries(client, token, log_id)
+                 if e["entry"]["event"]["conversation"] in ("access", "auth")]
         if "ledger.access.denied.v1" in types or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     assert types[:3] == ["ledger.entries.read.v1", "ledger.auth.failed.v1",
                          "ledger.access.denied.v1"]
-    read = system_entries(client, token, log_id)[0]
+    read = next(e for e in system_entries(client, token, log_id)
+                if e["entry"]["event"]["type"] == "ledger.entries.read.v1")
     assert read["payload"]["actor"]["role"] == "auditor"
     assert read["payload"]["query"] == "start=0"
     assert read["entry"]["event"]["conversation"] == "access"
@@ -247,5 +249,6 @@ def test_service_start_and_stop_are_logged_per_tenant(
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT event_type FROM entries WHERE log_id = :log AND conversation_id = 'service'"
-            " ORDER BY seq"), {"log": f"{log_id}.system"}).all()
+            " AND event_type LIKE 'ledger.service.%' ORDER BY seq"),
+            {"log": f"{log_id}.system"}).all()
     assert [row[0] for row in rows] == ["ledger.service.started.v1", "ledger.service.stopped.v1"]

@@ -24,11 +24,11 @@ from sqlalchemy import Engine
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.merkle import root_from_leaf_hashes, verify_consistency
 from ledger.core.signing import NoteVerifier
-from ledger.services.admin.logs import get_log
 from ledger.services.verification.verify import verify_log
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import DataKeyStore
+from ledger.storage.logs import get_log
 from tests.conftest import MASTER_KEY, free_port, make_event
 
 ROOT = Path(__file__).resolve().parents[1]

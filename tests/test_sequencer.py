@@ -13,11 +13,11 @@ from sqlalchemy import Engine, text
 from ledger.domain import AppendRequest, AppendResult, Principal
 from ledger.errors import IdempotencyConflict
 from ledger.events import GuardPolicy
-from ledger.services.admin.logs import get_log
 from ledger.services.ingest.prepare import prepare_all, validate_all
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import DataKeyStore, SignerCache
+from ledger.storage.logs import get_log
 from ledger.storage.sequencer import append_batch
 from tests.conftest import make_event
 
@@ -113,39 +113,57 @@ def test_a_rolled_back_append_leaves_no_data_key_behind(
     log_id = new_log()
     data_keys = DataKeyStore(settings.master_key_bytes)
     principal = Principal(1, log_id, "writer", "test")
-    fresh: list[Any] = []
 
     def append_then_fail() -> None:
         with unit_of_work(engine) as conn:
-            outcome = append_batch(
+            append_batch(
                 conn, get_log(conn, log_id),
                 [AppendRequest(prepared(make_event("gone")), principal)],
                 signers=SignerCache(settings.master_key_bytes), data_keys=data_keys,
                 now=datetime.now(UTC))
-            fresh.extend(outcome.fresh_data_keys)
             raise RuntimeError("the caller fails after the append")
 
     with pytest.raises(RuntimeError):
         append_then_fail()
-    assert fresh == [(log_id, "conversation:gone")]
     assert data_keys.cached(log_id, {"conversation:gone"})[1] == ["conversation:gone"]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM data_keys WHERE log_id = :log"),
                             {"log": log_id}).scalar_one() == 0
 
 
-def test_commit_lands_with_the_writes(engine: Engine, settings: Settings, new_log: Any) -> None:
-    """With ``commit=True`` the batch is durable when append_batch returns, not at the end of
-    the caller's block."""
+def test_a_committed_append_caches_its_new_data_key(
+    engine: Engine, settings: Settings, new_log: Any
+) -> None:
     log_id = new_log()
+    data_keys = DataKeyStore(settings.master_key_bytes)
     principal = Principal(1, log_id, "writer", "test")
     with unit_of_work(engine) as conn:
-        append_batch(conn, get_log(conn, log_id), [AppendRequest(prepared(make_event()),
-                                                                 principal)],
-                     signers=SignerCache(settings.master_key_bytes),
-                     data_keys=DataKeyStore(settings.master_key_bytes), now=datetime.now(UTC),
-                     commit=True)
+        append_batch(conn, get_log(conn, log_id),
+                     [AppendRequest(prepared(make_event("kept")), principal)],
+                     signers=SignerCache(settings.master_key_bytes), data_keys=data_keys,
+                     now=datetime.now(UTC))
+        assert data_keys.cached(log_id, {"conversation:kept"})[1] == ["conversation:kept"]
+    assert data_keys.cached(log_id, {"conversation:kept"})[1] == []
+
+
+def test_commit_lands_with_the_writes(engine: Engine, settings: Settings, new_log: Any) -> None:
+    """A unit of work opened with ``commit_with_last_writes`` (the group committer's) is durable
+    when append_batch returns, not at the end of the caller's block; any other is not."""
+    log_id = new_log()
+    principal = Principal(1, log_id, "writer", "test")
+
+    def size_seen_by_another_connection() -> int:
         with engine.connect() as other:
-            size = other.execute(text("SELECT size FROM log_heads WHERE log_id = :log"),
-                                 {"log": log_id}).scalar_one()
-        assert size == 1
+            return int(other.execute(text("SELECT size FROM log_heads WHERE log_id = :log"),
+                                     {"log": log_id}).scalar_one())
+
+    # Early commit: visible inside the block. Otherwise: only once the block has committed.
+    for n, (commit_with_last_writes, inside, after) in enumerate(((True, 1, 1), (False, 1, 2))):
+        with unit_of_work(engine, commit_with_last_writes=commit_with_last_writes) as conn:
+            append_batch(conn, get_log(conn, log_id),
+                         [AppendRequest(prepared(make_event(n=n)), principal)],
+                         signers=SignerCache(settings.master_key_bytes),
+                         data_keys=DataKeyStore(settings.master_key_bytes),
+                         now=datetime.now(UTC))
+            assert size_seen_by_another_connection() == inside
+        assert size_seen_by_another_connection() == after

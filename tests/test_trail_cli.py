@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import socket
 from typing import Any
 
 from tests.test_ingest_api import system_entries
@@ -51,7 +52,8 @@ def test_the_cli_read_is_logged_and_unknown_conversation_fails(
     reads = [e for e in system_entries(client, token, example_log)
              if e["entry"]["event"]["type"] == "ledger.trail.read.v1"]
     assert [r["payload"]["conversation"] for r in reads] == [CONVERSATION, "c-nope"]
-    assert reads[0]["payload"]["actor"] == {"kind": "system", "id": "cli:" + getpass.getuser()}
+    assert reads[0]["payload"]["actor"] == {
+        "kind": "system", "id": f"cli:{getpass.getuser()}@{socket.gethostname()}"}
     assert reads[0]["payload"]["client"] == "cli"
 
 

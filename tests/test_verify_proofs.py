@@ -16,7 +16,8 @@ from ledger.services.admin.logs import create_log
 from ledger.settings import Settings
 from ledger.storage import proofs
 from ledger.storage.db import unit_of_work
-from tests.conftest import now
+from ledger.storage.keystore import KeyRing
+from tests.conftest import TEST_ACTOR, now
 
 SIZES = [1, 2, 3, 7, 8, 9, 64, 100, 257, 1000]
 
@@ -110,8 +111,8 @@ def test_a_proof_reads_log_n_rows_even_with_stale_statistics(
     size = 3000
     with unit_of_work(stale_engine) as conn:
         for log_id in ("big", "fast"):
-            create_log(conn, log_id, origin_prefix="ledger.test",
-                       master_key=settings.master_key_bytes, now=now())
+            create_log(conn, KeyRing.from_master(settings.master_key_bytes), log_id,
+                       origin_prefix="ledger.test", actor=TEST_ACTOR, now=now())
     append_direct("big", size, batch=size, on=stale_engine)
     with stale_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("ANALYZE")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import authorize, log_info
-from ledger.domain import AppendRequest
-from ledger.errors import InvalidRequest, PayloadTooLarge
-from ledger.events import GuardPolicy
+from api.deps import authorize
+from ledger.domain import AppendResult
+from ledger.errors import PayloadTooLarge
 from ledger.server.state import LedgerState
-from ledger.services.ingest.prepare import IngestLimits, parse_body, prepare_all, validate_all
+from ledger.services.ingest.append import ingest as ingest_events
+from ledger.services.ingest.prepare import IngestLimits
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["events"])
 
@@ -47,12 +48,9 @@ async def append_events(log: str, request: Request) -> Response:
 
 
 async def ingest(state: LedgerState, request: Request, log: str) -> Response:
-    """The whole request: authorize, read, validate, prepare, append, answer. Reached through
-    the route above, or straight from ``LedgerApp`` without the framework's routing."""
-    principal = authorize(state, request, log, WRITER)
-    info = log_info(state, log)
-    if info.kind != "events":
-        raise InvalidRequest(f"log {log!r} is written only by the ledger itself")
+    """Authorize, read the body, call the ingest use case, answer with its receipts. Reached
+    through the route above, or straight from ``LedgerApp`` without the framework's routing."""
+    writer = authorize(state, request, log, WRITER)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
@@ -60,26 +58,21 @@ async def ingest(state: LedgerState, request: Request, log: str) -> Response:
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
     settings = state.settings
-    limits = IngestLimits(settings.max_batch_events, settings.max_event_bytes)
-    raws, batch = parse_body(body, limits)
-    policy = GuardPolicy(cards=info.policy.get("card_policy", settings.card_policy))
-    validated = validate_all(
-        raws, batch=batch, policy=policy, fingerprint_key=state.fingerprint_key
-    )
-    prepared = prepare_all(validated, batch=batch)
-    assert state.committer is not None
-    future = state.committer.submit(info, AppendRequest(prepared, principal))
-    result = await asyncio.wrap_future(future)
-    body_out = {
+    appended = ingest_events(
+        body, log=state.log_info(log), writer=writer, committer=state,
+        limits=IngestLimits(settings.max_batch_events, settings.max_event_bytes),
+        default_card_policy=settings.card_policy, fingerprint_key=state.fingerprint_key)
+    result = await asyncio.wrap_future(appended)
+    return Response(orjson.dumps(_receipts(result)), status_code=201 if result.created else 200,
+                    media_type="application/json")
+
+
+def _receipts(result: AppendResult) -> dict[str, Any]:
+    return {
         "receipts": [
-            {
-                "event_id": r.event_id,
-                "seq": r.seq,
-                "leaf_hash": base64.b64encode(r.leaf_hash).decode(),
-            }
+            {"event_id": r.event_id, "seq": r.seq,
+             "leaf_hash": base64.b64encode(r.leaf_hash).decode()}
             for r in result.receipts
         ],
         "checkpoint": result.checkpoint,
     }
-    return Response(orjson.dumps(body_out), status_code=201 if result.created else 200,
-                    media_type="application/json")

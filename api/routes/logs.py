@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from api.deps import AuditorAuth, State, audit_read, log_info
-from ledger.errors import InvalidRequest
-from ledger.services.reads import entries as reads
+from api.deps import AuditorAuth, State, access_of
+from ledger.services.reads import entries
+from ledger.services.system_log import credential_actor
+from ledger.storage.checkpoints import latest_checkpoint
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import verifier_keys
 
@@ -23,10 +25,9 @@ router = APIRouter(prefix="/v1/logs/{log}", tags=["logs"])
     summary="The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)",
 )
 def get_checkpoint(log: str, state: State) -> PlainTextResponse:
-    log_info(state, log)
+    state.log_info(log)
     with unit_of_work(state.engine) as conn:
-        note = reads.latest_checkpoint(conn, log)
-    return PlainTextResponse(note)
+        return PlainTextResponse(latest_checkpoint(conn, log).note)
 
 
 @router.get(
@@ -36,7 +37,7 @@ def get_checkpoint(log: str, state: State) -> PlainTextResponse:
     summary="Note verifier keys, one a line: the current key first, then every earlier one",
 )
 def get_verifier_keys(log: str, state: State) -> PlainTextResponse:
-    log_info(state, log)
+    state.log_info(log)
     with unit_of_work(state.engine) as conn:
         keys = verifier_keys(conn, log)
     return PlainTextResponse("".join(k + "\n" for k in keys))
@@ -51,20 +52,15 @@ def list_entries(
     start: int = Query(0, ge=0),
     end: int | None = Query(None, ge=0),
 ) -> dict[str, Any]:
-    info = log_info(state, log)
-    audit_read(state, info, auditor, request, "entries", start=start, end=end)
     with unit_of_work(state.engine) as conn:
-        size = reads.log_size(conn, log)
-        stop = size if end is None else min(end, size)
-        if end is not None and end < start:
-            raise InvalidRequest(f"end ({end}) must not be before start ({start})")
-        stop = min(stop, start + reads.MAX_PAGE)
-        entries = reads.read_entries(conn, info, start, stop, state.data_keys)
-    body: dict[str, Any] = {"start": start, "end": max(stop, start), "tree_size": size,
-                            "entries": entries}
-    wanted_end = size if end is None else min(end, size)
-    if stop < wanted_end:
-        body["next"] = f"/v1/logs/{log}/entries?start={stop}&end={wanted_end}"
+        page = entries.list_entries(
+            conn, state.system_log, state.log_info(log), start=start, end=end,
+            reader=credential_actor(auditor), access=access_of(request),
+            data_keys=state.keys.data_keys, now=datetime.now(UTC))
+    body: dict[str, Any] = {"start": page.start, "end": page.end, "tree_size": page.tree_size,
+                            "entries": page.entries}
+    if page.rest is not None:
+        body["next"] = f"/v1/logs/{log}/entries?start={page.rest[0]}&end={page.rest[1]}"
     return body
 
 
@@ -72,9 +68,7 @@ def list_entries(
 def get_entry(
     log: str, seq: int, request: Request, state: State, auditor: AuditorAuth
 ) -> dict[str, Any]:
-    info = log_info(state, log)
-    if seq < 0:
-        raise InvalidRequest("seq must be >= 0")
-    audit_read(state, info, auditor, request, "entry", seq=seq)
     with unit_of_work(state.engine) as conn:
-        return reads.read_entry(conn, info, seq, state.data_keys)
+        return entries.get_entry(
+            conn, state.system_log, state.log_info(log), seq, reader=credential_actor(auditor),
+            access=access_of(request), data_keys=state.keys.data_keys, now=datetime.now(UTC))

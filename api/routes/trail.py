@@ -3,14 +3,16 @@ proof it is complete and unaltered, for auditors."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import AuditorAuth, State, audit_read, log_info
-from ledger.services.trails.read import read_trail
+from api.deps import AuditorAuth, State, access_of
+from ledger.services.system_log import credential_actor
+from ledger.services.trails.read import read_trail_for
 from ledger.storage.db import unit_of_work
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["trail"])
@@ -103,8 +105,8 @@ class Trail(BaseModel):
 def get_trail(
     log: str, conversation_id: str, request: Request, state: State, auditor: AuditorAuth
 ) -> Response:
-    info = log_info(state, log)
-    audit_read(state, info, auditor, request, "trail", conversation=conversation_id)
     with unit_of_work(state.engine) as conn:
-        body = read_trail(conn, info, conversation_id, state.data_keys)
+        body = read_trail_for(conn, state.system_log, state.log_info(log), conversation_id,
+                              reader=credential_actor(auditor), access=access_of(request),
+                              data_keys=state.keys.data_keys, now=datetime.now(UTC))
     return Response(orjson.dumps(body), media_type="application/json")

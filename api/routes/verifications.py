@@ -8,19 +8,15 @@ appended as ``ledger.verification.run.v1`` and the answer comes once it is durab
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import State, log_info, require
-from ledger.domain import Principal
-from ledger.errors import Forbidden, InvalidRequest
-from ledger.services.system_log import credential_actor
-from ledger.services.verification.record import run_event
+from api.deps import State, VerifierAuth
+from ledger.services.verification.record import record_run
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["verification"])
-VerifierAuth = Annotated[Principal, Depends(require("verifier"))]
 
 
 class LogResult(BaseModel):
@@ -55,16 +51,9 @@ class RecordedRun(BaseModel):
 @router.post("/verifications", operation_id="record_verification", status_code=201,
              summary="Record a verification run in the tenant's system log")
 def record_verification(
-    log: str, run: VerificationRun, state: State, principal: VerifierAuth
+    log: str, run: VerificationRun, state: State, recorder: VerifierAuth
 ) -> RecordedRun:
-    info = log_info(state, log)
-    if info.kind != "system":
-        raise InvalidRequest("verification runs are recorded in a tenant's system log"
-                          f" ({info.tenant}.system)")
-    for result in run.logs:
-        if log_info(state, result.log).tenant != info.tenant:
-            raise Forbidden("the run names a log of another tenant")
-    event = run_event(run.model_dump(exclude_none=True), actor=credential_actor(principal),
-                      now=datetime.now(UTC))
-    appended = state.record(info.tenant, event).result(timeout=30)
+    appended = record_run(run.model_dump(exclude_none=True), system_log_info=state.log_info(log),
+                          recorder=recorder, logs=state.log_info, system_log=state.system_log,
+                          now=datetime.now(UTC))
     return RecordedRun(seq=appended.receipts[0].seq, checkpoint=appended.checkpoint)

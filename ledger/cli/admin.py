@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ledger.cli.common import add_command, database_url, engine, now
+from ledger.cli.common import add_command, database_url, engine, key_ring, now, operator
 from ledger.cli.errors import EXIT_OK
 from ledger.settings import Settings
 
@@ -21,27 +21,19 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.admin.logs import create_log
-    from ledger.services.system_log import append_system_events, system_event
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
-        info = create_log(conn, args.id, origin_prefix=settings.origin_prefix,
-                          master_key=settings.master_key_bytes, now=now(), tenant=args.tenant,
+        info = create_log(conn, key_ring(settings), args.id, origin_prefix=settings.origin_prefix,
+                          actor=operator(), now=now(), tenant=args.tenant,
                           card_policy=args.card_policy)
-        # PCI DSS 10.2.1.7: tenant and retention changes are events (same transaction).
-        event = system_event("log.created", stream="service", now=now(), actor=_operator(),
-                             data={"log": info.id, "origin": info.origin,
-                                   "card_policy": args.card_policy},
-                             resource={"type": "log", "id": info.id})
-        append_system_events(conn, info.tenant, [event], master_key=settings.master_key_bytes,
-                             now=now())
     print(info.origin)
     return EXIT_OK
 
 
 def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
-    from ledger.services.admin.logs import list_logs
     from ledger.storage.db import unit_of_work
+    from ledger.storage.logs import list_logs
 
     with unit_of_work(engine(settings)) as conn:
         for info in list_logs(conn):
@@ -51,87 +43,58 @@ def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.admin.credentials import create_credential
-    from ledger.services.admin.logs import get_log
-    from ledger.services.system_log import append_system_events, system_event
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
-        info = get_log(conn, args.log)
-        cred_id, token = create_credential(conn, log_id=args.log, role=args.role,
-                                           label=args.label, now=now())
-        # PCI DSS 10.2.1.5: credential changes are events, committed with the credential.
-        event = system_event("credential.created", stream="credentials", now=now(),
-                             actor=_operator(),
-                             data={"credential": cred_id, "log": args.log, "role": args.role,
-                                   "label": args.label},
-                             resource={"type": "credential", "id": str(cred_id)})
-        append_system_events(conn, info.tenant, [event], master_key=settings.master_key_bytes,
-                             now=now())
-    print(f"credential {cred_id}: {args.role} on {args.log} (token shown once)", file=sys.stderr)
-    print(token)
+        new = create_credential(conn, key_ring(settings), log_id=args.log, role=args.role,
+                                label=args.label, actor=operator(), now=now())
+    print(f"credential {new.id}: {args.role} on {args.log} (token shown once)", file=sys.stderr)
+    print(new.token)
     return EXIT_OK
 
 
 def cmd_credentials_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.admin.credentials import revoke_credential
-    from ledger.services.admin.logs import get_log
-    from ledger.services.system_log import append_system_events, system_event
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
-        log_id = revoke_credential(conn, args.id, now=now())
-        info = get_log(conn, log_id)
-        # PCI DSS 10.2.1.5: committed with the revocation itself.
-        event = system_event("credential.revoked", stream="credentials", now=now(),
-                             actor=_operator(), data={"credential": args.id, "log": log_id},
-                             resource={"type": "credential", "id": str(args.id)})
-        append_system_events(conn, info.tenant, [event], master_key=settings.master_key_bytes,
-                             now=now())
+        log_id = revoke_credential(conn, key_ring(settings), args.id, actor=operator(),
+                                   now=now())
     print(f"credential {args.id} on {log_id} revoked", file=sys.stderr)
     return EXIT_OK
 
 
-def _operator() -> dict[str, str]:
-    """Who ran this command, as the actor of the key events it records."""
-    import getpass
-    import socket
-
-    return {"kind": "system", "id": f"cli:{getpass.getuser()}@{socket.gethostname()}"}
-
-
 def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> int:
     """The signing key of a log that has none active; a log with one is rotated instead."""
-    from ledger.services.admin.logs import get_log
     from ledger.services.admin.signing_keys import generate_first_key
     from ledger.storage.db import unit_of_work
+    from ledger.storage.logs import get_log
 
     with unit_of_work(engine(settings)) as conn:
-        info = get_log(conn, args.log)
-        signer = generate_first_key(conn, info, master_key=settings.master_key_bytes, now=now(),
-                                    actor=_operator())
+        signer = generate_first_key(conn, key_ring(settings), get_log(conn, args.log),
+                                    now=now(), actor=operator())
     print(signer.verifier_key())
     return EXIT_OK
 
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     """A new signing key, certified by the old one; prints the new verifier key."""
-    from ledger.services.admin.logs import get_log
     from ledger.services.admin.signing_keys import rotate_signing_key
     from ledger.storage.db import unit_of_work
+    from ledger.storage.logs import get_log
 
     with unit_of_work(engine(settings)) as conn:
-        info = get_log(conn, args.log)
-        rotation = rotate_signing_key(conn, info, master_key=settings.master_key_bytes,
-                                      now=now(), actor=_operator())
+        rotation = rotate_signing_key(conn, key_ring(settings), get_log(conn, args.log),
+                                      now=now(), actor=operator())
     print(f"rotated {args.log}: {rotation.old.verifier_key()} retired", file=sys.stderr)
     print(rotation.new.verifier_key())
     return EXIT_OK
 
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.admin.logs import get_log
     from ledger.storage.db import unit_of_work
     from ledger.storage.keystore import verifier_keys
+    from ledger.storage.logs import get_log
 
     with unit_of_work(engine(settings)) as conn:
         get_log(conn, args.log)

@@ -11,16 +11,15 @@ import argparse
 import sys
 from typing import Any
 
-from ledger.cli.common import add_command, engine, now
+from ledger.cli.common import add_command, engine, key_ring, now, operator
 from ledger.cli.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK
 from ledger.settings import Settings
 
 
 def cmd_anchor(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.admin.logs import get_log, list_logs
-    from ledger.services.anchoring.anchor import anchor_logs, sinks_from_settings
-    from ledger.services.system_log import append_system_events
+    from ledger.services.anchoring.anchor import anchor, sinks_from_settings
     from ledger.storage.db import unit_of_work
+    from ledger.storage.logs import get_log, list_logs
 
     sinks = sinks_from_settings(settings)
     if not sinks:
@@ -29,13 +28,7 @@ def cmd_anchor(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     with unit_of_work(engine(settings)) as conn:
         logs = [get_log(conn, args.log)] if args.log else list_logs(conn)
-        done = anchor_logs(conn, logs, sinks, now=now())
-        by_tenant: dict[str, list[Any]] = {}
-        for anchoring in done:
-            by_tenant.setdefault(anchoring.log.tenant, []).append(anchoring.event(now()))
-        for tenant, events in by_tenant.items():
-            append_system_events(conn, tenant, events, master_key=settings.master_key_bytes,
-                                 now=now())
+        done = anchor(conn, key_ring(settings), logs, sinks, actor=operator(), now=now())
     outcomes = set()
     for anchoring in done:
         for sink in anchoring.sinks:

@@ -5,17 +5,35 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.storage.keystore import KeyRing
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def operator() -> dict[str, str]:
+    """Who runs this command, as the actor of what it records in a system log."""
+    import getpass
+    import socket
+
+    return {"kind": "system", "id": f"cli:{getpass.getuser()}@{socket.gethostname()}"}
+
+
+def key_ring(settings: Settings) -> KeyRing:
+    """The master key and fresh caches, for this command's run."""
+    from ledger.storage.keystore import KeyRing
+
+    return KeyRing.from_master(settings.master_key_bytes)
 
 
 def database_url(settings: Settings) -> str:

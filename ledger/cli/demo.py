@@ -12,7 +12,7 @@ import urllib.request
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ledger.cli.common import add_command, engine, now
+from ledger.cli.common import add_command, engine, key_ring, now
 from ledger.cli.errors import EXIT_OK
 from ledger.errors import InvalidRequest
 from ledger.settings import Settings
@@ -42,39 +42,10 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def fill(settings: Settings, log_id: str, count: int, *, seed: int
          ) -> tuple[list[DemoConversation], int]:
-    """Generate ``count`` conversations and append them to ``log_id`` in the database, one
-    transaction per batch; returns the conversations and how many events were new."""
-    from ledger.services.admin.logs import get_log
-    from ledger.services.demo.conversations import (
-        append_events,
-        chunks,
-        demo_principal,
-        generate,
-        interleave,
-    )
-    from ledger.storage.db import unit_of_work
-    from ledger.storage.keystore import DataKeyStore, SignerCache, pan_fingerprint_key
+    from ledger.services.demo.fill import fill as fill_log
 
-    eng = engine(settings)
-    with unit_of_work(eng) as conn:
-        log = get_log(conn, log_id)
-    if log.kind != "events":
-        raise InvalidRequest(f"log {log_id!r} is written only by the ledger itself")
-    conversations = generate(count, seed=seed,
-                             raw_cards=log.policy.get("card_policy") == "mask")
-    master = settings.master_key_bytes
-    signers, data_keys = SignerCache(master), DataKeyStore(master)
-    principal = demo_principal(log.id, "cli:" + getpass.getuser())
-    fingerprint_key = pan_fingerprint_key(master)
-    appended = 0
-    for batch in chunks(interleave(conversations), BATCH_EVENTS):
-        with unit_of_work(eng) as conn:
-            outcome = append_events(conn, log, batch, principal=principal, signers=signers,
-                                    data_keys=data_keys, fingerprint_key=fingerprint_key,
-                                    now=now())
-        data_keys.promote(outcome.fresh_data_keys)  # committed: safe to cache
-        appended += outcome.appended
-    return conversations, appended
+    return fill_log(engine(settings), key_ring(settings), log_id, count, seed=seed,
+                    operator="cli:" + getpass.getuser(), now=now)
 
 
 def _token(args: argparse.Namespace) -> str:

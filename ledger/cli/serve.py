@@ -8,13 +8,15 @@ import signal
 import sys
 from typing import Any
 
-from ledger.cli.common import add_command, database_url, engine, now
+from ledger.cli.common import add_command, database_url, engine, key_ring, now, operator
 from ledger.cli.errors import EXIT_FAILED, EXIT_OK
 from ledger.errors import ConfigurationError
 from ledger.settings import Settings
 
 APP = "api.main:create_app_from_env"
-"""The ASGI application factory every worker serves."""
+"""The ASGI application factory every worker serves, named, not imported: the HTTP shell sits on
+top of the ledger (``api`` imports ``ledger``, never the reverse), and uvicorn imports it in each
+worker."""
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -60,43 +62,31 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 
 def _demo_setup(settings: Settings, port: int) -> None:
-    from ledger.cli.demo import fill
-    from ledger.services.admin.credentials import create_credential
-    from ledger.services.admin.logs import create_log, find_log
-    from ledger.services.demo.conversations import sample_conversation
-    from ledger.services.reads.entries import log_size
-    from ledger.storage.db import unit_of_work
+    import getpass
 
-    with unit_of_work(engine(settings)) as conn:
-        if find_log(conn, "demo") is None:
-            # Card policy "mask", so the demo shows the guard masking a typed card number.
-            create_log(conn, "demo", origin_prefix=settings.origin_prefix,
-                       master_key=settings.master_key_bytes, now=now(), card_policy="mask")
-        _, writer = create_credential(conn, log_id="demo", role="writer", label="demo writer",
-                                      now=now())
-        _, auditor = create_credential(conn, log_id="demo", role="auditor",
-                                       label="demo auditor", now=now())
-        empty = log_size(conn, "demo") == 0
-    if empty:  # a new user sees real trails at once
-        print(f"filling log 'demo' with {DEMO_CONVERSATIONS} sample conversations…",
-              file=sys.stderr)
-        fill(settings, "demo", DEMO_CONVERSATIONS, seed=1)
-    with unit_of_work(engine(settings)) as conn:
-        conversation = sample_conversation(conn, "demo") or "c-2f9e1a"
-    base = f"http://127.0.0.1:{port}/v1/logs/demo"
+    from ledger.services.demo.fill import prepare_demo_log
+
+    print(f"preparing log 'demo' ({DEMO_CONVERSATIONS} sample conversations when empty)…",
+          file=sys.stderr)
+    demo = prepare_demo_log(engine(settings), key_ring(settings),
+                            origin_prefix=settings.origin_prefix,
+                            conversations=DEMO_CONVERSATIONS, actor=operator(),
+                            operator="cli:" + getpass.getuser(), now=now)
+    conversation = demo.sample_conversation or "c-2f9e1a"
+    base = f"http://127.0.0.1:{port}/v1/logs/{demo.log.id}"
     print(
         f"""
-demo log 'demo' is ready. Try, in another terminal:
+demo log '{demo.log.id}' is ready. Try, in another terminal:
 
-  export WRITER={writer}
-  export AUDITOR={auditor}
+  export WRITER={demo.writer_token}
+  export AUDITOR={demo.auditor_token}
   curl -s -X POST {base}/events \\
        -H "Authorization: Bearer $WRITER" -H 'Content-Type: application/json' \\
        --data @../shared/examples/escalated-conversation.json
   curl -s {base}/checkpoint
   curl -s -H "Authorization: Bearer $AUDITOR" '{base}/entries?start=0&end=2'
   curl -s -H "Authorization: Bearer $AUDITOR" {base}/conversations/{conversation}/trail
-  ledger trail demo {conversation}        # the same trail, for a terminal
+  ledger trail {demo.log.id} {conversation}        # the same trail, for a terminal
 """,
         file=sys.stderr,
     )

@@ -7,38 +7,35 @@ before anything is read or printed (PCI DSS 10.2.1.3: fail closed, as the API do
 from __future__ import annotations
 
 import argparse
-import getpass
 import socket
 from collections.abc import Callable
 from typing import Any
 
-from ledger.cli.common import add_command, engine, now
+from ledger.cli.common import add_command, engine, key_ring, now, operator
 from ledger.cli.errors import EXIT_INTEGRITY, EXIT_OK
 from ledger.settings import Settings
 
 
 def cmd_trail(settings: Settings, args: argparse.Namespace) -> int:
+
     import orjson
 
-    from ledger.services.admin.logs import get_log
-    from ledger.services.system_log import append_system_events, system_event
-    from ledger.services.trails.read import read_trail
-    from ledger.storage.db import unit_of_work
-    from ledger.storage.keystore import DataKeyStore
+    from ledger.services.system_log import Access, SystemLog
+    from ledger.services.trails.read import read_trail_for
+    from ledger.storage.db import read_only, unit_of_work
+    from ledger.storage.group_commit import GroupCommitter
+    from ledger.storage.logs import get_log
 
-    eng = engine(settings)
-    with unit_of_work(eng) as conn:
-        info = get_log(conn, args.log)
-        append_system_events(conn, info.tenant, [system_event(
-            "trail.read", stream="access", now=now(),
-            actor={"kind": "system", "id": "cli:" + getpass.getuser()},
-            data={"log": info.id, "conversation": args.conversation, "client": "cli",
-                  "host": socket.gethostname()},
-            resource={"type": "log", "id": info.id},
-        )], master_key=settings.master_key_bytes, now=now())
-    with unit_of_work(eng) as conn:
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        body = read_trail(conn, info, args.conversation, DataKeyStore(settings.master_key_bytes))
+    eng, keys = engine(settings), key_ring(settings)
+    # The read is recorded, and committed, before anything is read (fail closed, as the API).
+    with (GroupCommitter(eng, signers=keys.signers, data_keys=keys.data_keys) as committer,
+          unit_of_work(eng) as conn):
+        read_only(conn)
+        body = read_trail_for(
+            conn, SystemLog.committing(committer, eng), get_log(conn, args.log),
+            args.conversation, reader=operator(),
+            access=Access(client="cli", host=socket.gethostname()),
+            data_keys=keys.data_keys, now=now())
     if args.json:
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     else:

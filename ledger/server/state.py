@@ -17,14 +17,15 @@ from sqlalchemy import Engine
 
 import ledger
 from ledger.domain import AppendRequest, AppendResult, LogInfo, PreparedEvent, Principal
-from ledger.services.admin.logs import get_log, system_log_id
+from ledger.services.admin.credentials import authenticate, token_hash
 from ledger.services.anchoring.anchor import sinks_from_settings
 from ledger.services.anchoring.schedule import AnchorScheduler
-from ledger.services.system_log import ledger_principal, system_event
+from ledger.services.system_log import SystemLog, service_event
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.group_commit import GroupCommitter
-from ledger.storage.keystore import DataKeyStore, SignerCache, pan_fingerprint_key
+from ledger.storage.keystore import KeyRing, pan_fingerprint_key
+from ledger.storage.logs import get_log
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -52,40 +53,49 @@ class TtlCache(Generic[K, V]):
 
 
 class LedgerState:
+    """What one server process holds for its life: settings, engine, keys and their caches,
+    the group committer (every append of this process goes through it) and the system log
+    written through it."""
+
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        master = settings.master_key_bytes
-        self.signers = SignerCache(master)
-        self.data_keys = DataKeyStore(master)
-        self.fingerprint_key = pan_fingerprint_key(master)
+        self.keys = KeyRing.from_master(settings.master_key_bytes)
+        self.fingerprint_key = pan_fingerprint_key(settings.master_key_bytes)
         self.principals: TtlCache[bytes, Principal] = TtlCache(ttl=5.0)
         self.logs: TtlCache[str, LogInfo] = TtlCache(ttl=30.0)
         self.committer: GroupCommitter | None = None
         self.anchorer: AnchorScheduler | None = None
+        self.system_log = SystemLog(self, self.log_info)
+        """Written through the group committer (``submit`` below), once ``start`` ran."""
         self._serving: set[str] = set()
         """Tenants this process has served: their system logs get its start and stop."""
         self._serving_lock = threading.Lock()
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
 
-    def start(self) -> None:
-        from api.metrics import observe_commit
-
+    def start(self, on_commit: Callable[[str, int, float], None] | None = None) -> None:
         self.committer = GroupCommitter(
             self.engine,
-            signers=self.signers,
-            data_keys=self.data_keys,
+            signers=self.keys.signers,
+            data_keys=self.keys.data_keys,
             max_events=self.settings.group_commit_max_events,
             wait_seconds=self.settings.group_commit_wait_ms / 1000,
-            on_commit=observe_commit,
+            on_commit=on_commit,
         )
         sinks = sinks_from_settings(self.settings)
         if sinks and self.settings.anchor_interval_seconds > 0:
-            self.anchorer = AnchorScheduler(self.engine, sinks, record=self.record,
+            self.anchorer = AnchorScheduler(self.engine, self.keys, sinks,
                                             interval=self.settings.anchor_interval_seconds)
             self.anchorer.start()
 
+    def submit(self, log: LogInfo, request: AppendRequest) -> Future[AppendResult]:
+        """The process's appender: the group committer."""
+        assert self.committer is not None, "LedgerState.start() has not run"
+        return self.committer.submit(log, request)
+
     def log_info(self, log_id: str) -> LogInfo:
+        """The log (cached for seconds; ``NotFound`` if there is none)."""
+
         def load() -> LogInfo:
             with unit_of_work(self.engine) as conn:
                 return get_log(conn, log_id)
@@ -95,6 +105,16 @@ class LedgerState:
             self._start_serving(info.tenant)
         return info
 
+    def principal(self, token: str) -> Principal:
+        """The active credential behind ``token`` (cached for seconds: a revocation lands
+        everywhere within that time; ``Unauthenticated`` is never cached)."""
+
+        def load() -> Principal:
+            with unit_of_work(self.engine) as conn:
+                return authenticate(conn, token)
+
+        return self.principals.get_or_load(token_hash(token), load)
+
     def _start_serving(self, tenant: str) -> None:
         """PCI DSS 10.2.1.6: the start of audit logging for a tenant is itself logged — on this
         process's first contact with the tenant (a process may serve thousands; most never)."""
@@ -102,21 +122,11 @@ class LedgerState:
             if tenant in self._serving:
                 return
             self._serving.add(tenant)
-        self.record(tenant, self._lifecycle_event("service.started"))
+        self.system_log.record(tenant, self._lifecycle_event("started"))
 
-    def _lifecycle_event(self, name: str) -> PreparedEvent:
-        return system_event(name, stream="service", now=datetime.now(UTC),
-                            data={"instance": self.instance, "version": ledger.__version__})
-
-    def record(self, tenant: str, event: PreparedEvent) -> Future[AppendResult]:
-        """Append a system event to the tenant's system log through the group committer."""
-        assert self.committer is not None
-        system = self.log_info(system_log_id(tenant))
-        return self.committer.submit(system, AppendRequest([event], ledger_principal(system.id)))
-
-    def record_and_wait(self, tenant: str, event: PreparedEvent) -> None:
-        """Fail closed: the caller's read is answered only once its access event is durable."""
-        self.record(tenant, event).result(timeout=30)
+    def _lifecycle_event(self, change: str) -> PreparedEvent:
+        return service_event(change, instance=self.instance, version=ledger.__version__,
+                             now=datetime.now(UTC))
 
     def stop(self) -> None:
         if self.anchorer is not None:
@@ -124,7 +134,7 @@ class LedgerState:
         if self.committer is not None:
             # ...and its stop, durably, before the committer closes (best effort: a database
             # that is down at shutdown cannot take it; the gap then shows in the stream).
-            stops = [self.record(t, self._lifecycle_event("service.stopped"))
+            stops = [self.system_log.record(t, self._lifecycle_event("stopped"))
                      for t in sorted(self._serving)]
             for done in stops:
                 try:

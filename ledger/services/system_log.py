@@ -12,23 +12,27 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from ledger.core.canonical import canonicalize
 from ledger.core.commitment import new_salt
 from ledger.core.entry import EventHeader, format_time
 from ledger.domain import AppendRequest, AppendResult, LogInfo, PreparedEvent, Principal
-from ledger.errors import NotFound
-from ledger.services.admin.logs import find_log, system_log_id
 from ledger.services.ingest.prepare import prepared_event
-from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.sequencer import append_batch
+from ledger.storage.appenders import Appender, InTransaction
+from ledger.storage.db import unit_of_work
+from ledger.storage.keystore import KeyRing
+from ledger.storage.logs import get_log
 
 SYSTEM_SOURCE = f"urn:handoff-ledger:{socket.gethostname()}"
+SYSTEM_SUFFIX = ".system"
+RECORD_TIMEOUT_SECONDS = 30
 LEDGER_PRINCIPAL_ID = 0
 
 STREAMS = ("access", "auth", "credentials", "keys", "verification", "anchoring", "exports",
@@ -54,8 +58,7 @@ def system_event(
 
     ``actor`` is who did it (a credential, the verifier job); it defaults to the ledger itself.
     """
-    if stream not in STREAMS:
-        raise ValueError(f"unknown system stream {stream!r}")
+    assert stream in STREAMS, f"unknown system stream {stream!r}"
     actor = actor or {"kind": "system", "id": "handoff-ledger"}
     event_id = str(uuid.uuid4())
     time = format_time(now)
@@ -83,32 +86,112 @@ def credential_actor(principal: Principal) -> dict[str, Any]:
             "role": principal.role, "label": principal.label, "log": principal.log_id}
 
 
-def system_log_for(conn: Connection, tenant: str) -> LogInfo:
-    info = find_log(conn, system_log_id(tenant))
-    if info is None:
-        raise NotFound(f"tenant {tenant!r} has no system log")
-    return info
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Where an access came from, as recorded: an HTTP request, or a command on a host."""
+
+    client: str
+    """The client's address, or ``cli``."""
+    method: str | None = None
+    path: str | None = None
+    query: str | None = None
+    host: str | None = None
+    """The host a command ran on."""
+
+    def as_data(self) -> dict[str, str]:
+        fields = {"method": self.method, "path": self.path, "query": self.query,
+                  "client": self.client, "host": self.host}
+        return {k: v for k, v in fields.items() if v is not None}
 
 
-def append_system_events(
-    conn: Connection,
-    tenant: str,
-    events: Sequence[PreparedEvent],
-    *,
-    master_key: bytes,
-    now: datetime,
-) -> AppendResult:
-    """Append directly in the caller's transaction (CLI jobs; the server uses its committer)."""
-    log = system_log_for(conn, tenant)
-    outcome = append_batch(
-        conn,
-        log,
-        [AppendRequest(list(events), ledger_principal(log.id))],
-        signers=SignerCache(master_key),
-        data_keys=DataKeyStore(master_key),
-        now=now,
-    )
-    result = outcome.results[0]
-    if not isinstance(result, AppendResult):
-        raise result
-    return result
+# --- what the ledger records, one builder per kind of event ---------------------------------
+
+
+def read_event(what: str, log: LogInfo, *, actor: dict[str, Any], access: Access, now: datetime,
+               **details: object) -> PreparedEvent:
+    """``ledger.<what>.read.v1``: a read of the audit trail (PCI DSS 10.2.1.3)."""
+    return system_event(f"{what}.read", stream="access", now=now, actor=actor,
+                        data={"log": log.id, **access.as_data(), **details},
+                        resource={"type": "log", "id": log.id})
+
+
+def auth_failed_event(log: LogInfo, *, access: Access, reason: str, now: datetime
+                      ) -> PreparedEvent:
+    """An invalid access attempt on a known log (PCI DSS 10.2.1.4)."""
+    return system_event("auth.failed", stream="auth", outcome="failure", now=now,
+                        data={"log": log.id, **access.as_data(), "reason": reason},
+                        resource={"type": "log", "id": log.id})
+
+
+def access_denied_event(log: LogInfo, *, actor: dict[str, Any], access: Access,
+                        needed_roles: Sequence[str], now: datetime) -> PreparedEvent:
+    """A valid credential used beyond its log or role (PCI DSS 10.2.1.4)."""
+    return system_event("access.denied", stream="auth", outcome="failure", now=now, actor=actor,
+                        data={"log": log.id, **access.as_data(),
+                              "needed_roles": list(needed_roles)},
+                        resource={"type": "log", "id": log.id})
+
+
+def log_created_event(log: LogInfo, *, actor: dict[str, Any], now: datetime) -> PreparedEvent:
+    """A new log and its policy (PCI DSS 10.2.1.7)."""
+    return system_event("log.created", stream="service", now=now, actor=actor,
+                        data={"log": log.id, "origin": log.origin, **log.policy},
+                        resource={"type": "log", "id": log.id})
+
+
+def credential_event(change: str, *, credential_id: int, log_id: str, actor: dict[str, Any],
+                     now: datetime, **details: object) -> PreparedEvent:
+    """``credential.created`` or ``credential.revoked`` (PCI DSS 10.2.1.5)."""
+    return system_event(f"credential.{change}", stream="credentials", now=now, actor=actor,
+                        data={"credential": credential_id, "log": log_id, **details},
+                        resource={"type": "credential", "id": str(credential_id)})
+
+
+def service_event(change: str, *, instance: str, version: str, now: datetime) -> PreparedEvent:
+    """``service.started`` / ``service.stopped``: audit logging for a tenant starts or stops in
+    one server process (PCI DSS 10.2.1.6)."""
+    return system_event(f"service.{change}", stream="service", now=now,
+                        data={"instance": instance, "version": version})
+
+
+# --- where they go ------------------------------------------------------------------------------
+
+
+class SystemLog:
+    """The tenants' system logs, written through an appender: the server's group committer, or
+    a use case's own unit of work (``in_transaction``) when the events must commit with its
+    other rows."""
+
+    def __init__(self, appender: Appender, find_log: Callable[[str], LogInfo]) -> None:
+        self._appender = appender
+        self._find_log = find_log
+
+    @classmethod
+    def in_transaction(cls, conn: Connection, keys: KeyRing, *, now: datetime) -> SystemLog:
+        """Recorded in ``conn``'s unit of work: durable when it commits, gone if it rolls back."""
+        return cls(InTransaction(conn, keys, now=now), lambda log_id: get_log(conn, log_id))
+
+    @classmethod
+    def committing(cls, committer: Appender, engine: Engine) -> SystemLog:
+        """Recorded through ``committer`` (a group committer): durable once recorded."""
+
+        def find(log_id: str) -> LogInfo:
+            with unit_of_work(engine) as conn:
+                return get_log(conn, log_id)
+
+        return cls(committer, find)
+
+    def record(self, tenant: str, *events: PreparedEvent) -> Future[AppendResult]:
+        """Append ``events`` to the tenant's system log, as the ledger itself."""
+        log = self._find_log(system_log_id(tenant))
+        return self._appender.submit(log, AppendRequest(list(events), ledger_principal(log.id)))
+
+    def record_durably(self, tenant: str, *events: PreparedEvent) -> AppendResult:
+        """Fail closed: return only once the events are durable (or will commit with the
+        caller's unit of work); what the caller does next depends on it."""
+        return self.record(tenant, *events).result(timeout=RECORD_TIMEOUT_SECONDS)
+
+
+def system_log_id(tenant: str) -> str:
+    """Each tenant's own log of what the ledger did (reads, exports, verifications, keys)."""
+    return tenant + SYSTEM_SUFFIX

@@ -1,15 +1,25 @@
 """Engines, the unit of work, and schema migration.
 
-One transaction per unit of work, opened at the edge (a request handler, the sequencer, a CLI
-command); code below never commits.
+One transaction per unit of work, opened at the edge (a request handler, the group committer, a
+CLI command); code below never commits. Two things code below may ask of the unit of work:
+
+- ``after_commit(conn, fn)``: run ``fn`` once the transaction has committed, never if it rolls
+  back (the sequencer caches the data keys it created only then);
+- ``send_last_writes(conn, queue)``: the transaction's last writes, pipelined in one round trip.
+  When the edge opened the unit of work with ``commit_with_last_writes=True``, the COMMIT rides
+  in that same round trip: the group committer holds a log's lock across it, and on a busy
+  machine every round trip under the lock is a thread wake-up. The edge decides; the unit of
+  work commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, NullPool, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -50,21 +60,78 @@ def make_engine(url: str, *, role: str | None = None, pool_size: int = 8) -> Eng
     return engine
 
 
+_COMMIT_WITH_LAST_WRITES = "ledger.commit_with_last_writes"
+_AFTER_COMMIT = "ledger.after_commit"
+
+
 @contextmanager
-def unit_of_work(engine: Engine) -> Iterator[Connection]:
+def unit_of_work(engine: Engine, *, commit_with_last_writes: bool = False
+                 ) -> Iterator[Connection]:
     """A transaction: committed if the block returns, rolled back if it raises.
 
-    A database that cannot be reached becomes ``StoreUnavailable`` (503 + Retry-After).
+    ``commit_with_last_writes``: the block ends with ``send_last_writes`` (the group committer's
+    one append), and the COMMIT is sent with those writes. A database that cannot be reached
+    becomes ``StoreUnavailable`` (503 + Retry-After).
     """
     try:
         with engine.begin() as conn:
-            yield conn
+            conn.info[_COMMIT_WITH_LAST_WRITES] = commit_with_last_writes
+            conn.info[_AFTER_COMMIT] = []
+            try:
+                yield conn
+            finally:
+                # The connection goes back to the pool: nothing of this unit of work may stay.
+                conn.info.pop(_COMMIT_WITH_LAST_WRITES, None)
+                hooks: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+        for hook in hooks:  # reached only once engine.begin() has committed
+            hook()
     except OperationalError as exc:
         raise StoreUnavailable(f"database unavailable: {exc.orig}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StoreUnavailable(f"database connection lost: {exc.orig}") from exc
         raise
+
+
+def after_commit(conn: Connection, hook: Callable[[], None]) -> None:
+    """Run ``hook`` once this unit of work has committed; never if it rolls back."""
+    hooks: list[Callable[[], None]] | None = conn.info.get(_AFTER_COMMIT)
+    if hooks is None:
+        raise AssertionError("after_commit outside a unit of work")
+    hooks.append(hook)
+
+
+def send_last_writes(conn: Connection, queue: Callable[[psycopg.Connection[Any]], None]) -> None:
+    """Send the statements ``queue`` puts on the raw connection in one pipelined round trip,
+    with the COMMIT when the unit of work was opened with ``commit_with_last_writes`` (then
+    nothing may be written after them: it would not be part of the same transaction)."""
+    pg = driver_connection(conn)
+    with pg.pipeline():
+        queue(pg)
+        if conn.info.get(_COMMIT_WITH_LAST_WRITES):
+            conn.commit()
+
+
+def ping(engine: Engine) -> None:
+    """One round trip to the database; ``StoreUnavailable`` if it does not answer."""
+    with unit_of_work(engine) as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
+def read_only(conn: Connection, *, repeatable: bool = False) -> None:
+    """Make this unit of work read-only (first statement of the transaction); ``repeatable``:
+    one snapshot for all its reads, so a long check sees the log as of one moment."""
+    if repeatable:
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    else:
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
+def driver_connection(conn: Connection) -> psycopg.Connection[Any]:
+    """psycopg's own connection under ``conn``: for pipelines and binary array parameters."""
+    pg = conn.connection.driver_connection
+    assert isinstance(pg, psycopg.Connection)
+    return pg
 
 
 def upgrade_schema(url: str, revision: str = "head") -> None:

@@ -74,6 +74,12 @@ class GroupCommitter:
         self._queue.put(None)
         self._thread.join(timeout=10)
 
+    def __enter__(self) -> GroupCommitter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def _run(self) -> None:
         while True:
             first = self._queue.get()
@@ -111,7 +117,8 @@ class GroupCommitter:
         first COMMIT did land: the retry finds every (source, id) and returns its receipts."""
         for attempt in (1, 2):
             try:
-                with unit_of_work(self._engine) as conn:
+                # The batch is this unit of work's one append: commit with its writes.
+                with unit_of_work(self._engine, commit_with_last_writes=True) as conn:
                     return append_batch(
                         conn,
                         log_info,
@@ -119,7 +126,6 @@ class GroupCommitter:
                         signers=self._signers,
                         data_keys=self._data_keys,
                         now=self._clock(),
-                        commit=True,
                     )
             except (StoreUnavailable, DBAPIError):
                 if attempt == 2:
@@ -149,7 +155,6 @@ class GroupCommitter:
             for item in items:
                 item.future.set_exception(exc)
             return
-        self._data_keys.promote(outcome.fresh_data_keys)
         if self._on_commit is not None:
             self._on_commit(log_info.id, outcome.appended, time.perf_counter() - started)
         for item, result in zip(items, outcome.results, strict=True):

@@ -12,6 +12,7 @@ import hmac
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +79,49 @@ def verifier_keys(conn: Connection, log_id: str) -> list[str]:
         ),
         {"log": log_id},
     )
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True)
+class SigningKeyRecord:
+    """A signing key as the database lists it."""
+
+    key_id: bytes
+    verifier_key: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+def signing_key_records(conn: Connection, log_id: str) -> list[SigningKeyRecord]:
+    """Every signing key of the log, oldest first."""
+    rows = conn.execute(
+        text("SELECT key_id, verifier_key, created_at, retired_at FROM signing_keys"
+             " WHERE log_id = :log ORDER BY id"), {"log": log_id})
+    return [SigningKeyRecord(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def active_key_id(conn: Connection, log_id: str) -> bytes | None:
+    """The key id the log signs with now; None if it has no active key."""
+    kid = conn.execute(
+        text("SELECT key_id FROM signing_keys WHERE log_id = :log AND retired_at IS NULL"
+             " ORDER BY id DESC LIMIT 1"), {"log": log_id}).scalar_one_or_none()
+    return None if kid is None else bytes(kid)
+
+
+def insert_rotation(conn: Connection, log_id: str, *, old_key_id: bytes, new_key_id: bytes,
+                    statement: str, rotated_at: datetime) -> None:
+    conn.execute(
+        text("INSERT INTO key_rotations (log_id, old_key_id, new_key_id, statement, rotated_at)"
+             " VALUES (:log, :old, :new, :statement, :at)"),
+        {"log": log_id, "old": old_key_id, "new": new_key_id, "statement": statement,
+         "at": rotated_at})
+
+
+def rotation_statements(conn: Connection, log_id: str) -> list[str]:
+    """Every rotation statement of the log, oldest first."""
+    rows = conn.execute(
+        text("SELECT statement FROM key_rotations WHERE log_id = :log ORDER BY rotated_at"),
+        {"log": log_id})
     return [r[0] for r in rows]
 
 
@@ -215,3 +259,18 @@ class DataKeyStore:
         if row is None or row[1] is None:
             return None
         return unseal(self._master_key, row[1], _data_key_aad(log_id, row[0]))
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The master key and the caches of what it unseals: what a use case needs to sign
+    checkpoints and seal payloads. A server process keeps one for its life; a command builds one
+    for its run."""
+
+    master_key: bytes
+    signers: SignerCache
+    data_keys: DataKeyStore
+
+    @classmethod
+    def from_master(cls, master_key: bytes) -> KeyRing:
+        return cls(master_key, SignerCache(master_key), DataKeyStore(master_key))

@@ -1,12 +1,14 @@
 """The sequencer: the only place sequence numbers are assigned.
 
-``append_batch`` runs inside the caller's transaction (the group committer's): it locks the log's
-head row (``SELECT ... FOR UPDATE``), so any number of server processes may append to one log and
-each batch sees the tree exactly as the previous batch left it. Per batch: one lock, one Merkle
-frontier update, one signed checkpoint, one head update, and two round trips while the lock is
-held: the reads, then every write at once, with the group committer's COMMIT (pipelined array
-INSERTs; COPY cannot be pipelined, and each COPY costs two round trips of its own, each a thread
-wake-up on a loaded machine).
+``append_batch`` is the one way anything is appended to a log. It runs inside the caller's unit of
+work (the group committer's, or a use case's that must commit its own rows with the events it
+records): it locks the log's head row (``SELECT ... FOR UPDATE``), so any number of server
+processes may append to one log and each batch sees the tree exactly as the previous batch left
+it. Per batch: one lock, one Merkle frontier update, one signed checkpoint, one head update, and
+two round trips while the lock is held: the reads, then every write at once as the unit of work's
+last writes (``send_last_writes``: with the COMMIT when the group committer opened it so; array
+INSERTs, since COPY cannot be pipelined and each COPY costs two round trips of its own, each a
+thread wake-up on a loaded machine).
 
 Before signing, the head must agree with the latest stored checkpoint: a head row edited behind
 the ledger's back stops the log rather than getting a checkpoint signed over it (never sign two
@@ -16,10 +18,11 @@ checkpoints inconsistent with each other).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection
 
 from ledger.core.canonical import canonicalize
@@ -36,6 +39,7 @@ from ledger.core.sealing import fresh_nonces, payload_aad, payload_cipher, seal_
 from ledger.core.types import RootHash
 from ledger.domain import AppendRequest, AppendResult, LogInfo, Receipt
 from ledger.errors import ClientError, IdempotencyConflict, IntegrityFailure, ScopeErased
+from ledger.storage.db import after_commit, driver_connection, send_last_writes
 from ledger.storage.keystore import DataKeyStore, SignerCache
 
 # Each table's rows travel as one binary array per column (bytea as raw bytes, not hex text);
@@ -69,7 +73,7 @@ HEAD_UPDATE = (
 @dataclass(slots=True)
 class BatchOutcome:
     results: list[AppendResult | ClientError]
-    fresh_data_keys: dict[tuple[str, str], tuple[int, bytes]] = field(default_factory=dict)
+    """One per request, in order: its receipts, or why it was refused as a whole."""
     appended: int = 0
 
 
@@ -81,13 +85,10 @@ def append_batch(
     signers: SignerCache,
     data_keys: DataKeyStore,
     now: datetime,
-    commit: bool = False,
 ) -> BatchOutcome:
-    """Append ``requests`` (each all or nothing) in the caller's transaction. With ``commit``, the
-    transaction is committed here, in the same round trip as the writes: the log's lock is held
-    for one round trip fewer, which on a busy machine is most of a batch's time under it."""
-    pg = conn.connection.driver_connection
-    assert pg is not None
+    """Append ``requests`` (each all or nothing) in the caller's unit of work; its writes are the
+    unit of work's last. New data keys are cached once it commits."""
+    pg = driver_connection(conn)
     keys, missing = data_keys.cached(log.id, {ev.scope for req in requests for ev in req.events})
     # Canonicalize before the lock: under it, each entry is only joined, hashed and sealed.
     templates = _templates(log, requests)
@@ -111,6 +112,8 @@ def append_batch(
         new_keys = data_keys.unwrap(log.id, missing, keys_cur) if keys_cur else {}
     keys.update(new_keys)
     fresh = {(log.id, scope): key for scope, key in new_keys.items() if key[1]}
+    if fresh:
+        after_commit(conn, lambda: data_keys.promote(fresh))  # a rolled-back key is never reused
     ciphers = {key_row_id: payload_cipher(key) for key_row_id, key in keys.values() if key}
     if head is None:
         raise IntegrityFailure("log has no head row", log=log.id)
@@ -125,7 +128,7 @@ def append_batch(
     if key_id is None:
         raise IntegrityFailure("log has no active signing key", log=log.id)
 
-    results: list[AppendResult | ClientError | tuple[list[Receipt], bool]] = []
+    results: list[AppendResult | ClientError | tuple[list[Receipt], int]] = []
     taken: dict[tuple[str, str], tuple[bytes, Receipt | None]] = dict(existing)
     # One list per column: the arrays of the pipelined INSERTs.
     seqs: list[int] = []
@@ -149,7 +152,7 @@ def append_batch(
             results.append(problem)
             continue
         receipts: list[Receipt] = []
-        added = False
+        added = 0
         for ev, template in zip(req.events, req_templates, strict=True):
             key = (ev.header.source, ev.header.event_id)
             seen = taken.get(key)
@@ -177,7 +180,7 @@ def append_batch(
             receipt = Receipt(ev.header.event_id, seq, leaf)
             taken[key] = (ev.request_digest, receipt)
             receipts.append(receipt)
-            added = True
+            added += 1
             conv_last[conv] = seq
             prev = leaf
             seq += 1
@@ -190,7 +193,9 @@ def append_batch(
         new_root = frontier_root(frontier, seq)
         signer = signers.get(conn, log.id, bytes(key_id))
         note = sign_checkpoint(Checkpoint(log.origin, seq, RootHash(new_root)), signer)
-        with pg.pipeline():
+        head_row = (seq, new_root, pack_frontier(frontier), prev, log.id)
+
+        def writes(pg: psycopg.Connection[Any]) -> None:
             pg.execute(ENTRY_INSERT, (log.id, now, seqs, leaves, entries, sources, event_ids,
                                       event_types, conversations, digests))
             pg.execute(PAYLOAD_INSERT, (log.id, seqs, key_ids, sealed))
@@ -198,20 +203,21 @@ def append_batch(
                 levels, indexes, hashes = (list(column) for column in zip(*nodes, strict=True))
                 pg.execute(NODE_INSERT, (log.id, levels, indexes, hashes))
             pg.execute(CHECKPOINT_INSERT, (log.id, seq, new_root, note, signer.key_id, now))
-            pg.execute(HEAD_UPDATE, (seq, new_root, pack_frontier(frontier), prev, log.id))
-            if commit:
-                conn.commit()
-    elif commit:
-        conn.commit()
+            pg.execute(HEAD_UPDATE, head_row)
+
+        send_last_writes(conn, writes)
+    else:
+        send_last_writes(conn, lambda _pg: None)  # nothing new: only the COMMIT, if asked
 
     final: list[AppendResult | ClientError] = []
     for item in results:
         if isinstance(item, tuple):
             receipts, added = item
-            final.append(AppendResult(receipts=receipts, created=added, checkpoint=note))
+            final.append(AppendResult(receipts=receipts, created=added > 0, checkpoint=note,
+                                      appended=added))
         else:
             final.append(item)
-    return BatchOutcome(final, fresh, appended=len(leaves))
+    return BatchOutcome(final, appended=len(leaves))
 
 
 def _templates(log: LogInfo, requests: Sequence[AppendRequest]) -> list[list[EntryTemplate]]:

@@ -1,4 +1,6 @@
 """API credentials: bearer tokens scoped to one log and one role, stored only as SHA-256 hashes.
+Every creation and revocation is recorded in the tenant's system log in the same transaction
+(PCI DSS 10.2.1.5).
 
 A token is 32 random bytes; hashing it with SHA-256 (no salt, no stretching) is sound because it
 is not a password: it cannot be guessed, only stolen, and the hash makes the table useless to a
@@ -9,15 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ledger.domain import Principal
 from ledger.errors import InvalidRequest, NotFound, Unauthenticated
+from ledger.services.system_log import SystemLog, credential_event
+from ledger.storage import credentials as stored
+from ledger.storage.keystore import KeyRing
+from ledger.storage.logs import get_log
 
 ROLES = ("writer", "auditor", "verifier", "admin")
 TOKEN_PREFIX = "hlt_"  # noqa: S105 - a marker that makes leaked tokens greppable, not a secret
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    id: int
+    token: str
+    """Shown once, never stored."""
 
 
 def token_hash(token: str) -> bytes:
@@ -25,44 +40,38 @@ def token_hash(token: str) -> bytes:
 
 
 def create_credential(
-    conn: Connection, *, log_id: str, role: str, label: str, now: datetime
-) -> tuple[int, str]:
-    """Returns ``(credential id, token)``. The token is shown once and never stored."""
+    conn: Connection, keys: KeyRing, *, log_id: str, role: str, label: str,
+    actor: dict[str, Any], now: datetime,
+) -> NewCredential:
     if role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    log = get_log(conn, log_id)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    cred_id = conn.execute(
-        text(
-            "INSERT INTO credentials (token_hash, log_id, role, label, created_at)"
-            " VALUES (:h, :log, :role, :label, :now) RETURNING id"
-        ),
-        {"h": token_hash(token), "log": log_id, "role": role, "label": label, "now": now},
-    ).scalar_one()
-    return int(cred_id), token
+    cred_id = stored.insert_credential(conn, token_hash=token_hash(token), log_id=log.id,
+                                       role=role, label=label, created_at=now)
+    SystemLog.in_transaction(conn, keys, now=now).record_durably(log.tenant, credential_event(
+        "created", credential_id=cred_id, log_id=log.id, actor=actor, now=now, role=role,
+        label=label))
+    return NewCredential(cred_id, token)
 
 
-def revoke_credential(conn: Connection, credential_id: int, *, now: datetime) -> str:
+def revoke_credential(conn: Connection, keys: KeyRing, credential_id: int, *,
+                      actor: dict[str, Any], now: datetime) -> str:
     """Revoke a credential (kept, never deleted); returns its log. Servers cache a principal
     for a few seconds, so a revocation takes effect everywhere within that time."""
-    log_id = conn.execute(
-        text("UPDATE credentials SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL"
-             " RETURNING log_id"),
-        {"now": now, "id": credential_id},
-    ).scalar_one_or_none()
+    log_id = stored.revoke_credential(conn, credential_id, revoked_at=now)
     if log_id is None:
         raise NotFound(f"no active credential {credential_id}")
-    return str(log_id)
+    SystemLog.in_transaction(conn, keys, now=now).record_durably(
+        get_log(conn, log_id).tenant,
+        credential_event("revoked", credential_id=credential_id, log_id=log_id, actor=actor,
+                         now=now))
+    return log_id
 
 
 def authenticate(conn: Connection, token: str) -> Principal:
     """The principal behind a token, or ``Unauthenticated`` (one message for every reason)."""
-    row = conn.execute(
-        text(
-            "SELECT id, log_id, role, label FROM credentials"
-            " WHERE token_hash = :h AND revoked_at IS NULL"
-        ),
-        {"h": token_hash(token)},
-    ).one_or_none()
-    if row is None:
+    principal = stored.active_principal(conn, token_hash(token))
+    if principal is None:
         raise Unauthenticated("invalid or revoked token")
-    return Principal(int(row[0]), row[1], row[2], row[3])
+    return principal

@@ -11,9 +11,10 @@ Sinks:
 - webhook (``LEDGER_ANCHOR_WEBHOOK_URL``): POST ``text/plain`` note, any 2xx accepted.
 - C2SP tlog-witness (``LEDGER_ANCHOR_WITNESS_URL`` + ``_KEY``): see ``anchor_witness``.
 
-Each run anchors, per log and sink, the latest checkpoint if it is larger than the last one that
-sink took (``anchorings`` table), and records one ``ledger.checkpoint.anchored.v1`` event per
-anchored log in its tenant's system log. A system log whose only news since its last anchoring
+Each run (``anchor``: ``ledger anchor``, and the server's schedule) anchors, per log and sink, the
+latest checkpoint if it is larger than the last one that sink took (``anchorings`` table), and
+records one ``ledger.checkpoint.anchored.v1`` event per anchored log in its tenant's system log,
+in the same transaction. A system log whose only news since its last anchoring
 is anchoring events is not anchored again, so quiet tenants do not anchor forever.
 """
 
@@ -26,32 +27,32 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ledger.core.entry import b64
 from ledger.domain import LogInfo, PreparedEvent
 from ledger.errors import IntegrityFailure, LedgerError
 from ledger.external.files import log_file_stem, write_atomic
 from ledger.external.http import check_url, post
-from ledger.services.system_log import system_event
+from ledger.services.system_log import SystemLog, system_event
 from ledger.settings import Settings
+from ledger.storage.anchorings import (
+    has_entries_other_than,
+    insert_anchoring,
+    last_anchored_size,
+    try_anchoring_lock,
+)
+from ledger.storage.checkpoints import StoredCheckpoint, latest_checkpoint
+from ledger.storage.keystore import KeyRing
 
 ANCHORED_EVENT = "ledger.checkpoint.anchored.v1"
 SUFFIX = ".checkpoint"
-_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('handoff-ledger/anchoring'))"
-
-
-@dataclass(frozen=True)
-class SignedCheckpoint:
-    size: int
-    root: bytes
-    note: str
 
 
 class Sink(Protocol):
     name: str
 
-    def publish(self, conn: Connection, log: LogInfo, cp: SignedCheckpoint) -> dict[str, Any]:
+    def publish(self, conn: Connection, log: LogInfo, cp: StoredCheckpoint) -> dict[str, Any]:
         """Publish ``cp``; return details for the event; raise LedgerError or OSError."""
         ...
 
@@ -65,7 +66,7 @@ class DirectorySink:
         self.directory = directory
         self.name = f"dir:{directory}"
 
-    def publish(self, conn: Connection, log: LogInfo, cp: SignedCheckpoint) -> dict[str, Any]:
+    def publish(self, conn: Connection, log: LogInfo, cp: StoredCheckpoint) -> dict[str, Any]:
         path = anchor_path(self.directory, log.id, cp.size)
         try:
             written = write_atomic(path, cp.note.encode(), overwrite=False)
@@ -82,7 +83,7 @@ class WebhookSink:
         self.timeout = timeout
         self.name = f"webhook:{url}"
 
-    def publish(self, conn: Connection, log: LogInfo, cp: SignedCheckpoint) -> dict[str, Any]:
+    def publish(self, conn: Connection, log: LogInfo, cp: StoredCheckpoint) -> dict[str, Any]:
         response = post(self.url, cp.note.encode(), content_type="text/plain; charset=utf-8",
                         timeout=self.timeout,
                         headers={"X-Ledger-Log": log.id, "X-Ledger-Tree-Size": str(cp.size)})
@@ -109,7 +110,7 @@ class Anchoring:
     """What one run did for one log."""
 
     log: LogInfo
-    checkpoint: SignedCheckpoint
+    checkpoint: StoredCheckpoint
     sinks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -125,62 +126,49 @@ class Anchoring:
             resource={"type": "log", "id": self.log.id})
 
 
-def anchor_logs(conn: Connection, logs: Sequence[LogInfo], sinks: Sequence[Sink], *,
-                now: datetime) -> list[Anchoring]:
-    """Publish what each sink has not taken yet, in the caller's transaction (which records it
-    in ``anchorings``). One anchoring run at a time across processes: if another holds the
-    lock, this one does nothing."""
-    if not sinks or not conn.execute(text(_LOCK)).scalar_one():
+def anchor(conn: Connection, keys: KeyRing, logs: Sequence[LogInfo], sinks: Sequence[Sink], *,
+           actor: dict[str, Any] | None = None, now: datetime) -> list[Anchoring]:
+    """Publish what each sink has not taken yet and record it (``anchorings`` and one event per
+    anchored log), all in the caller's unit of work. One anchoring run at a time across
+    processes: if another holds the lock, this one does nothing."""
+    if not sinks or not try_anchoring_lock(conn):
         return []
-    done: list[Anchoring] = []
-    for log in logs:
-        cp = latest_checkpoint(conn, log.id)
-        anchoring = Anchoring(log, cp)
-        for sink in sinks:
-            last = conn.execute(
-                text("SELECT max(size) FROM anchorings WHERE log_id = :log AND sink = :sink"),
-                {"log": log.id, "sink": sink.name}).scalar_one_or_none()
-            if not _news(conn, log, cp, last):
-                continue
-            try:
-                details = sink.publish(conn, log, cp)
-            except IntegrityFailure as exc:  # the sink holds another checkpoint of this size
-                anchoring.sinks.append({"sink": sink.name, "outcome": "fork", "error": str(exc)})
-                continue
-            except (LedgerError, OSError) as exc:
-                anchoring.sinks.append({"sink": sink.name, "outcome": "failure",
-                                        "error": str(exc)})
-                continue
-            conn.execute(
-                text("INSERT INTO anchorings (log_id, sink, size, root, anchored_at)"
-                     " VALUES (:log, :sink, :size, :root, :at) ON CONFLICT DO NOTHING"),
-                {"log": log.id, "sink": sink.name, "size": cp.size, "root": cp.root,
-                 "at": now})
-            anchoring.sinks.append({"sink": sink.name, "outcome": "success", **details})
-        if anchoring.sinks:
-            done.append(anchoring)
+    done = [a for a in (_anchor_log(conn, log, sinks, now=now) for log in logs) if a.sinks]
+    system_log = SystemLog.in_transaction(conn, keys, now=now)
+    for anchoring in done:
+        system_log.record_durably(anchoring.log.tenant, anchoring.event(now, actor))
     return done
 
 
-def _news(conn: Connection, log: LogInfo, cp: SignedCheckpoint, last: int | None) -> bool:
+def _anchor_log(conn: Connection, log: LogInfo, sinks: Sequence[Sink], *, now: datetime
+                ) -> Anchoring:
+    cp = latest_checkpoint(conn, log.id)
+    anchoring = Anchoring(log, cp)
+    for sink in sinks:
+        if not _news(conn, log, cp, last_anchored_size(conn, log.id, sink.name)):
+            continue
+        try:
+            details = sink.publish(conn, log, cp)
+        except IntegrityFailure as exc:  # the sink holds another checkpoint of this size
+            anchoring.sinks.append({"sink": sink.name, "outcome": "fork", "error": str(exc)})
+            continue
+        except (LedgerError, OSError) as exc:
+            anchoring.sinks.append({"sink": sink.name, "outcome": "failure", "error": str(exc)})
+            continue
+        insert_anchoring(conn, log.id, sink=sink.name, size=cp.size, root=cp.root,
+                         anchored_at=now)
+        anchoring.sinks.append({"sink": sink.name, "outcome": "success", **details})
+    return anchoring
+
+
+def _news(conn: Connection, log: LogInfo, cp: StoredCheckpoint, last: int | None) -> bool:
     if last is None:
         return True
     if cp.size <= last:
         return False
-    if log.kind != "system":
-        return True
-    other = conn.execute(
-        text("SELECT 1 FROM entries WHERE log_id = :log AND seq >= :last"
-             " AND event_type <> :anchored LIMIT 1"),
-        {"log": log.id, "last": last, "anchored": ANCHORED_EVENT}).first()
-    return other is not None
-
-
-def latest_checkpoint(conn: Connection, log_id: str) -> SignedCheckpoint:
-    row = conn.execute(
-        text("SELECT size, root, note FROM checkpoints WHERE log_id = :log"
-             " ORDER BY size DESC LIMIT 1"), {"log": log_id}).one()
-    return SignedCheckpoint(int(row[0]), bytes(row[1]), str(row[2]))
+    # A system log whose only news since its last anchoring is anchoring events is not news.
+    return log.kind != "system" or has_entries_other_than(conn, log.id, since=last,
+                                                          event_type=ANCHORED_EVENT)
 
 
 # --- what the verifier reads back --------------------------------------------------------------

@@ -1,38 +1,32 @@
 """Anchoring from the server process: every ``interval`` seconds on a daemon thread, when at
-least one sink is configured. Several processes may run it; ``anchor_logs`` lets one at a time
-work and the others skip that round."""
+least one sink is configured. Several processes may run it; ``anchor`` lets one at a time work
+and the others skip that round."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Engine
 
-from ledger.domain import PreparedEvent
 from ledger.errors import LedgerError
-from ledger.services.admin.logs import list_logs
-from ledger.services.anchoring.anchor import Anchoring, Sink, anchor_logs
+from ledger.services.anchoring.anchor import Anchoring, Sink, anchor
 from ledger.storage.db import unit_of_work
+from ledger.storage.keystore import KeyRing
+from ledger.storage.logs import list_logs
 
 log = logging.getLogger(__name__)
 
-Record = Callable[[str, PreparedEvent], "Future[Any]"]
-"""Appends a system event to a tenant's system log (the server's group committer)."""
-
 
 class AnchorScheduler:
-    def __init__(self, engine: Engine, sinks: Sequence[Sink], *, interval: float,
-                 record: Record, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-                 ) -> None:
+    def __init__(self, engine: Engine, keys: KeyRing, sinks: Sequence[Sink], *, interval: float,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._engine = engine
+        self._keys = keys
         self._sinks = list(sinks)
         self._interval = interval
-        self._record = record
         self._clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="anchoring", daemon=True)
@@ -46,10 +40,10 @@ class AnchorScheduler:
             self._thread.join(timeout=30)
 
     def run_once(self) -> list[Anchoring]:
+        """One round: what it anchored is recorded, committed, when this returns."""
         with unit_of_work(self._engine) as conn:
-            done = anchor_logs(conn, list_logs(conn), self._sinks, now=self._clock())
-        for anchoring in done:  # each anchoring is recorded before the next round starts
-            self._record(anchoring.log.tenant, anchoring.event(self._clock())).result(timeout=30)
+            done = anchor(conn, self._keys, list_logs(conn), self._sinks, now=self._clock())
+        for anchoring in done:
             if not anchoring.ok:
                 log.error("anchoring %s failed: %s", anchoring.log.id, anchoring.sinks)
         return done

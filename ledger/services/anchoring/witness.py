@@ -14,14 +14,15 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ledger.core.cosignature import CosignerVerifier, open_cosignatures
 from ledger.domain import LogInfo
 from ledger.errors import ConfigurationError, CryptoError, LedgerError
 from ledger.external.http import check_url, post
-from ledger.services.anchoring.anchor import SignedCheckpoint
 from ledger.settings import Settings
+from ledger.storage.anchorings import insert_cosignature, last_cosigned_size
+from ledger.storage.checkpoints import StoredCheckpoint
 from ledger.storage.proofs import consistency_proof
 
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
@@ -51,11 +52,8 @@ class WitnessSink:
             raise ConfigurationError(f"LEDGER_ANCHOR_WITNESS_KEY: {exc}") from exc
         return cls(settings.anchor_witness_url, key, settings.http_timeout_seconds)
 
-    def publish(self, conn: Connection, log: LogInfo, cp: SignedCheckpoint) -> dict[str, Any]:
-        old = conn.execute(
-            text("SELECT coalesce(max(size), 0) FROM witness_cosignatures"
-                 " WHERE log_id = :log AND witness = :w"),
-            {"log": log.id, "w": self.witness}).scalar_one()
+    def publish(self, conn: Connection, log: LogInfo, cp: StoredCheckpoint) -> dict[str, Any]:
+        old = last_cosigned_size(conn, log.id, self.witness)
         for _attempt in range(2):
             if old > cp.size:
                 raise LedgerError(f"witness {self.key.name} has cosigned size {old},"
@@ -78,13 +76,8 @@ class WitnessSink:
             except (CryptoError, UnicodeDecodeError) as exc:
                 raise LedgerError(f"witness {self.key.name}: bad cosignature: {exc}") from exc
             for cosig in cosignatures:
-                conn.execute(
-                    text("INSERT INTO witness_cosignatures (log_id, witness, size, root,"
-                         " cosignature, timestamp, received_at)"
-                         " VALUES (:log, :w, :size, :root, :line, :ts, now())"
-                         " ON CONFLICT DO NOTHING"),
-                    {"log": log.id, "w": self.witness, "size": cp.size, "root": cp.root,
-                     "line": cosig.line, "ts": cosig.timestamp})
+                insert_cosignature(conn, log.id, witness=self.witness, size=cp.size,
+                                   root=cp.root, line=cosig.line, timestamp=cosig.timestamp)
             return {"cosignatures": len(cosignatures), "old_size": old}
         raise LedgerError(f"witness {self.key.name} keeps changing its size")
 

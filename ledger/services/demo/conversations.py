@@ -1,4 +1,4 @@
-"""Realistic sample handoff conversations, written through the real ingest path.
+"""Realistic sample handoff conversations (what they are; ``fill`` writes them).
 
 Six kinds, every one of them present in any run of at least six conversations:
 
@@ -28,14 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, text
-
 from ledger.core.canonical import canonicalize
-from ledger.domain import AppendRequest, AppendResult, LogInfo, Principal
-from ledger.events import GuardPolicy
-from ledger.services.ingest.prepare import prepare_all, validate_all
-from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.sequencer import BatchOutcome, append_batch
 
 KINDS = ("resolved_by_ai", "sentiment_shift", "explicit_request", "repeated_failure",
          "card_number", "phi_disclosure")
@@ -183,45 +176,6 @@ def interleave(conversations: Sequence[DemoConversation]) -> list[dict[str, Any]
 def chunks(events: Sequence[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     for offset in range(0, len(events), size):
         yield list(events[offset : offset + size])
-
-
-def demo_principal(log_id: str, operator: str) -> Principal:
-    """The writer recorded in the entries: the ledger's CLI, run by ``operator``."""
-    return Principal(0, log_id, "writer", f"ledger demo ({operator})")
-
-
-def append_events(
-    conn: Connection,
-    log: LogInfo,
-    raws: list[dict[str, Any]],
-    *,
-    principal: Principal,
-    signers: SignerCache,
-    data_keys: DataKeyStore,
-    fingerprint_key: bytes,
-    now: datetime,
-) -> BatchOutcome:
-    """One atomic batch through the writers' path: validate, guard, prepare, sequence, sign.
-    The caller owns the transaction and promotes the batch's new data keys after it commits."""
-    policy = GuardPolicy(cards=log.policy.get("card_policy", "reject"))
-    validated = validate_all(raws, batch=True, policy=policy, fingerprint_key=fingerprint_key)
-    prepared = prepare_all(validated, batch=True)
-    outcome = append_batch(conn, log, [AppendRequest(prepared, principal)], signers=signers,
-                           data_keys=data_keys, now=now)
-    result = outcome.results[0]
-    if not isinstance(result, AppendResult):
-        raise result
-    return outcome
-
-
-def sample_conversation(conn: Connection, log_id: str) -> str | None:
-    """A recent conversation that was handed off to a human: the one to show a new user."""
-    found = conn.execute(
-        text("SELECT conversation_id FROM entries WHERE log_id = :log"
-             " AND event_type = 'handoff.handoff.requested.v1' ORDER BY seq DESC LIMIT 1"),
-        {"log": log_id},
-    ).scalar_one_or_none()
-    return None if found is None else str(found)
 
 
 # --- one conversation ----------------------------------------------------------------------------

@@ -1,79 +1,98 @@
-"""Reads auditors make: checkpoints, entries with their canonical bytes and decrypted payloads."""
+"""Reads auditors make: entries with their canonical bytes and decrypted payloads.
+
+Every read is recorded in the tenant's system log before anything is read (PCI DSS 10.2.1.3:
+fail closed: a read that cannot be recorded is not served).
+"""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ledger.core.commitment import commitment_matches
 from ledger.core.sealing import payload_aad, unseal_payload
 from ledger.domain import LogInfo
-from ledger.errors import DecryptionFailed, NotFound
+from ledger.errors import DecryptionFailed, InvalidRequest, NotFound
+from ledger.services.system_log import Access, SystemLog, read_event
+from ledger.storage.entries import entries_with_payloads
 from ledger.storage.keystore import DataKeyStore
+from ledger.storage.logs import log_size
 
 MAX_PAGE = 1000
 
 
-def latest_checkpoint(conn: Connection, log_id: str) -> str:
-    note = conn.execute(
-        text("SELECT note FROM checkpoints WHERE log_id = :log ORDER BY size DESC LIMIT 1"),
-        {"log": log_id},
-    ).scalar_one_or_none()
-    if note is None:
-        raise NotFound(f"log {log_id!r} has no checkpoint")
-    return str(note)
+@dataclass(frozen=True, slots=True)
+class EntriesPage:
+    start: int
+    end: int
+    tree_size: int
+    entries: list[dict[str, Any]]
+    rest: tuple[int, int] | None
+    """``[start, end)`` of what was asked for and is not on this page."""
 
 
-def latest_checkpoint_size(conn: Connection, log_id: str) -> int:
-    size = conn.execute(
-        text("SELECT max(size) FROM checkpoints WHERE log_id = :log"), {"log": log_id}
-    ).scalar_one_or_none()
-    if size is None:
-        raise NotFound(f"log {log_id!r} has no checkpoint")
-    return int(size)
+def list_entries(
+    conn: Connection,
+    system_log: SystemLog,
+    log: LogInfo,
+    *,
+    start: int,
+    end: int | None,
+    reader: dict[str, Any],
+    access: Access,
+    data_keys: DataKeyStore,
+    now: datetime,
+) -> EntriesPage:
+    """Entries ``[start, end)`` (``end`` None: to the head), at most ``MAX_PAGE`` of them."""
+    if end is not None and end < start:
+        raise InvalidRequest(f"end ({end}) must not be before start ({start})")
+    system_log.record_durably(log.tenant, read_event("entries", log, actor=reader, access=access,
+                                                     now=now, start=start, end=end))
+    size = log_size(conn, log.id)
+    wanted_end = size if end is None else min(end, size)
+    stop = min(wanted_end, start + MAX_PAGE)
+    entries = read_entries(conn, log, start, stop, data_keys)
+    rest = (stop, wanted_end) if stop < wanted_end else None
+    return EntriesPage(start, max(stop, start), size, entries, rest)
 
 
-def log_size(conn: Connection, log_id: str) -> int:
-    size = conn.execute(
-        text("SELECT size FROM log_heads WHERE log_id = :log"), {"log": log_id}
-    ).scalar_one_or_none()
-    if size is None:
-        raise NotFound(f"no log {log_id!r}")
-    return int(size)
+def get_entry(
+    conn: Connection,
+    system_log: SystemLog,
+    log: LogInfo,
+    seq: int,
+    *,
+    reader: dict[str, Any],
+    access: Access,
+    data_keys: DataKeyStore,
+    now: datetime,
+) -> dict[str, Any]:
+    if seq < 0:
+        raise InvalidRequest("seq must be >= 0")
+    system_log.record_durably(log.tenant, read_event("entry", log, actor=reader, access=access,
+                                                     now=now, seq=seq))
+    found = read_entries(conn, log, seq, seq + 1, data_keys)
+    if not found:
+        raise NotFound(f"log {log.id!r} has no entry {seq}")
+    return found[0]
 
 
 def read_entries(
     conn: Connection, log: LogInfo, start: int, end: int, data_keys: DataKeyStore
 ) -> list[dict[str, Any]]:
     """Entries ``[start, end)`` with canonical bytes (base64), leaf hash and payload."""
-    rows = conn.execute(
-        text(
-            # LIMIT 1 keeps the payload lookup a primary-key probe per entry, whatever the
-            # statistics say (a plain join may become a scan of every payload of the log).
-            "SELECT e.seq, e.leaf_hash, e.entry, p.data_key_id, p.sealed FROM entries e"
-            " LEFT JOIN LATERAL (SELECT data_key_id, sealed FROM payloads p"
-            "   WHERE p.log_id = e.log_id AND p.seq = e.seq LIMIT 1) p ON true"
-            " WHERE e.log_id = :log AND e.seq >= :start AND e.seq < :end ORDER BY e.seq"
-        ),
-        {"log": log.id, "start": start, "end": end},
-    ).all()
+    rows = entries_with_payloads(conn, log.id, start, end)
     return [
         _present(conn, log, data_keys, seq=seq, leaf=bytes(leaf), entry_bytes=bytes(raw),
                  data_key_id=key_id, sealed=sealed)
         for seq, leaf, raw, key_id, sealed in rows
     ]
-
-
-def read_entry(conn: Connection, log: LogInfo, seq: int, data_keys: DataKeyStore) -> dict[str, Any]:
-    found = read_entries(conn, log, seq, seq + 1, data_keys)
-    if not found:
-        raise NotFound(f"log {log.id!r} has no entry {seq}")
-    return found[0]
 
 
 def _present(

@@ -17,16 +17,20 @@ from __future__ import annotations
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ledger.core import merkle
 from ledger.domain import LogInfo
 from ledger.errors import NotFound, TrailTooLarge
 from ledger.services.reads.entries import open_payload
+from ledger.services.system_log import Access, SystemLog, read_event
 from ledger.services.trails.summary import TrailEvent, summarize
+from ledger.storage.checkpoints import latest_checkpoint
+from ledger.storage.entries import conversation_entries
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.proofs import fetch_nodes
 
@@ -61,6 +65,24 @@ class _RequestKeys:
         return self._keys[key_id]
 
 
+def read_trail_for(
+    conn: Connection,
+    system_log: SystemLog,
+    log: LogInfo,
+    conversation_id: str,
+    *,
+    reader: dict[str, Any],
+    access: Access,
+    data_keys: DataKeyStore,
+    now: datetime,
+) -> dict[str, Any]:
+    """The auditor's use case: the read is recorded in the tenant's system log, durably, before
+    anything is read (PCI DSS 10.2.1.3: fail closed), then the trail is read."""
+    system_log.record_durably(log.tenant, read_event("trail", log, actor=reader, access=access,
+                                                     now=now, conversation=conversation_id))
+    return read_trail(conn, log, conversation_id, data_keys)
+
+
 def read_trail(
     conn: Connection, log: LogInfo, conversation_id: str, data_keys: DataKeyStore
 ) -> dict[str, Any]:
@@ -68,7 +90,8 @@ def read_trail(
 
     Raises ``NotFound`` if the conversation has no entry covered by the latest checkpoint.
     """
-    size, note = _latest_checkpoint(conn, log.id)
+    checkpoint = latest_checkpoint(conn, log.id)
+    size, note = checkpoint.size, checkpoint.note
     rows = _conversation_rows(conn, log.id, conversation_id, size)
     if not rows:
         raise NotFound(f"log {log.id!r} has no conversation {conversation_id!r}")
@@ -179,31 +202,10 @@ def _link_message(expected: int | None, found: Any, seqs: set[int]) -> str:
 # --- reads ---------------------------------------------------------------------------------------
 
 
-def _latest_checkpoint(conn: Connection, log_id: str) -> tuple[int, str]:
-    row = conn.execute(
-        text("SELECT size, note FROM checkpoints WHERE log_id = :log ORDER BY size DESC LIMIT 1"),
-        {"log": log_id},
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"log {log_id!r} has no checkpoint")
-    return int(row[0]), str(row[1])
-
-
 def _conversation_rows(conn: Connection, log_id: str, conversation_id: str, size: int
                        ) -> list[StoredEntry]:
-    rows = conn.execute(
-        text(
-            # Shaped so that no table statistics can pick another plan: the ORDER BY is the
-            # conversation index's own order, and LIMIT 1 keeps the payload lookup a
-            # primary-key probe per entry (a plain join may become a scan of the log).
-            "SELECT e.seq, e.leaf_hash, e.entry, p.data_key_id, p.sealed FROM entries e"
-            " LEFT JOIN LATERAL (SELECT data_key_id, sealed FROM payloads p"
-            "   WHERE p.log_id = e.log_id AND p.seq = e.seq LIMIT 1) p ON true"
-            " WHERE e.log_id = :log AND e.conversation_id = :conv AND e.seq < :size"
-            " ORDER BY e.log_id, e.conversation_id, e.seq LIMIT :limit"
-        ),
-        {"log": log_id, "conv": conversation_id, "size": size, "limit": MAX_TRAIL_ENTRIES + 1},
-    ).all()
+    rows = conversation_entries(conn, log_id, conversation_id, size,
+                                limit=MAX_TRAIL_ENTRIES + 1)
     if len(rows) > MAX_TRAIL_ENTRIES:
         raise TrailTooLarge(
             f"conversation {conversation_id!r} has more than {MAX_TRAIL_ENTRIES} entries; "

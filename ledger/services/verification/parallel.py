@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ledger.core.merkle import range_nodes
 from ledger.domain import LogInfo
@@ -39,13 +38,13 @@ from ledger.services.verification.range import (
     RangeResult,
     SigningKey,
 )
+from ledger.storage.entries import stored_leaf_hash
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.proofs import fetch_nodes
+from ledger.storage.verification import export_snapshot, read_in_snapshot, transaction_isolation
 
 PARALLEL_MIN = 200_000
 """Entries below which one process is faster than starting others (~0.5 s each)."""
-
-_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def check_range(conn: Connection, log: LogInfo, *, data_keys: DataKeyStore,
                 keys: dict[bytes, SigningKey], start: int, end: int, frontier: list[bytes],
                 prev: bytes, jobs: int, progress: Progress | None = None) -> RangeResult:
     """``RangeChecker(...).run()`` over ``[start, end)``, in ``jobs`` processes when long."""
-    isolation = conn.exec_driver_sql("SHOW transaction_isolation").scalar_one()
+    isolation = transaction_isolation(conn)
     ranges = split(start, end, jobs if isolation in ("repeatable read", "serializable") else 1)
     later = [_claimed_start(conn, log, i, lo, hi) for i, (lo, hi) in enumerate(ranges) if i]
     if len(ranges) == 1 or any(part is None for part in later):
@@ -92,9 +91,7 @@ def check_range(conn: Connection, log: LogInfo, *, data_keys: DataKeyStore,
         return RangeChecker(conn, log, data_keys=data_keys, keys=keys, start=start, end=end,
                             frontier=frontier, prev=prev).run(progress)
     parts: list[Part] = [p for p in later if p is not None]
-    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-    if not _SNAPSHOT_ID.fullmatch(snapshot):
-        raise WorkerFailed(f"unexpected snapshot id {snapshot!r}")
+    snapshot = export_snapshot(conn)
     url = conn.engine.url.render_as_string(hide_password=False)
     ctx = _context()
     done = ctx.Array("q", len(parts), lock=False)  # entries checked by each process
@@ -139,11 +136,10 @@ def _claimed_start(conn: Connection, log: LogInfo, index: int, start: int,
     """The state the database claims at ``start``, or None if part of it is missing."""
     coords = range_nodes(0, start)
     nodes = fetch_nodes(conn, log.id, coords)
-    prev = conn.execute(text("SELECT leaf_hash FROM entries WHERE log_id = :log AND seq = :seq"),
-                        {"log": log.id, "seq": start - 1}).scalar_one_or_none()
+    prev = stored_leaf_hash(conn, log.id, start - 1)
     if prev is None or any(c not in nodes for c in coords):
         return None
-    return Part(index, start, end, [nodes[c] for c in coords], bytes(prev))
+    return Part(index, start, end, [nodes[c] for c in coords], prev)
 
 
 def _combine(log: LogInfo, results: Sequence[RangeResult | IntegrityFailure],
@@ -197,8 +193,7 @@ def _work(pipe: Pipe, done: Any, job: Job) -> None:
     engine = make_engine(job.url, pool_size=1)
     try:
         with engine.connect() as conn:
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
+            read_in_snapshot(conn, job.snapshot)
             result = RangeChecker(conn, job.log, data_keys=job.data_keys, keys=job.keys,
                                   start=part.start, end=part.end, frontier=part.frontier,
                                   prev=part.prev, part=True).run(show)

@@ -44,6 +44,12 @@ from ledger.core.signing import NoteVerifier
 from ledger.domain import LogInfo
 from ledger.errors import CryptoError, IntegrityFailure
 from ledger.storage.keystore import DataKeyStore
+from ledger.storage.verification import (
+    checkpoints_between,
+    chunk_rows,
+    last_seqs_before,
+    tree_nodes_in,
+)
 
 CHUNK = 5000
 MAX_LEVELS = 64
@@ -108,7 +114,6 @@ class RangeChecker:
         stops at ``end`` (the next part reads on) and the checkpoint at ``start`` is left to the
         part that ends there."""
         self.conn = conn
-        self.pg = conn.connection.driver_connection
         self.log = log
         self.data_keys = data_keys
         self.keys = keys
@@ -144,23 +149,14 @@ class RangeChecker:
 
     def read_chunk(self, low: int) -> Chunk | None:
         """Everything chunk ``[low, low + CHUNK)`` is checked against, or None past the end.
-        Entries and payloads are read apart, each by a primary-key range: a join lets stale
-        statistics pick a plan quadratic in the log."""
+        Entries and payloads are read apart, each by a primary-key range (``chunk_rows``)."""
         high = min(low + CHUNK, self.end) if self.part else low + CHUNK
         if high <= low:
             return None
-        assert self.pg is not None
-        with self.pg.cursor(binary=True) as cur:
-            cur.execute("SELECT seq, leaf_hash, entry, source, event_id, conversation_id"
-                        " FROM entries WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
-                        (self.log.id, low, high))
-            rows: list[Any] = cur.fetchall()
-            if not rows:
-                return None
-            cur.execute("SELECT seq, data_key_id, sealed FROM payloads"
-                        " WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
-                        (self.log.id, low, high))
-            payloads: list[Any] = cur.fetchall()
+        found = chunk_rows(self.conn, self.log.id, low, high)
+        if found is None:
+            return None
+        rows, payloads = found
         # The tree reads assume the chunk is contiguous; if it is not, its first gap fails the
         # chunk before any tree node is compared.
         end = low + len(rows)
@@ -255,16 +251,8 @@ class RangeChecker:
         missing = sorted({row[5] for row in rows} - self.conv_last.keys())
         if not missing:
             return
-        assert self.pg is not None
-        with self.pg.cursor(binary=True) as cur:
-            cur.execute(
-                "SELECT c.id, (SELECT max(e.seq) FROM entries e WHERE e.log_id = %s"
-                "   AND e.conversation_id = c.id AND e.seq < %s)"
-                " FROM unnest(%s::text[]) AS c(id)",
-                (self.log.id, first, missing),
-            )
-            for conv, last in cur.fetchall():
-                self.conv_last[conv] = last
+        for conv, last in last_seqs_before(self.conn, self.log.id, missing, first):
+            self.conv_last[conv] = last
 
     def _ciphers(self, chunk: Chunk) -> dict[int, AESGCM | None]:
         """An AES-GCM context for each data key of the chunk (None: destroyed), unwrapping
@@ -328,17 +316,7 @@ class RangeChecker:
         levels = [lv for lv in range(1, MAX_LEVELS) if end >> lv > first >> lv]
         if not levels:
             return {}
-        assert self.pg is not None
-        with self.pg.cursor(binary=True) as cur:
-            cur.execute(  # OFFSET 0: one index range scan per level, never a scan of the log
-                "SELECT w.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[],"
-                " %s::bigint[]) AS w(level, lo, hi) CROSS JOIN LATERAL (SELECT idx, hash"
-                " FROM tree_nodes WHERE log_id = %s AND level = w.level AND idx >= w.lo"
-                " AND idx < w.hi OFFSET 0) n",
-                (levels, [first >> lv for lv in levels], [end >> lv for lv in levels],
-                 self.log.id),
-            )
-            return {(level, idx): digest for level, idx, digest in cur.fetchall()}
+        return tree_nodes_in(self.conn, self.log.id, levels, first, end)
 
     def _check_checkpoint(self, row: Any, expected_root: bytes) -> None:
         check_checkpoint(self.log, self.keys, row, expected_root=expected_root)
@@ -346,12 +324,7 @@ class RangeChecker:
 
     def _checkpoints(self, after: int, upto: int) -> dict[int, Any]:
         """Stored checkpoint rows with ``after < size <= upto``, by size."""
-        assert self.pg is not None
-        with self.pg.cursor(binary=True) as cur:
-            cur.execute("SELECT size, root, note, key_id, signed_at FROM checkpoints"
-                        " WHERE log_id = %s AND size > %s AND size <= %s",
-                        (self.log.id, after, upto))
-            return {row[0]: row for row in cur.fetchall()}
+        return checkpoints_between(self.conn, self.log.id, after, upto)
 
 
 def check_checkpoint(log: LogInfo, keys: dict[bytes, SigningKey], row: Any, *,

@@ -11,14 +11,14 @@ that can add one kind of event to one tenant's system log, not a database write 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ledger.domain import PreparedEvent
-from ledger.errors import LedgerError
+from ledger.domain import AppendResult, LogInfo, PreparedEvent, Principal
+from ledger.errors import Forbidden, InvalidRequest, LedgerError
 from ledger.external.http import post
-from ledger.services.admin.logs import system_log_id
-from ledger.services.system_log import system_event
+from ledger.services.system_log import SystemLog, credential_actor, system_event, system_log_id
 
 RUN_EVENT = "verification.run"
 
@@ -42,6 +42,22 @@ def post_run(base_url: str, token: str, tenant: str, run: dict[str, Any], *,
                           f" {response.text(300)}")
     receipt: dict[str, Any] = json.loads(response.body)
     return receipt
+
+
+def record_run(run: dict[str, Any], *, system_log_info: LogInfo, recorder: Principal,
+               logs: Callable[[str], LogInfo], system_log: SystemLog, now: datetime
+               ) -> AppendResult:
+    """The server's side: append ``run`` to the tenant's system log as
+    ``ledger.verification.run.v1``, durably, with the recording credential as the actor. Every
+    log the run names must be the tenant's."""
+    if system_log_info.kind != "system":
+        raise InvalidRequest("verification runs are recorded in a tenant's system log"
+                             f" ({system_log_id(system_log_info.tenant)})")
+    for result in run["logs"]:
+        if logs(result["log"]).tenant != system_log_info.tenant:
+            raise Forbidden("the run names a log of another tenant")
+    event = run_event(run, actor=credential_actor(recorder), now=now)
+    return system_log.record_durably(system_log_info.tenant, event)
 
 
 def run_event(run: dict[str, Any], *, actor: dict[str, Any], now: datetime) -> PreparedEvent:

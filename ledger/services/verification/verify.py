@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.entry import GENESIS_PREV
@@ -42,8 +42,7 @@ from ledger.core.rotation import open_rotation, parse_rotation
 from ledger.core.signing import NoteVerifier
 from ledger.core.types import RootHash
 from ledger.domain import LogInfo
-from ledger.errors import ConsistencyProofInvalid, CryptoError, IntegrityFailure
-from ledger.services.admin.signing_keys import key_records, rotation_statements
+from ledger.errors import ConsistencyProofInvalid, CryptoError, IntegrityFailure, NotFound
 from ledger.services.anchoring.anchor import AnchoredNote, read_anchors
 from ledger.services.verification.parallel import check_range
 from ledger.services.verification.range import (
@@ -55,8 +54,11 @@ from ledger.services.verification.range import (
     check_checkpoint,
 )
 from ledger.services.verification.state import TrustedState, VerifierStateStore
-from ledger.storage.keystore import DataKeyStore
+from ledger.storage.checkpoints import StoredCheckpoint, latest_checkpoint
+from ledger.storage.entries import SeqTable, first_seq_at_or_beyond
+from ledger.storage.keystore import DataKeyStore, rotation_statements, signing_key_records
 from ledger.storage.proofs import consistency_proof, fetch_nodes
+from ledger.storage.verification import StoredHead, head_row, tree_node_beyond
 
 
 @dataclass
@@ -168,7 +170,7 @@ class _LogVerification:
             progress: Progress | None) -> None:
         keys, pinned = self._keys()
         latest = self._latest(keys)
-        size, root = int(latest[0]), RootHash(bytes(latest[1]))
+        size, root = latest.size, RootHash(latest.root)
         self.report.to_size = size
 
         if self.trusted is not None:
@@ -194,7 +196,7 @@ class _LogVerification:
         self._check_nothing_beyond(size)
         self._check_head(result)
         self.report.trusted = TrustedState(
-            self.log.id, self.log.origin, latest[2], Checkpoint(self.log.origin, size, root),
+            self.log.id, self.log.origin, latest.note, Checkpoint(self.log.origin, size, root),
             result.last_leaf, tuple(v.verifier_key() for v in pinned))
 
     # --- 1. keys -------------------------------------------------------------------------
@@ -202,7 +204,7 @@ class _LogVerification:
     def _keys(self) -> tuple[dict[bytes, SigningKey], list[NoteVerifier]]:
         """The database's keys by key id, and the keys the verifier trusts after this run."""
         keys: dict[bytes, SigningKey] = {}
-        for record in key_records(self.conn, self.log.id):
+        for record in signing_key_records(self.conn, self.log.id):
             try:
                 verifier = NoteVerifier.from_verifier_key(record.verifier_key)
             except CryptoError as exc:
@@ -249,25 +251,22 @@ class _LogVerification:
 
     # --- 2. latest checkpoint ------------------------------------------------------------
 
-    def _latest(self, keys: dict[bytes, SigningKey]) -> Any:
-        latest = self.conn.execute(
-            text("SELECT size, root, note, key_id, signed_at FROM checkpoints"
-                 " WHERE log_id = :log ORDER BY size DESC LIMIT 1"), {"log": self.log.id},
-        ).one_or_none()
-        if latest is None:
-            raise self.fail("log has no checkpoint")
-        check_checkpoint(self.log, keys, latest, expected_root=bytes(latest[1]))
+    def _latest(self, keys: dict[bytes, SigningKey]) -> StoredCheckpoint:
+        try:
+            latest = latest_checkpoint(self.conn, self.log.id)
+        except NotFound:
+            raise self.fail("log has no checkpoint") from None
+        check_checkpoint(self.log, keys, (latest.size, latest.root, latest.note, latest.key_id,
+                                          latest.signed_at), expected_root=latest.root)
         head = self._head()
-        if int(head[0]) != int(latest[0]) or bytes(head[1]) != bytes(latest[1]):
+        if head.size != latest.size or head.root != latest.root:
             raise self.fail("head row disagrees with the latest signed checkpoint",
-                            expected=f"size {latest[0]} root {b64(bytes(latest[1]))}",
-                            found=f"size {head[0]} root {b64(bytes(head[1]))}")
+                            expected=f"size {latest.size} root {b64(latest.root)}",
+                            found=f"size {head.size} root {b64(head.root)}")
         return latest
 
-    def _head(self) -> Any:
-        head = self.conn.execute(
-            text("SELECT size, root, frontier, last_leaf FROM log_heads WHERE log_id = :log"),
-            {"log": self.log.id}).one_or_none()
+    def _head(self) -> StoredHead:
+        head = head_row(self.conn, self.log.id)
         if head is None:
             raise self.fail("log has no head row")
         return head
@@ -322,31 +321,22 @@ class _LogVerification:
 
     def _check_nothing_beyond(self, size: int) -> None:
         """No entry, payload or tree node past the latest signed checkpoint."""
-        for table, what in (("entries", "entry"), ("payloads", "payload")):
-            seq = self.conn.execute(
-                text(f"SELECT seq FROM {table} WHERE log_id = :log AND seq >= :size"
-                     " ORDER BY seq LIMIT 1"), {"log": self.log.id, "size": size},
-            ).scalar_one_or_none()
+        tables: tuple[tuple[SeqTable, str], ...] = (("entries", "entry"), ("payloads", "payload"))
+        for table, what in tables:
+            seq = first_seq_at_or_beyond(self.conn, table, self.log.id, size)
             if seq is not None:
                 raise self.fail(f"{what} beyond the latest signed checkpoint (size {size})",
-                                seq=int(seq))
-        levels = list(range(1, MAX_LEVELS))
-        row = self.conn.execute(
-            text("SELECT w.level, n.idx FROM unnest(CAST(:levels AS smallint[]),"
-                 " CAST(:lows AS bigint[])) AS w(level, lo) CROSS JOIN LATERAL (SELECT idx"
-                 " FROM tree_nodes WHERE log_id = :log AND level = w.level AND idx >= w.lo"
-                 " LIMIT 1) n LIMIT 1"),
-            {"levels": levels, "lows": [size >> lv for lv in levels], "log": self.log.id},
-        ).first()
-        if row is not None:
-            raise self.fail(f"stored tree node ({row[0]}, {row[1]}) lies beyond the log"
+                                seq=seq)
+        node = tree_node_beyond(self.conn, self.log.id, list(range(1, MAX_LEVELS)), size)
+        if node is not None:
+            raise self.fail(f"stored tree node ({node[0]}, {node[1]}) lies beyond the log"
                             f" (size {size})")
 
     def _check_head(self, result: RangeResult) -> None:
         head = self._head()
-        if (int(head[0]) != result.size or bytes(head[1]) != result.root
-                or bytes(head[2]) != pack_frontier(result.frontier)
-                or bytes(head[3]) != result.last_leaf):
+        if (head.size != result.size or head.root != result.root
+                or head.frontier != pack_frontier(result.frontier)
+                or head.last_leaf != result.last_leaf):
             raise self.fail("head row disagrees with the recomputed log",
                             expected=f"size {result.size} root {b64(result.root)}",
-                            found=f"size {head[0]} root {b64(bytes(head[1]))}")
+                            found=f"size {head.size} root {b64(head.root)}")

@@ -1,0 +1,77 @@
+"""Who may do what: a bearer token's principal must hold one of the operation's roles on the log
+it names. Every refusal on a known log is recorded in the tenant's system log (PCI DSS 10.2.1.4),
+without waiting: a flood of bad tokens must not slow anyone down or fill memory waiting.
+
+Security failures tell the client little (401 says the same for every reason; 403 does not say
+whether another log exists); the server's log gets the detail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from ledger.domain import LogInfo, Principal
+from ledger.errors import Forbidden, NotFound, Unauthenticated
+from ledger.services.system_log import (
+    Access,
+    SystemLog,
+    access_denied_event,
+    auth_failed_event,
+    credential_actor,
+)
+
+logger = logging.getLogger("ledger.access")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer …`` header value."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("no bearer token")
+    return token.strip()
+
+
+def authorize(
+    authorization: str | None,
+    log_id: str,
+    roles: Sequence[str],
+    *,
+    access: Access,
+    principals: Callable[[str], Principal],
+    logs: Callable[[str], LogInfo],
+    system_log: SystemLog,
+    now: datetime,
+) -> Principal:
+    """The caller's principal if it holds one of ``roles`` on ``log_id``; else ``Unauthenticated``
+    (401), ``NotFound`` (404: an unknown log, for an authenticated caller) or ``Forbidden``."""
+    try:
+        principal = principals(bearer_token(authorization))
+    except Unauthenticated as exc:
+        _record_auth_failure(log_id, access, str(exc), logs=logs, system_log=system_log, now=now)
+        raise
+    info = logs(log_id)
+    if principal.log_id != log_id or principal.role not in roles:
+        system_log.record(info.tenant, access_denied_event(
+            info, actor=credential_actor(principal), access=access, needed_roles=roles,
+            now=now))
+        if principal.log_id != log_id:
+            # Say no more than that: another log's existence is not this caller's business.
+            raise Forbidden("this credential is not valid for that log")
+        raise Forbidden(f"this operation needs the {' or '.join(roles)} role")
+    return principal
+
+
+def _record_auth_failure(log_id: str, access: Access, reason: str, *,
+                         logs: Callable[[str], LogInfo], system_log: SystemLog,
+                         now: datetime) -> None:
+    try:
+        info = logs(log_id)
+    except NotFound:
+        logger.warning("authentication failure on unknown log %r from %s", log_id,
+                       access.client)
+        return
+    logger.warning("authentication failure on %s from %s: %s", log_id, access.client, reason)
+    system_log.record(info.tenant, auth_failed_event(info, access=access, reason=reason,
+                                                     now=now))
