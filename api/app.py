@@ -19,6 +19,7 @@ import ledger
 from api import errors
 from api.metrics import REGISTRY, observe_commit
 from api.routes import events, logs, proofs, schemas, trail, verifications
+from api.schemas import Health
 from ledger.errors import ConfigurationError
 from ledger.server.state import LedgerState
 from ledger.settings import Settings
@@ -87,7 +88,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(trail.router)
     app.include_router(schemas.router)
 
-    @app.get("/healthz", operation_id="healthz", tags=["ops"])
+    @app.get("/healthz", operation_id="healthz", tags=["ops"], response_model=Health,
+             responses={503: {"model": Health, "description": "the database is down"}})
     def healthz() -> JSONResponse:
         try:
             ping(state.engine)

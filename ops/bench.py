@@ -40,6 +40,7 @@ import asyncio
 import base64
 import contextlib
 import cProfile
+import dataclasses
 import hashlib
 import http.client
 import itertools
@@ -65,6 +66,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
+from unittest import mock
 
 import orjson
 import psycopg
@@ -74,6 +76,7 @@ SHARED = Path(os.environ.get("LEDGER_SHARED_DIR", ROOT.parent / "shared"))
 EXAMPLE = SHARED / "examples" / "escalated-conversation.json"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOG_ID = "bench"
+BENCH_ACTOR = {"kind": "system", "id": "bench"}  # who creates the log and credential
 ORIGIN_PREFIX = "bench.handoff-ledger.localhost"
 EVENT_TARGET_BYTES = 1536  # "~1.5 KB" serialized event
 PAYLOAD_BYTES = 1536  # raw-PostgreSQL payload column, the sealed-payload equivalent
@@ -389,16 +392,19 @@ class BenchDatabase:
         from ledger.services.admin.credentials import create_credential
         from ledger.services.admin.logs import create_log
         from ledger.storage.db import make_engine, unit_of_work, upgrade_schema
+        from ledger.storage.keystore import KeyRing
 
         upgrade_schema(self.url)
         engine = make_engine(self.url, pool_size=1)
+        keys = KeyRing.from_master(master_key)
         try:
             with unit_of_work(engine) as conn:
                 now = datetime.now(UTC)
-                create_log(conn, LOG_ID, origin_prefix=ORIGIN_PREFIX, master_key=master_key,
+                create_log(conn, keys, LOG_ID, origin_prefix=ORIGIN_PREFIX, actor=BENCH_ACTOR,
                            now=now)
-                _, self.writer_token = create_credential(conn, log_id=LOG_ID, role="writer",
-                                                         label="bench writer", now=now)
+                self.writer_token = create_credential(
+                    conn, keys, log_id=LOG_ID, role="writer", label="bench writer",
+                    actor=BENCH_ACTOR, now=now).token
         finally:
             engine.dispose()
 
@@ -452,7 +458,11 @@ EVENT_TYPES = (
 )
 
 
-def raw_rows(log_id: str, count: int, conversations: int) -> list[tuple[Any, ...]]:
+RawRow = tuple[str, int, bytes, bytes, str, str, str, str, datetime, bytes, bytes]
+"""One ``raw_entries`` row, in :data:`RAW_COLUMNS` order."""
+
+
+def raw_rows(log_id: str, count: int, conversations: int) -> list[RawRow]:
     """Rows shaped like ``entries`` plus the payload. Built up front: not part of the timing.
 
     Payloads are random (a sealed payload is AES-GCM output: incompressible, so TOAST cannot
@@ -461,7 +471,7 @@ def raw_rows(log_id: str, count: int, conversations: int) -> list[tuple[Any, ...
     pool = [os.urandom(PAYLOAD_BYTES) for _ in range(256)]
     now = datetime.now(UTC)
     filler = b"x" * ENTRY_BYTES
-    rows = []
+    rows: list[RawRow] = []
     for seq in range(count):
         event_id = f"{log_id}-{seq:09d}"
         entry = b'{"format":"handoff-ledger/entry/v1","seq":%d,"event":"%s",' % (
@@ -967,16 +977,20 @@ class HttpRun:
     output_name: str = ""
 
 
+Load = tuple[Callable[[], bytes], int, int, float]
+"""One load: a request body maker, how many requests, clients in flight, seconds at most."""
+
+
 def batch_and_single(server: LedgerServer, plan: Plan, factory: EventFactory, token: str,
                      keys: tuple[str, str], labels: tuple[str, str]
                      ) -> list[tuple[Measurement, LoadOutcome]]:
     """The two loads, (c)'s batches then (d)'s single events, against a running server; the
     requests of each are built just before it (not timed) and dropped after."""
     path = f"/v1/logs/{LOG_ID}/events"
-    loads = ((lambda: factory.batch_body(plan.batch_events), plan.batch_requests,
-              plan.batch_clients, plan.batch_seconds),
-             (factory.single_body, plan.single_requests, plan.single_clients,
-              plan.single_seconds))
+    loads: tuple[Load, Load] = (
+        (lambda: factory.batch_body(plan.batch_events), plan.batch_requests, plan.batch_clients,
+         plan.batch_seconds),
+        (factory.single_body, plan.single_requests, plan.single_clients, plan.single_seconds))
     out = []
     for key, label, (body, count, clients, seconds) in zip(keys, labels, loads, strict=True):
         requests = [post_request(server.host, server.port, path, token, body())
@@ -1069,11 +1083,22 @@ def _thread_cpu() -> dict[int, float]:
     return out
 
 
+StatsTable = dict[tuple[str, int, str], tuple[int, int, float, float, object]]
+"""pstats' table: (file, line, function) -> (primitive calls, calls, own s, cumulative s,
+callers)."""
+
+
+def _stats_table(prof: cProfile.Profile) -> StatsTable:
+    """The table ``pstats.Stats`` builds from ``prof``, which its printing methods read."""
+    # Stats.stats is a plain attribute set in Stats.__init__ (print_stats reads it), but
+    # typeshed's pstats.pyi does not declare it.
+    table: StatsTable = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    return table
+
+
 def _top(prof: cProfile.Profile, key: str, limit: int, total: float) -> list[str]:
     """The ``limit`` functions with the most ``key`` time ("tottime" or "cumtime")."""
-    stats: dict[tuple[str, int, str], tuple[int, int, float, float, object]] = (
-        pstats.Stats(prof).stats  # type: ignore[attr-defined]
-    )
+    stats = _stats_table(prof)
     own = key == "tottime"
     rows = sorted(stats.items(), key=lambda kv: -(kv[1][2] if own else kv[1][3]))[:limit]
     out = []
@@ -1104,19 +1129,21 @@ class ServerProfiler:
         self._install_commit_hook()
 
     def _install_commit_hook(self) -> None:
-        from ledger.storage.group_commit import GroupCommitter
+        from ledger.storage.group_commit import GroupCommitter, _Pending
 
         original = GroupCommitter._commit
         profiler = self
 
-        def _commit(committer: Any, items: Any) -> None:
+        def _commit(committer: GroupCommitter, items: list[_Pending]) -> None:
             prof = profiler._commit
             if prof is None:
                 original(committer, items)
             else:
                 prof.runcall(original, committer, items)
 
-        GroupCommitter._commit = _commit  # type: ignore[method-assign,assignment]
+        # For the life of this process (never stopped). patch.object rather than an assignment,
+        # which mypy refuses for any method (python/mypy#2427).
+        mock.patch.object(GroupCommitter, "_commit", _commit).start()
 
     def begin(self) -> None:
         """Called in the main (event loop) thread: cProfile hooks the calling thread."""
@@ -1144,15 +1171,15 @@ class ServerProfiler:
             if seconds > 0:
                 lines.append(f"  {seconds / wall:5.2f} cores  {seconds:6.1f} s  {group}")
         loop_cpu = sum(v for k, v in by_group.items() if k.startswith("event loop"))
-        loop_total = sum(v[2] for v in pstats.Stats(loop).stats.values())  # type: ignore[attr-defined]
+        loop_total = sum(v[2] for v in _stats_table(loop).values())
         lines.append(f"\nevent loop thread, cProfile in thread CPU time ({loop_total:.1f} s "
                      f"profiled; /proc says {loop_cpu:.1f} s): by own time")
         lines += _top(loop, "tottime", top, loop_total)
         lines.append("  ... by cumulative time")
         lines += _top(loop, "cumtime", top, loop_total)
-        commit_stats = pstats.Stats(commit) if commit.getstats() else None
+        commit_stats = _stats_table(commit) if commit.getstats() else None
         if commit_stats is not None:
-            inside = max((v[3] for v in commit_stats.stats.values()), default=0.0)  # type: ignore[attr-defined]
+            inside = max((v[3] for v in commit_stats.values()), default=0.0)
             lines.append(f"\ngroup-commit thread, cProfile in wall time: {inside:.1f} s of "
                          f"{wall:.1f} s inside GroupCommitter._commit; by cumulative time")
             lines += _top(commit, "cumtime", top, inside)
@@ -1310,7 +1337,15 @@ def uvicorn_flavour() -> str:
 # --- main -------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+class Args(argparse.Namespace):
+    quick: bool
+    json: Path | None
+    workers: str | None
+    serve_profiled: Path | None
+    port: int | None
+
+
+def parse_args(argv: Sequence[str] | None) -> Args:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a much smaller run (seconds)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
@@ -1318,16 +1353,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "(default: 1,2; --quick: 1)")
     parser.add_argument("--serve-profiled", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    return parser.parse_args(argv, namespace=Args())
 
 
-def choose_plan(args: argparse.Namespace) -> Plan:
+def choose_plan(args: Args) -> Plan:
     plan = QUICK if args.quick else FULL
     if args.workers:
         workers = tuple(int(w) for w in args.workers.split(",") if w.strip())
         if not workers or min(workers) < 1:
             raise SystemExit("--workers: positive integers, comma-separated")
-        plan = Plan(**{**asdict(plan), "workers": workers})
+        plan = dataclasses.replace(plan, workers=workers)
     return plan
 
 
@@ -1484,6 +1519,8 @@ def run(plan: Plan, profile_path: Path | None) -> Report:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_profiled is not None:
+        if args.port is None:  # LedgerServer.command always passes both
+            raise SystemExit("--serve-profiled: needs --port")
         return serve_profiled(args.serve_profiled, args.port)
     plan = choose_plan(args)
     if not EXAMPLE.is_file():

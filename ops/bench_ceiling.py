@@ -15,12 +15,15 @@ target is beyond this machine" is measured in the same run, not argued.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ledger.events import GuardPolicy
 from ledger.services.ingest.prepare import IngestLimits, parse_body, prepare_all, validate_all
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
 
 _POLICY = GuardPolicy()  # the bench log's policy: the default (cards rejected)
 _KEY = b"bench-ceiling-fingerprint-key-32"
@@ -28,13 +31,13 @@ _LIMITS = IngestLimits()
 _CHECKPOINT = "x" * 240  # a signed checkpoint note is about this long
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     if scope["method"] != "POST":  # the readiness probe
         await _answer(send, 200, b'{"status":"ok"}')
         return
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         message = await receive()
         chunks.append(message.get("body", b""))
@@ -51,7 +54,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await _answer(send, 201, orjson.dumps({"receipts": receipts, "checkpoint": _CHECKPOINT}))
 
 
-async def _answer(send: Any, status: int, body: bytes) -> None:
+async def _answer(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})

@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,11 +66,12 @@ from ledger.services.admin.logs import create_log
 from ledger.services.verification.state import VerifierStateStore
 from ledger.services.verification.verify import LogReport, save_states, verify_log
 from ledger.storage.db import make_engine, sqlalchemy_url, unit_of_work, upgrade_schema
-from ledger.storage.keystore import DataKeyStore, SignerCache
+from ledger.storage.keystore import DataKeyStore, KeyRing, SignerCache
 from ledger.storage.sequencer import append_batch
 
 MASTER_KEY = bytes(range(32))
 BATCH = 5000
+ACTOR = {"kind": "system", "id": "bench"}  # who creates the logs and credentials
 WORDS = ("refund", "charge", "card", "account", "billing", "agent", "customer", "escalate",
          "policy", "verified", "order", "shipping", "delay", "duplicate", "transaction",
          "support", "handoff", "summary", "sentiment")
@@ -152,9 +153,8 @@ class Filler:
             k = min(BATCH, count)
             events = [self.event() for _ in range(k)]
             with unit_of_work(self.engine) as conn:
-                outcome = append_batch(conn, self.log, [AppendRequest(events, principal)],
-                                       signers=self.signers, data_keys=self.data_keys, now=now())
-            self.data_keys.promote(outcome.fresh_data_keys)
+                append_batch(conn, self.log, [AppendRequest(events, principal)],
+                             signers=self.signers, data_keys=self.data_keys, now=now())
             count -= k
         return time.perf_counter() - started
 
@@ -214,13 +214,19 @@ def bare_scan(url: str, log_id: str, size: int) -> float:
     return time.perf_counter() - started
 
 
+class Latencies(TypedDict):
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
 def proof_latencies(url: str, log_id: str, tokens: dict[str, str], size: int, requests: int,
-                    trail_requests: int) -> dict[str, dict[str, float]]:
+                    trail_requests: int) -> dict[str, Latencies]:
     """Random proofs over HTTP/1.1 keep-alive against ``uvicorn`` in its own process (as
     ``ledger serve`` runs it), so the client does not share the server's interpreter."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_ORIGIN_PREFIX": "bench.test",
            "LEDGER_MASTER_KEY": base64.b64encode(MASTER_KEY).decode()}
     server = subprocess.Popen(
@@ -228,7 +234,7 @@ def proof_latencies(url: str, log_id: str, tokens: dict[str, str], size: int, re
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
          "--no-access-log"], env=env, cwd=Path(__file__).resolve().parents[1])
     rng = random.Random(11)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, Latencies] = {}
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -241,7 +247,7 @@ def proof_latencies(url: str, log_id: str, tokens: dict[str, str], size: int, re
                 time.sleep(0.1)
         conn = http.client.HTTPConnection("127.0.0.1", port)
         for kind in ("inclusion", "consistency", "trail"):
-            latencies = []
+            latencies: list[float] = []
             role = "auditor" if kind == "trail" else "verifier"
             headers = {"Authorization": f"Bearer {tokens[role]}"}
             for i in range((trail_requests if kind == "trail" else requests) + 50):
@@ -274,6 +280,45 @@ def proof_latencies(url: str, log_id: str, tokens: dict[str, str], size: int, re
     return out
 
 
+class Rate(TypedDict):
+    entries: int
+    seconds: float
+    per_s: float
+
+
+class FullRun(Rate):
+    bare_scan_seconds: float
+
+
+class IncrementalRun(TypedDict):
+    entries: int
+    log_size: int
+    seconds: float
+
+
+class Results(TypedDict, total=False):
+    """The figures printed as JSON at the end, filled in as they are measured."""
+
+    fill: Rate
+    database_size: str
+    full: FullRun
+    incremental: IncrementalRun
+    full_small: Rate
+    incremental_large: IncrementalRun
+    proofs: dict[str, int | Latencies]  # "log_size", then one entry per kind of request
+
+
+class Args(argparse.Namespace):
+    entries: int
+    incremental: int
+    proof_entries: int
+    proof_requests: int
+    trail_requests: int
+    jobs: int
+    profile: bool
+    keep: bool
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--entries", type=int, default=200_000)
@@ -285,17 +330,18 @@ def main() -> int:
                         help="verification processes, as ledger verify --jobs (default: CPUs)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args()
-    results: dict[str, Any] = {}
+    args = parser.parse_args(namespace=Args())
+    results: Results = {}
     with fresh_database() as url, tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(url, pool_size=2)
+        keys = KeyRing.from_master(MASTER_KEY)
         with unit_of_work(engine) as conn:
-            log = create_log(conn, "big", origin_prefix="bench.test", master_key=MASTER_KEY,
+            log = create_log(conn, keys, "big", origin_prefix="bench.test", actor=ACTOR,
                              now=now())
-            proof_log = create_log(conn, "proofs", origin_prefix="bench.test",
-                                   master_key=MASTER_KEY, now=now())
-            tokens = {role: create_credential(conn, log_id="proofs", role=role, label="b",
-                                              now=now())[1]
+            proof_log = create_log(conn, keys, "proofs", origin_prefix="bench.test", actor=ACTOR,
+                                   now=now())
+            tokens = {role: create_credential(conn, keys, log_id="proofs", role=role, label="b",
+                                              actor=ACTOR, now=now()).token
                       for role in ("verifier", "auditor")}
         states = VerifierStateStore(Path(tmp) / "verifier")
 

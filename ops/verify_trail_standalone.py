@@ -20,13 +20,39 @@ import base64
 import hashlib
 import json
 import sys
-from typing import Any
+from typing import Any, NotRequired, TypedDict, TypeGuard
 
 import nacl.exceptions
 import nacl.signing
 
 Key = tuple[str, bytes, bytes]  # name, 4-byte key ID, Ed25519 public key
 BAD = (ValueError, TypeError, KeyError)  # what junk in a file raises
+
+
+# A saved trail as far as is_trail checks it (else exit 2); the rest is unchecked JSON (Any).
+class Proof(TypedDict):
+    leaf_index: int
+    tree_size: int
+    hashes: list[Any]
+
+
+class TrailEntry(TypedDict):
+    seq: int
+    leaf_hash: str
+    entry_b64: str
+    inclusion_proof: Proof
+    payload_status: NotRequired[Any]
+    payload: NotRequired[Any]
+    payload_b64: NotRequired[Any]
+    payload_salt: NotRequired[Any]
+
+
+class Trail(TypedDict):
+    origin: str
+    conversation: str
+    tree_size: int
+    checkpoint: str
+    entries: list[TrailEntry]
 
 
 def b64(text: Any) -> bytes:
@@ -111,12 +137,13 @@ def commits(entry: dict[str, Any], salt64: Any, data64: Any) -> bool:
     return b64(commitment["commitment"]) == hashlib.sha256(salt + b64(data64)).digest()
 
 
-def verify(trail: dict[str, Any], keys: list[Key]) -> tuple[list[str], list[str], str]:
+def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
     """(failures, warnings, summary) of a saved trail."""
     fails: list[str] = []
     warns: list[str] = []
 
-    def fail(seq: Any, check: str, msg: str, expected: Any = ..., found: Any = ...) -> None:
+    def fail(seq: int | None, check: str, msg: str, expected: object = ...,
+             found: object = ...) -> None:
         shown = "" if expected is ... else f" (expected {json.dumps(expected)}, found " \
                                             f"{json.dumps(found)})"
         fails.append(("" if seq is None else f"seq {seq}: ") + f"{check}: {msg}{shown}")
@@ -195,9 +222,9 @@ def verify(trail: dict[str, Any], keys: list[Key]) -> tuple[list[str], list[str]
         f"verified, {len(withheld)} erased/missing {withheld}")
 
 
-def is_trail(trail: Any) -> bool:
+def is_trail(trail: object) -> TypeGuard[Trail]:
     """Whether the file has a trail's fields with their JSON types (else exit 2, not 1)."""
-    def has(obj: Any, **types: type) -> bool:
+    def has(obj: object, **types: type) -> TypeGuard[dict[str, Any]]:
         return isinstance(obj, dict) and all(type(obj.get(k)) is t for k, t in types.items())
     return has(trail, origin=str, conversation=str, tree_size=int, checkpoint=str, entries=list
                ) and bool(trail["entries"]) and all(
@@ -206,12 +233,18 @@ def is_trail(trail: Any) -> bool:
         for e in trail["entries"])
 
 
+class Args(argparse.Namespace):
+    path: str
+    verifier_key: list[str]
+    verifier_keys_file: str | None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="Check a saved Handoff Ledger trail offline.")
     ap.add_argument("path")
     ap.add_argument("--verifier-key", action="append", default=[], metavar="KEY")
     ap.add_argument("--verifier-keys-file", metavar="FILE")
-    args = ap.parse_args()
+    args = ap.parse_args(namespace=Args())
     try:
         lines = list(args.verifier_key)
         if args.verifier_keys_file:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import authorize
+from api.schemas import Receipts
 from ledger.domain import AppendResult
 from ledger.errors import PayloadTooLarge
 from ledger.server.state import LedgerState
@@ -28,7 +29,9 @@ WRITER = ("writer",)
     operation_id="append_events",
     status_code=201,
     summary="Append one event or an atomic batch; answered once durable and signed",
-    responses={200: {"description": "every event was already recorded (idempotent retry)"}},
+    response_model=Receipts,
+    responses={200: {"model": Receipts,
+                     "description": "every event was already recorded (idempotent retry)"}},
     # The body is read raw (orjson, size limits, per-event JSON Pointers), so describe it here.
     openapi_extra={
         "requestBody": {

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+import orjson
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from api.deps import AuditorAuth, State, access_of
+from api.schemas import EntriesPage, Entry
 from ledger.services.reads import entries
 from ledger.services.system_log import credential_actor
 from ledger.storage.checkpoints import latest_checkpoint
@@ -43,7 +45,8 @@ def get_verifier_keys(log: str, state: State) -> PlainTextResponse:
     return PlainTextResponse("".join(k + "\n" for k in keys))
 
 
-@router.get("/entries", operation_id="list_entries", summary="Entries [start, end), paged")
+@router.get("/entries", operation_id="list_entries", response_model=EntriesPage,
+            summary="Entries [start, end), paged")
 def list_entries(
     log: str,
     request: Request,
@@ -51,7 +54,7 @@ def list_entries(
     auditor: AuditorAuth,
     start: int = Query(0, ge=0),
     end: int | None = Query(None, ge=0),
-) -> dict[str, Any]:
+) -> Response:
     with unit_of_work(state.engine) as conn:
         page = entries.list_entries(
             conn, state.system_log, state.log_info(log), start=start, end=end,
@@ -61,14 +64,15 @@ def list_entries(
                             "entries": page.entries}
     if page.rest is not None:
         body["next"] = f"/v1/logs/{log}/entries?start={page.rest[0]}&end={page.rest[1]}"
-    return body
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get("/entries/{seq}", operation_id="get_entry", summary="One entry by sequence number")
-def get_entry(
-    log: str, seq: int, request: Request, state: State, auditor: AuditorAuth
-) -> dict[str, Any]:
+@router.get("/entries/{seq}", operation_id="get_entry", response_model=Entry,
+            summary="One entry by sequence number")
+def get_entry(log: str, seq: int, request: Request, state: State, auditor: AuditorAuth
+              ) -> Response:
     with unit_of_work(state.engine) as conn:
-        return entries.get_entry(
+        entry = entries.get_entry(
             conn, state.system_log, state.log_info(log), seq, reader=credential_actor(auditor),
             access=access_of(request), data_keys=state.keys.data_keys, now=datetime.now(UTC))
+    return Response(orjson.dumps(entry), media_type="application/json")

@@ -5,25 +5,13 @@ from __future__ import annotations
 import base64
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 
 from api.deps import ReaderAuth, State
+from api.schemas import ConsistencyProof, InclusionProof
 from ledger.services.reads import proofs
 from ledger.storage.db import unit_of_work
 
 router = APIRouter(prefix="/v1/logs/{log}/proofs", tags=["proofs"])
-
-
-class InclusionProof(BaseModel):
-    leaf_index: int
-    tree_size: int
-    hashes: list[str] = Field(description="RFC 9162 audit path, standard base64, bottom up")
-
-
-class ConsistencyProof(BaseModel):
-    first: int
-    second: int
-    hashes: list[str] = Field(description="RFC 9162 consistency path, standard base64")
 
 
 def _b64(items: list[bytes]) -> list[str]:
