@@ -55,7 +55,8 @@ class LedgerApp(FastAPI):
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     if settings.database_url is None and engine is None:
         raise ConfigurationError(
-            "create_app needs a database URL (ledger serve starts an embedded one)")
+            "create_app needs a database URL (ledger serve starts an embedded one)"
+        )
     engine = engine or make_engine(
         settings.database_url or "", role=settings.db_role, pool_size=settings.pool_size
     )
@@ -88,15 +89,23 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(trail.router)
     app.include_router(schemas.router)
 
-    @app.get("/healthz", operation_id="healthz", tags=["ops"], response_model=Health,
-             responses={503: {"model": Health, "description": "the database is down"}})
+    @app.get(
+        "/healthz",
+        operation_id="healthz",
+        tags=["ops"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "the database is down"}},
+    )
     def healthz() -> JSONResponse:
         try:
             ping(state.engine)
         except Exception:  # any failure means not ready; the detail goes to the server log
             errors.log.warning("readiness check failed", exc_info=True)
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503,
-                                headers={"Retry-After": "5"})
+            return JSONResponse(
+                {"status": "unavailable", "database": "down"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
         return JSONResponse({"status": "ok", "database": "up"})
 
     @app.get("/metrics", operation_id="metrics", tags=["ops"])
@@ -112,11 +121,15 @@ def _document_bearer_auth(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
-                                 routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
             schema.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "a token from `ledger credentials create`"},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token from `ledger credentials create`",
+                },
             }
             app.openapi_schema = schema
         return app.openapi_schema

@@ -56,12 +56,14 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
     e.KeyStateConflict: Problem(409, "key-state", "Signing key state"),
     e.ScopeErased: Problem(409, "conversation-erased", "Conversation erased"),
     e.NotFound: Problem(404, "not-found", "Not found"),
-    e.Unauthenticated: Problem(401, "unauthenticated", "Unauthenticated",
-                               "missing, invalid or revoked bearer token"),
+    e.Unauthenticated: Problem(
+        401, "unauthenticated", "Unauthenticated", "missing, invalid or revoked bearer token"
+    ),
     e.Forbidden: Problem(403, "forbidden", "Forbidden"),
     # Not the caller's fault, and the caller may retry.
-    e.StoreUnavailable: Problem(503, "unavailable", "Service unavailable",
-                                "the database is unavailable; retry later"),
+    e.StoreUnavailable: Problem(
+        503, "unavailable", "Service unavailable", "the database is unavailable; retry later"
+    ),
     # Server faults: whatever they say is for the operator's log.
     e.LedgerError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
     e.CryptoError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
@@ -72,9 +74,13 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
     e.DecryptionFailed: Problem(500, "internal", "Internal error", _SERVER_FAULT),
     e.CanonicalizationError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
     e.ConfigurationError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
-    e.IntegrityFailure: Problem(500, "integrity", "Integrity failure",
-                                "the log refuses to go on: stored data does not check out; "
-                                "the operator is alerted by the log"),
+    e.IntegrityFailure: Problem(
+        500,
+        "integrity",
+        "Integrity failure",
+        "the log refuses to go on: stored data does not check out; "
+        "the operator is alerted by the log",
+    ),
     e.WorkerFailed: Problem(500, "internal", "Internal error", _SERVER_FAULT),
 }
 
@@ -89,8 +95,13 @@ def problem_for(error: type[e.LedgerError]) -> Problem:
 
 
 def problem(status: int, slug: str, title: str, detail: str, **extra: object) -> JSONResponse:
-    body = {"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status,
-            "detail": detail, **extra}
+    body = {
+        "type": PROBLEM_TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
@@ -121,9 +132,13 @@ def _request_validation(_request: Request, exc: Exception) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(p) for p in first.get("loc", ())]
     where = " ".join(loc) or "request"
-    return problem(422, "invalid-request", "Invalid request",
-                   f"{where}: {first.get('msg', 'invalid')}",
-                   pointer="/" + "/".join(loc[1:]) if len(loc) > 1 else "")
+    return problem(
+        422,
+        "invalid-request",
+        "Invalid request",
+        f"{where}: {first.get('msg', 'invalid')}",
+        pointer="/" + "/".join(loc[1:]) if len(loc) > 1 else "",
+    )
 
 
 def _framework_error(_request: Request, exc: Exception) -> JSONResponse:

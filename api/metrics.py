@@ -13,7 +13,9 @@ BATCH_SECONDS = Histogram(
     "ledger_batch_commit_seconds", "Time to append and commit one batch", registry=REGISTRY
 )
 REQUESTS = Counter(
-    "ledger_http_requests", "HTTP requests by route and status", ["route", "status"],
+    "ledger_http_requests",
+    "HTTP requests by route and status",
+    ["route", "status"],
     registry=REGISTRY,
 )
 

@@ -52,7 +52,8 @@ class Entry(BaseModel):
     payload_status: Literal["verified", "mismatch", "erased", "missing", "undecryptable"]
     payload_b64: str | None = Field(description="the payload's canonical (RFC 8785) bytes")
     payload_salt: str | None = Field(
-        description="the salt: SHA-256(salt || payload bytes) is the entry's payload.commitment")
+        description="the salt: SHA-256(salt || payload bytes) is the entry's payload.commitment"
+    )
 
 
 class EntriesPage(BaseModel):
@@ -60,8 +61,10 @@ class EntriesPage(BaseModel):
     end: int
     tree_size: int = Field(description="the log's size when the page was read")
     entries: list[Entry]
-    next: str | None = Field(default=None, description="the rest of the range, when the "
-                             "range is longer than a page (1,000 entries)")
+    next: str | None = Field(
+        default=None,
+        description="the rest of the range, when the range is longer than a page (1,000 entries)",
+    )
 
 
 # --- trails --------------------------------------------------------------------------------------
@@ -91,26 +94,35 @@ class TrailSummary(BaseModel):
     """Derived by the ledger from the entries below; each row names its ``seq``."""
 
     overview: dict[str, Any]
-    transcript: list[dict[str, Any]] = Field(description="message.created + agent.reply; "
-                                             "speaker customer / ai / human / system")
+    transcript: list[dict[str, Any]] = Field(
+        description="message.created + agent.reply; speaker customer / ai / human / system"
+    )
     tools: list[dict[str, Any]] = Field(description="one row per tool call, last status")
     data_access: list[dict[str, Any]] = Field(description="classification and purpose")
-    disclosures: list[dict[str, Any]] = Field(description="HIPAA 164.528: date, recipient, "
-                                              "what, purpose")
-    redactions: list[dict[str, Any]] = Field(description="by the ledger's guard (inline "
-                                             "ledger_redactions) or the writer "
-                                             "(redaction.applied)")
+    disclosures: list[dict[str, Any]] = Field(
+        description="HIPAA 164.528: date, recipient, what, purpose"
+    )
+    redactions: list[dict[str, Any]] = Field(
+        description="by the ledger's guard (inline "
+        "ledger_redactions) or the writer "
+        "(redaction.applied)"
+    )
     escalations: list[dict[str, Any]]
     sentiment: list[dict[str, Any]]
     identity: list[dict[str, Any]] = Field(description="method and result; never secrets")
-    suggested_actions: list[dict[str, Any]] = Field(description="proposal joined with its "
-                                                    "resolution")
-    handoffs: list[dict[str, Any]] = Field(description="requested, accepted by, productive "
-                                           "takeover, released")
-    derived: dict[str, Any] = Field(description="time to accept, time to productive takeover, "
-                                    "what the context package named, trigger mix")
-    withheld: list[dict[str, Any]] = Field(description="entries whose payload is not shown "
-                                           "(erased, missing, mismatch)")
+    suggested_actions: list[dict[str, Any]] = Field(
+        description="proposal joined with its resolution"
+    )
+    handoffs: list[dict[str, Any]] = Field(
+        description="requested, accepted by, productive takeover, released"
+    )
+    derived: dict[str, Any] = Field(
+        description="time to accept, time to productive takeover, "
+        "what the context package named, trigger mix"
+    )
+    withheld: list[dict[str, Any]] = Field(
+        description="entries whose payload is not shown (erased, missing, mismatch)"
+    )
 
 
 class Trail(BaseModel):

@@ -116,16 +116,38 @@ class Plan:
 
 
 FULL = Plan(
-    name="full", copy_rows=50_000, copy_batch=500, insert_rows=3_000, insert_threads=64,
-    insert_rows_per_thread=50, batch_events=500, batch_requests=120, batch_clients=4,
-    batch_seconds=20.0, single_clients=64, single_requests=40_000, single_seconds=15.0,
-    conversations=5_000, workers=(1, 2),
+    name="full",
+    copy_rows=50_000,
+    copy_batch=500,
+    insert_rows=3_000,
+    insert_threads=64,
+    insert_rows_per_thread=50,
+    batch_events=500,
+    batch_requests=120,
+    batch_clients=4,
+    batch_seconds=20.0,
+    single_clients=64,
+    single_requests=40_000,
+    single_seconds=15.0,
+    conversations=5_000,
+    workers=(1, 2),
 )
 QUICK = Plan(
-    name="quick", copy_rows=2_000, copy_batch=500, insert_rows=200, insert_threads=8,
-    insert_rows_per_thread=10, batch_events=100, batch_requests=4, batch_clients=2,
-    batch_seconds=10.0, single_clients=16, single_requests=160, single_seconds=5.0,
-    conversations=200, workers=(1,),
+    name="quick",
+    copy_rows=2_000,
+    copy_batch=500,
+    insert_rows=200,
+    insert_threads=8,
+    insert_rows_per_thread=10,
+    batch_events=100,
+    batch_requests=4,
+    batch_clients=2,
+    batch_seconds=10.0,
+    single_clients=16,
+    single_requests=160,
+    single_seconds=5.0,
+    conversations=200,
+    workers=(1,),
 )
 
 
@@ -165,9 +187,13 @@ class Measurement:
 
     def as_json(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "latencies"}
-        out.update(rate=self.rate, p50_ms=_ms(self.percentile(0.5)),
-                   p99_ms=_ms(self.percentile(0.99)), errors=dict(self.errors),
-                   error_count=sum(self.errors.values()))
+        out.update(
+            rate=self.rate,
+            p50_ms=_ms(self.percentile(0.5)),
+            p99_ms=_ms(self.percentile(0.99)),
+            errors=dict(self.errors),
+            error_count=sum(self.errors.values()),
+        )
         return out
 
 
@@ -316,7 +342,8 @@ class PgActivitySampler:
                 rows = conn.execute(
                     "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    " AND backend_type = 'client backend'").fetchall()
+                    " AND backend_type = 'client backend'"
+                ).fetchall()
                 self.samples += 1
                 for state, wait_type, wait in rows:
                     if state == "idle":
@@ -383,8 +410,9 @@ class BenchDatabase:
         name = f"ledger_bench_{secrets.token_hex(4)}"
         with psycopg.connect(_libpq(admin), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        url = make_url(sqlalchemy_url(admin)).set(database=name).render_as_string(
-            hide_password=False)
+        url = (
+            make_url(sqlalchemy_url(admin)).set(database=name).render_as_string(hide_password=False)
+        )
         return cls(admin, name, url, _libpq(url))
 
     def set_up_ledger(self, master_key: bytes) -> None:
@@ -400,11 +428,18 @@ class BenchDatabase:
         try:
             with unit_of_work(engine) as conn:
                 now = datetime.now(UTC)
-                create_log(conn, keys, LOG_ID, origin_prefix=ORIGIN_PREFIX, actor=BENCH_ACTOR,
-                           now=now)
+                create_log(
+                    conn, keys, LOG_ID, origin_prefix=ORIGIN_PREFIX, actor=BENCH_ACTOR, now=now
+                )
                 self.writer_token = create_credential(
-                    conn, keys, log_id=LOG_ID, role="writer", label="bench writer",
-                    actor=BENCH_ACTOR, now=now).token
+                    conn,
+                    keys,
+                    log_id=LOG_ID,
+                    role="writer",
+                    label="bench writer",
+                    actor=BENCH_ACTOR,
+                    now=now,
+                ).token
         finally:
             engine.dispose()
 
@@ -416,8 +451,14 @@ class BenchDatabase:
 def server_facts(libpq: str) -> dict[str, str]:
     with psycopg.connect(libpq) as conn:
         facts = {}
-        for setting in ("server_version", "synchronous_commit", "fsync", "shared_buffers",
-                        "max_connections", "wal_level"):
+        for setting in (
+            "server_version",
+            "synchronous_commit",
+            "fsync",
+            "shared_buffers",
+            "max_connections",
+            "wal_level",
+        ):
             row = conn.execute(f"SHOW {setting}").fetchone()
             facts[setting] = str(row[0]) if row else "?"
     return facts
@@ -453,8 +494,12 @@ RAW_COLUMNS = (
 )
 RAW_INSERT = f"INSERT INTO raw_entries ({RAW_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
 EVENT_TYPES = (
-    "handoff.message.created.v1", "handoff.agent.reply.v1", "handoff.tool.call.v1",
-    "handoff.reasoning.step.v1", "handoff.data.access.v1", "handoff.handoff.requested.v1",
+    "handoff.message.created.v1",
+    "handoff.agent.reply.v1",
+    "handoff.tool.call.v1",
+    "handoff.reasoning.step.v1",
+    "handoff.data.access.v1",
+    "handoff.handoff.requested.v1",
 )
 
 
@@ -475,13 +520,25 @@ def raw_rows(log_id: str, count: int, conversations: int) -> list[RawRow]:
     for seq in range(count):
         event_id = f"{log_id}-{seq:09d}"
         entry = b'{"format":"handoff-ledger/entry/v1","seq":%d,"event":"%s",' % (
-            seq, event_id.encode())
+            seq,
+            event_id.encode(),
+        )
         entry = (entry + filler)[:ENTRY_BYTES]
-        rows.append((
-            log_id, seq, hashlib.sha256(b"\x00" + entry).digest(), entry, "urn:bot:bench",
-            event_id, EVENT_TYPES[seq % len(EVENT_TYPES)], f"c-{(seq * 7919) % conversations}",
-            now, hashlib.sha256(entry).digest(), pool[seq % len(pool)],
-        ))
+        rows.append(
+            (
+                log_id,
+                seq,
+                hashlib.sha256(b"\x00" + entry).digest(),
+                entry,
+                "urn:bot:bench",
+                event_id,
+                EVENT_TYPES[seq % len(EVENT_TYPES)],
+                f"c-{(seq * 7919) % conversations}",
+                now,
+                hashlib.sha256(entry).digest(),
+                pool[seq % len(pool)],
+            )
+        )
     return rows
 
 
@@ -648,8 +705,7 @@ def event_templates() -> list[dict[str, Any]]:
     paddable = [padded_to(e, EVENT_TARGET_BYTES) is not None for e in examples]
     fixed = sum(len(orjson.dumps(e)) for e, p in zip(examples, paddable, strict=True) if not p)
     share = (EVENT_TARGET_BYTES * len(examples) - fixed) // max(1, sum(paddable))
-    return [(padded_to(e, share) or e) if p else e
-            for e, p in zip(examples, paddable, strict=True)]
+    return [(padded_to(e, share) or e) if p else e for e, p in zip(examples, paddable, strict=True)]
 
 
 class EventFactory:
@@ -763,8 +819,14 @@ class LoadOutcome:
     error_samples: list[str] = field(default_factory=list)
 
 
-async def drive(host: str, port: int, requests: Sequence[bytes], clients: int,
-                seconds: float, timeout: float = 120.0) -> LoadOutcome:
+async def drive(
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    clients: int,
+    seconds: float,
+    timeout: float = 120.0,
+) -> LoadOutcome:
     """``clients`` connections each take the next request from a shared queue until it is empty
     or ``seconds`` have passed; a request in flight at the deadline is still awaited."""
     todo = deque(requests)
@@ -820,15 +882,25 @@ class LedgerServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, db: BenchDatabase, master_key_b64: str, workers: int, log_dir: Path,
-                 profile_to: Path | None = None) -> None:
+    def __init__(
+        self,
+        db: BenchDatabase,
+        master_key_b64: str,
+        workers: int,
+        log_dir: Path,
+        profile_to: Path | None = None,
+    ) -> None:
         self.db = db
         self.workers = workers
         self.port = free_port()
         self.profile_to = profile_to
         self.log_path = log_dir / f"server-w{workers}{'-profiled' if profile_to else ''}.log"
-        self._env = {**os.environ, "LEDGER_DATABASE_URL": db.url,
-                     "LEDGER_MASTER_KEY": master_key_b64, "LEDGER_ORIGIN_PREFIX": ORIGIN_PREFIX}
+        self._env = {
+            **os.environ,
+            "LEDGER_DATABASE_URL": db.url,
+            "LEDGER_MASTER_KEY": master_key_b64,
+            "LEDGER_ORIGIN_PREFIX": ORIGIN_PREFIX,
+        }
         self._env.pop("LEDGER_DB_ROLE", None)
         self._log: TextIO | None = None
         self._profiles = 0
@@ -842,8 +914,14 @@ class LedgerServer:
 
     def command(self) -> list[str]:
         if self.profile_to is not None:  # same app and settings, wrapped in our sampler
-            return [sys.executable, str(Path(__file__).resolve()), "--serve-profiled",
-                    str(self.profile_to), "--port", str(self.port)]
+            return [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--serve-profiled",
+                str(self.profile_to),
+                "--port",
+                str(self.port),
+            ]
         return self.serve_command(["--factory", "api.main:create_app_from_env"])
 
     def serve_command(self, app: list[str]) -> list[str]:
@@ -851,22 +929,41 @@ class LedgerServer:
         (``ledger/server/workers.py``), which deals connections to the workers in turn."""
         where = ["--host", self.host, "--port", str(self.port)]
         if self.workers == 1:
-            return [sys.executable, "-m", "uvicorn", *app, *where, "--log-level", "warning",
-                    "--no-access-log"]
+            return [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                *app,
+                *where,
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ]
         *options, target = app
-        return [sys.executable, "-m", "ledger.server.workers", *options, "--app", target, *where,
-                "--workers", str(self.workers)]
+        return [
+            sys.executable,
+            "-m",
+            "ledger.server.workers",
+            *options,
+            "--app",
+            target,
+            *where,
+            "--workers",
+            str(self.workers),
+        ]
 
     def start(self, timeout: float = 60.0) -> None:
         cmd = self.command()
         self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self._env, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"server exited with {self.proc.returncode}; see {self.log_path}")
+                    f"server exited with {self.proc.returncode}; see {self.log_path}"
+                )
             with contextlib.suppress(OSError, http.client.HTTPException):
                 if self.get("/healthz")[0] == 200:
                     return
@@ -935,8 +1032,9 @@ class LedgerServer:
 # --- (c), (d): HTTP ingest --------------------------------------------------------------------
 
 
-def http_phase(server: LedgerServer, key: str, label: str, requests: list[bytes],
-               clients: int, seconds: float) -> tuple[Measurement, LoadOutcome]:
+def http_phase(
+    server: LedgerServer, key: str, label: str, requests: list[bytes], clients: int, seconds: float
+) -> tuple[Measurement, LoadOutcome]:
     server.profile(key)
     cpu = CpuMeter(server.pid)
     with RssSampler(server.pid) as rss, PgActivitySampler(server.db.libpq) as pg:
@@ -944,11 +1042,21 @@ def http_phase(server: LedgerServer, key: str, label: str, requests: list[bytes]
     report = server.profile(None)
     if report is not None:
         server.reports[key] = report
-    m = Measurement(key, label, outcome.events, outcome.seconds, outcome.latencies,
-                    outcome.errors, outcome.error_samples, rss.max_bytes / 2**20,
-                    [round(b / 2**20, 1) for b in rss.at_max], outcome.created,
-                    workers=server.workers, profiled=server.profile_to is not None,
-                    pg_sessions=pg.summary())
+    m = Measurement(
+        key,
+        label,
+        outcome.events,
+        outcome.seconds,
+        outcome.latencies,
+        outcome.errors,
+        outcome.error_samples,
+        rss.max_bytes / 2**20,
+        [round(b / 2**20, 1) for b in rss.at_max],
+        outcome.created,
+        workers=server.workers,
+        profiled=server.profile_to is not None,
+        pg_sessions=pg.summary(),
+    )
     cpu.finish(m)
     return m, outcome
 
@@ -956,8 +1064,10 @@ def http_phase(server: LedgerServer, key: str, label: str, requests: list[bytes]
 def warm_up(server: LedgerServer, factory: EventFactory, path: str) -> int:
     """A few small batches on several connections, so every worker has its caches (token, log,
     signing key, validators) loaded before the clock runs. Returns the events accepted."""
-    reqs = [post_request(server.host, server.port, path, server.db.writer_token,
-                         factory.batch_body(16)) for _ in range(4 * server.workers)]
+    reqs = [
+        post_request(server.host, server.port, path, server.db.writer_token, factory.batch_body(16))
+        for _ in range(4 * server.workers)
+    ]
     out = asyncio.run(drive(server.host, server.port, reqs, 2 * server.workers, 30.0))
     if out.errors:
         raise RuntimeError(f"warm-up failed: {dict(out.errors)} {out.error_samples}")
@@ -981,40 +1091,69 @@ Load = tuple[Callable[[], bytes], int, int, float]
 """One load: a request body maker, how many requests, clients in flight, seconds at most."""
 
 
-def batch_and_single(server: LedgerServer, plan: Plan, factory: EventFactory, token: str,
-                     keys: tuple[str, str], labels: tuple[str, str]
-                     ) -> list[tuple[Measurement, LoadOutcome]]:
+def batch_and_single(
+    server: LedgerServer,
+    plan: Plan,
+    factory: EventFactory,
+    token: str,
+    keys: tuple[str, str],
+    labels: tuple[str, str],
+) -> list[tuple[Measurement, LoadOutcome]]:
     """The two loads, (c)'s batches then (d)'s single events, against a running server; the
     requests of each are built just before it (not timed) and dropped after."""
     path = f"/v1/logs/{LOG_ID}/events"
     loads: tuple[Load, Load] = (
-        (lambda: factory.batch_body(plan.batch_events), plan.batch_requests, plan.batch_clients,
-         plan.batch_seconds),
-        (factory.single_body, plan.single_requests, plan.single_clients, plan.single_seconds))
+        (
+            lambda: factory.batch_body(plan.batch_events),
+            plan.batch_requests,
+            plan.batch_clients,
+            plan.batch_seconds,
+        ),
+        (factory.single_body, plan.single_requests, plan.single_clients, plan.single_seconds),
+    )
     out = []
     for key, label, (body, count, clients, seconds) in zip(keys, labels, loads, strict=True):
-        requests = [post_request(server.host, server.port, path, token, body())
-                    for _ in range(count)]
+        requests = [
+            post_request(server.host, server.port, path, token, body()) for _ in range(count)
+        ]
         out.append(http_phase(server, key, label, requests, clients, seconds))
         del requests
     return out
 
 
-def run_http(db: BenchDatabase, plan: Plan, master_key_b64: str, workers: int,
-             factory: EventFactory, log_dir: Path, profile_to: Path | None) -> HttpRun:
+def run_http(
+    db: BenchDatabase,
+    plan: Plan,
+    master_key_b64: str,
+    workers: int,
+    factory: EventFactory,
+    log_dir: Path,
+    profile_to: Path | None,
+) -> HttpRun:
     """Start a server, warm it, run (c) then (d), read the checkpoint, stop it."""
     server = LedgerServer(db, master_key_b64, workers, log_dir, profile_to)
-    print(f"  server: {workers} worker(s){' (profiled)' if profile_to else ''}, port "
-          f"{server.port} ...", file=sys.stderr, flush=True)
+    print(
+        f"  server: {workers} worker(s){' (profiled)' if profile_to else ''}, port "
+        f"{server.port} ...",
+        file=sys.stderr,
+        flush=True,
+    )
     run = HttpRun(output_name=server.log_path.name)
     try:
         server.start()
         run.accepted += warm_up(server, factory, f"/v1/logs/{LOG_ID}/events")
         for m, out in batch_and_single(
-                server, plan, factory, db.writer_token, ("c", "d"),
-                (f"HTTP batch {plan.batch_events} ev, {plan.batch_clients} in flight, "
-                 f"W={workers} (p = per req)",
-                 f"HTTP single event, {plan.single_clients} clients, W={workers} (p = per req)")):
+            server,
+            plan,
+            factory,
+            db.writer_token,
+            ("c", "d"),
+            (
+                f"HTTP batch {plan.batch_events} ev, {plan.batch_clients} in flight, "
+                f"W={workers} (p = per req)",
+                f"HTTP single event, {plan.single_clients} clients, W={workers} (p = per req)",
+            ),
+        ):
             run.results.append(m)
             run.accepted += out.events
             print(f"  ({m.key}) W={workers}: {m.rate:,.0f} events/s", file=sys.stderr, flush=True)
@@ -1038,21 +1177,35 @@ class CeilingServer(LedgerServer):
         return self.serve_command(["--app-dir", str(ROOT / "ops"), "bench_ceiling:app"])
 
 
-def run_ceiling(db: BenchDatabase, plan: Plan, workers: int, factory: EventFactory,
-                log_dir: Path) -> list[Measurement]:
+def run_ceiling(
+    db: BenchDatabase, plan: Plan, workers: int, factory: EventFactory, log_dir: Path
+) -> list[Measurement]:
     """(c0) and (d0): the loads of (c) and (d) against :class:`CeilingServer`."""
     server = CeilingServer(db, workers, log_dir)
     try:
         server.start()
         warm_up(server, factory, f"/v1/logs/{LOG_ID}/events")
-        results = [m for m, _ in batch_and_single(
-            server, plan, factory, "-", ("c0", "d0"),
-            (f"ceiling: (c) with no database, W={workers}",
-             f"ceiling: (d) with no database, W={workers}"))]
+        results = [
+            m
+            for m, _ in batch_and_single(
+                server,
+                plan,
+                factory,
+                "-",
+                ("c0", "d0"),
+                (
+                    f"ceiling: (c) with no database, W={workers}",
+                    f"ceiling: (d) with no database, W={workers}",
+                ),
+            )
+        ]
     finally:
         server.stop()
-    print("  " + ", ".join(f"({m.key}) W={workers}: {m.rate:,.0f} events/s" for m in results),
-          file=sys.stderr, flush=True)
+    print(
+        "  " + ", ".join(f"({m.key}) W={workers}: {m.rate:,.0f} events/s" for m in results),
+        file=sys.stderr,
+        flush=True,
+    )
     return results
 
 
@@ -1172,16 +1325,20 @@ class ServerProfiler:
                 lines.append(f"  {seconds / wall:5.2f} cores  {seconds:6.1f} s  {group}")
         loop_cpu = sum(v for k, v in by_group.items() if k.startswith("event loop"))
         loop_total = sum(v[2] for v in _stats_table(loop).values())
-        lines.append(f"\nevent loop thread, cProfile in thread CPU time ({loop_total:.1f} s "
-                     f"profiled; /proc says {loop_cpu:.1f} s): by own time")
+        lines.append(
+            f"\nevent loop thread, cProfile in thread CPU time ({loop_total:.1f} s "
+            f"profiled; /proc says {loop_cpu:.1f} s): by own time"
+        )
         lines += _top(loop, "tottime", top, loop_total)
         lines.append("  ... by cumulative time")
         lines += _top(loop, "cumtime", top, loop_total)
         commit_stats = _stats_table(commit) if commit.getstats() else None
         if commit_stats is not None:
             inside = max((v[3] for v in commit_stats.values()), default=0.0)
-            lines.append(f"\ngroup-commit thread, cProfile in wall time: {inside:.1f} s of "
-                         f"{wall:.1f} s inside GroupCommitter._commit; by cumulative time")
+            lines.append(
+                f"\ngroup-commit thread, cProfile in wall time: {inside:.1f} s of "
+                f"{wall:.1f} s inside GroupCommitter._commit; by cumulative time"
+            )
             lines += _top(commit, "cumtime", top, inside)
             lines.append("  ... by own time")
             lines += _top(commit, "tottime", top // 2, inside)
@@ -1218,8 +1375,15 @@ def serve_profiled(report_path: Path, port: int) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler that was there
     # before: the default one would kill the process with a traceback-less 143.
     signal.signal(signal.SIGTERM, exit_quietly)
-    uvicorn.run("api.main:create_app_from_env", factory=True, host=LedgerServer.host,
-                port=port, workers=1, log_level="warning", access_log=False)
+    uvicorn.run(
+        "api.main:create_app_from_env",
+        factory=True,
+        host=LedgerServer.host,
+        port=port,
+        workers=1,
+        log_level="warning",
+        access_log=False,
+    )
     return 0
 
 
@@ -1231,32 +1395,49 @@ def _fmt(value: float | None, spec: str, width: int) -> str:
 
 
 def print_table(results: list[Measurement], out: TextIO) -> None:
-    header = (f"{'':5}{'measurement':58}{'count':>8}{'secs':>7}{'rate/s':>10}{'p50 ms':>9}"
-              f"{'p99 ms':>9}{'errs':>6}{'RSS MB':>8}{'srv':>6}{'cli':>6}{'all':>6}")
+    header = (
+        f"{'':5}{'measurement':58}{'count':>8}{'secs':>7}{'rate/s':>10}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'errs':>6}{'RSS MB':>8}{'srv':>6}{'cli':>6}{'all':>6}"
+    )
     print(header, file=out)
     print("-" * len(header), file=out)
     for m in results:
         key = f"({m.key})" + ("*" if m.profiled else "")
-        print(f"{key:5}{m.label[:57]:58}{m.count:>8,}{m.seconds:>7.1f}{m.rate:>10,.0f}"
-              f"{_fmt(_ms(m.percentile(0.5)), '.1f', 9)}{_fmt(_ms(m.percentile(0.99)), '.1f', 9)}"
-              f"{sum(m.errors.values()):>6}{_fmt(m.rss_max_mb, '.0f', 8)}"
-              f"{_fmt(m.server_cpu, '.2f', 6)}{_fmt(m.client_cpu, '.2f', 6)}"
-              f"{_fmt(m.machine_cpu, '.2f', 6)}", file=out)
-    print("CPU columns: cores used during the phase by the server tree (srv), this benchmark "
-          "process (cli), the whole machine (all; PostgreSQL ~ all - srv - cli)", file=out)
+        print(
+            f"{key:5}{m.label[:57]:58}{m.count:>8,}{m.seconds:>7.1f}{m.rate:>10,.0f}"
+            f"{_fmt(_ms(m.percentile(0.5)), '.1f', 9)}{_fmt(_ms(m.percentile(0.99)), '.1f', 9)}"
+            f"{sum(m.errors.values()):>6}{_fmt(m.rss_max_mb, '.0f', 8)}"
+            f"{_fmt(m.server_cpu, '.2f', 6)}{_fmt(m.client_cpu, '.2f', 6)}"
+            f"{_fmt(m.machine_cpu, '.2f', 6)}",
+            file=out,
+        )
+    print(
+        "CPU columns: cores used during the phase by the server tree (srv), this benchmark "
+        "process (cli), the whole machine (all; PostgreSQL ~ all - srv - cli)",
+        file=out,
+    )
     peaks: dict[int, Measurement] = {}
     for m in results:
-        if m.key in LEDGER_PHASES and not m.profiled and m.workers is not None and (
-                m.workers not in peaks or (m.rss_max_mb or 0) > (peaks[m.workers].rss_max_mb or 0)):
+        if (
+            m.key in LEDGER_PHASES
+            and not m.profiled
+            and m.workers is not None
+            and (m.workers not in peaks or (m.rss_max_mb or 0) > (peaks[m.workers].rss_max_mb or 0))
+        ):
             peaks[m.workers] = m
     for m in results:
         if m.pg_sessions:
-            print(f"PG sessions ({m.key}){'*' if m.profiled else ''} W={m.workers}: "
-                  f"{m.pg_sessions}", file=out)
+            print(
+                f"PG sessions ({m.key}){'*' if m.profiled else ''} W={m.workers}: {m.pg_sessions}",
+                file=out,
+            )
     for workers, m in sorted(peaks.items()):
-        print(f"RSS peak W={workers}: {m.rss_max_mb or 0:.0f} MB = "
-              f"{' + '.join(f'{mb:.0f}' for mb in m.rss_processes_mb)} MB "
-              f"({len(m.rss_processes_mb)} processes, during ({m.key}))", file=out)
+        print(
+            f"RSS peak W={workers}: {m.rss_max_mb or 0:.0f} MB = "
+            f"{' + '.join(f'{mb:.0f}' for mb in m.rss_processes_mb)} MB "
+            f"({len(m.rss_processes_mb)} processes, during ({m.key}))",
+            file=out,
+        )
 
 
 @dataclass
@@ -1284,19 +1465,38 @@ def verdicts(results: list[Measurement]) -> list[Verdict]:
     out = []
     ratio = c.rate / a.rate if a and c and a.rate else None
     where = f" (c W={c.workers})" if c else ""
-    out.append(Verdict(f"(c)/(a) batch HTTP vs raw COPY{where}", ratio,
-                       f">= {TARGET_BATCH_VS_COPY}",
-                       None if ratio is None else ratio >= TARGET_BATCH_VS_COPY))
+    out.append(
+        Verdict(
+            f"(c)/(a) batch HTTP vs raw COPY{where}",
+            ratio,
+            f">= {TARGET_BATCH_VS_COPY}",
+            None if ratio is None else ratio >= TARGET_BATCH_VS_COPY,
+        )
+    )
     ratio = d.rate / b.rate if b and d and b.rate else None
     where = f" (d W={d.workers})" if d else ""
-    out.append(Verdict(f"(d)/(b) single HTTP vs 1 commit/row{where}", ratio,
-                       f">= {TARGET_SINGLE_VS_INSERT}",
-                       None if ratio is None else ratio >= TARGET_SINGLE_VS_INSERT))
-    rss = [m.rss_max_mb for m in results
-           if m.key in LEDGER_PHASES and m.rss_max_mb is not None and not m.profiled]
+    out.append(
+        Verdict(
+            f"(d)/(b) single HTTP vs 1 commit/row{where}",
+            ratio,
+            f">= {TARGET_SINGLE_VS_INSERT}",
+            None if ratio is None else ratio >= TARGET_SINGLE_VS_INSERT,
+        )
+    )
+    rss = [
+        m.rss_max_mb
+        for m in results
+        if m.key in LEDGER_PHASES and m.rss_max_mb is not None and not m.profiled
+    ]
     peak = max(rss) if rss else None
-    out.append(Verdict("max server RSS, MB (process tree)", peak, f"< {TARGET_RSS_MB:.0f}",
-                       None if peak is None else peak < TARGET_RSS_MB))
+    out.append(
+        Verdict(
+            "max server RSS, MB (process tree)",
+            peak,
+            f"< {TARGET_RSS_MB:.0f}",
+            None if peak is None else peak < TARGET_RSS_MB,
+        )
+    )
     errors = sum(sum(m.errors.values()) for m in results if m.key in LEDGER_PHASES)  # all runs
     out.append(Verdict("HTTP errors (non-2xx, transport)", errors, "= 0", errors == 0))
     return out
@@ -1304,19 +1504,24 @@ def verdicts(results: list[Measurement]) -> list[Verdict]:
 
 def ceilings(results: list[Measurement]) -> list[str]:
     """How the targets compare with the no-database ceiling measured in the same run."""
+
     def best(key: str) -> Measurement | None:
         ok = [m for m in results if m.key == key and m.count and not m.profiled]
         return max(ok, key=lambda m: m.rate) if ok else None
 
     lines = []
-    for ceiling, base, ledger, target in (("c0", "a", "c", TARGET_BATCH_VS_COPY),
-                                          ("d0", "b", "d", TARGET_SINGLE_VS_INSERT)):
+    for ceiling, base, ledger, target in (
+        ("c0", "a", "c", TARGET_BATCH_VS_COPY),
+        ("d0", "b", "d", TARGET_SINGLE_VS_INSERT),
+    ):
         top, ref, got = best(ceiling), best(base), best(ledger)
         if top is None or ref is None or not ref.rate:
             continue
-        line = (f"  ({ceiling}) {top.rate:,.0f} events/s (W={top.workers}) = "
-                f"{top.rate / ref.rate:.2f} x ({base}); the target {target} x ({base}) is "
-                f"{target * ref.rate:,.0f}/s")
+        line = (
+            f"  ({ceiling}) {top.rate:,.0f} events/s (W={top.workers}) = "
+            f"{top.rate / ref.rate:.2f} x ({base}); the target {target} x ({base}) is "
+            f"{target * ref.rate:,.0f}/s"
+        )
         if got is not None:
             line += f"; the ledger's ({ledger}) reached {got.rate / top.rate:.0%} of the ceiling"
         lines.append(line)
@@ -1349,8 +1554,9 @@ def parse_args(argv: Sequence[str] | None) -> Args:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a much smaller run (seconds)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
-    parser.add_argument("--workers", help="server worker counts to try, e.g. 1,2 "
-                        "(default: 1,2; --quick: 1)")
+    parser.add_argument(
+        "--workers", help="server worker counts to try, e.g. 1,2 (default: 1,2; --quick: 1)"
+    )
     parser.add_argument("--serve-profiled", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv, namespace=Args())
@@ -1392,25 +1598,36 @@ class Report:
 
     def print(self, out: TextIO) -> None:
         sizes = self.event_sizes or [0]
-        print(f"\nHandoff Ledger benchmark ({self.plan.name}) on {os.cpu_count()} CPUs "
-              f"({self.background_cpu:.2f} cores busy before the run, load avg "
-              f"{os.getloadavg()[0]:.2f} after); Python {platform.python_version()}; "
-              f"{uvicorn_flavour()}", file=out)
+        print(
+            f"\nHandoff Ledger benchmark ({self.plan.name}) on {os.cpu_count()} CPUs "
+            f"({self.background_cpu:.2f} cores busy before the run, load avg "
+            f"{os.getloadavg()[0]:.2f} after); Python {platform.python_version()}; "
+            f"{uvicorn_flavour()}",
+            file=out,
+        )
         facts = self.facts
-        print(f"PostgreSQL {facts.get('server_version', '?')} ({self.admin_source}): "
-              f"synchronous_commit={facts.get('synchronous_commit', '?')} "
-              f"fsync={facts.get('fsync', '?')} shared_buffers={facts.get('shared_buffers', '?')}"
-              f" max_connections={facts.get('max_connections', '?')}", file=out)
-        print(f"events: {len(sizes)} types from {EXAMPLE.name}, {min(sizes)}-{max(sizes)} B "
-              f"(avg {sum(sizes) / len(sizes):,.0f} B), over {self.plan.conversations:,} "
-              f"conversations; raw rows: {ENTRY_BYTES} B entry + {PAYLOAD_BYTES} B payload\n",
-              file=out)
+        print(
+            f"PostgreSQL {facts.get('server_version', '?')} ({self.admin_source}): "
+            f"synchronous_commit={facts.get('synchronous_commit', '?')} "
+            f"fsync={facts.get('fsync', '?')} shared_buffers={facts.get('shared_buffers', '?')}"
+            f" max_connections={facts.get('max_connections', '?')}",
+            file=out,
+        )
+        print(
+            f"events: {len(sizes)} types from {EXAMPLE.name}, {min(sizes)}-{max(sizes)} B "
+            f"(avg {sum(sizes) / len(sizes):,.0f} B), over {self.plan.conversations:,} "
+            f"conversations; raw rows: {ENTRY_BYTES} B entry + {PAYLOAD_BYTES} B payload\n",
+            file=out,
+        )
         print_table(self.results, out)
         print("\ntargets (best run of each; profiled runs * not counted)", file=out)
         for v in verdicts(self.results):
             print(v.line(), file=out)
-        print("\nwhat this machine allows: the no-database ceiling (same server stack and load,"
-              " parse + validate + prepare only)", file=out)
+        print(
+            "\nwhat this machine allows: the no-database ceiling (same server stack and load,"
+            " parse + validate + prepare only)",
+            file=out,
+        )
         for line in ceilings(self.results) or ["  (not measured)"]:
             print(line, file=out)
         print("\ncorrectness", file=out)
@@ -1431,12 +1648,18 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "plan": asdict(self.plan), "postgres": self.facts, "admin": self.admin_source,
-            "event_sizes": self.event_sizes, "results": [m.as_json() for m in self.results],
+            "plan": asdict(self.plan),
+            "postgres": self.facts,
+            "admin": self.admin_source,
+            "event_sizes": self.event_sizes,
+            "results": [m.as_json() for m in self.results],
             "verdicts": [asdict(v) for v in verdicts(self.results)],
-            "ceilings": ceilings(self.results), "checks": self.checks,
-            "server_output": self.server_output, "profiles": self.profiles,
-            "background_cpu": self.background_cpu, "seconds": self.seconds,
+            "ceilings": ceilings(self.results),
+            "checks": self.checks,
+            "server_output": self.server_output,
+            "profiles": self.profiles,
+            "background_cpu": self.background_cpu,
+            "seconds": self.seconds,
         }
 
 
@@ -1479,10 +1702,11 @@ def run(plan: Plan, profile_path: Path | None) -> Report:
             if profile_path is not None:  # an extra run: the sampler costs the server CPU
                 runs.append((1, profile_path))
             for workers, profile_to in runs:
-                done = step(f"(c) + (d) against the server with {workers} worker(s)"
-                            + (", profiled" if profile_to else ""))
-                http = run_http(db, plan, master_key_b64, workers, factory, Path(tmp),
-                                profile_to)
+                done = step(
+                    f"(c) + (d) against the server with {workers} worker(s)"
+                    + (", profiled" if profile_to else "")
+                )
+                http = run_http(db, plan, master_key_b64, workers, factory, Path(tmp), profile_to)
                 report.results.extend(http.results)
                 accepted += http.accepted
                 final_size = http.checkpoint_size
@@ -1499,19 +1723,24 @@ def run(plan: Plan, profile_path: Path | None) -> Report:
             answered = sum(m.count for m in phases)
             report.checks.append(
                 f"every receipt of (c) and (d) is for a new event (201): {new:,} of {answered:,}"
-                f" {'OK' if new == answered else 'MISMATCH  <<<'}")
+                f" {'OK' if new == answered else 'MISMATCH  <<<'}"
+            )
             if final_size is not None:
                 ok = final_size == accepted
                 report.checks.append(
                     f"checkpoint size {final_size:,} {'==' if ok else '!='} events accepted "
-                    f"{accepted:,} (warm-ups included): {'OK' if ok else 'MISMATCH  <<<'}")
+                    f"{accepted:,} (warm-ups included): {'OK' if ok else 'MISMATCH  <<<'}"
+                )
         finally:
             db.drop()
             if embedded_dir is not None:
                 stop_embedded(embedded_dir)
     if profile_path is not None:
-        profile_path.write_text("".join(
-            f"=== server profile during ({k}) ===\n{v}\n" for k, v in report.profiles.items()))
+        profile_path.write_text(
+            "".join(
+                f"=== server profile during ({k}) ===\n{v}\n" for k, v in report.profiles.items()
+            )
+        )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -1524,8 +1753,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_profiled(args.serve_profiled, args.port)
     plan = choose_plan(args)
     if not EXAMPLE.is_file():
-        print(f"bench: example events not found at {EXAMPLE} (set LEDGER_SHARED_DIR)",
-              file=sys.stderr)
+        print(
+            f"bench: example events not found at {EXAMPLE} (set LEDGER_SHARED_DIR)", file=sys.stderr
+        )
         return EXIT_COULD_NOT_RUN
     profile_env = os.environ.get("LEDGER_BENCH_PROFILE")
     try:

@@ -43,8 +43,9 @@ ROUNDS = 400
 BATCH = 500
 BATCHES = 30
 ACTOR = {"kind": "system", "id": "bench"}  # who creates the logs
-ADMIN_URL = os.environ.get("LEDGER_BENCH_DATABASE_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "LEDGER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _unguarded(data: dict[str, Any], **_: object) -> Guarded:
@@ -92,17 +93,25 @@ def ingest_rate(url: str, log_id: str, work: list[list[dict[str, Any]]]) -> floa
     keys = KeyRing.from_master(master)
     principal = Principal(1, log_id, "writer", "bench")
     with unit_of_work(engine) as conn:
-        create_log(conn, keys, log_id, origin_prefix="bench.test", actor=ACTOR,
-                   now=datetime.now(UTC))
+        create_log(
+            conn, keys, log_id, origin_prefix="bench.test", actor=ACTOR, now=datetime.now(UTC)
+        )
     with unit_of_work(engine) as conn:
         log = get_log(conn, log_id)
     start = time.perf_counter()
     for raw in work:
-        prepared = prepare_all(validate_all(raw, batch=True, policy=GuardPolicy(),
-                                            fingerprint_key=KEY), batch=True)
+        prepared = prepare_all(
+            validate_all(raw, batch=True, policy=GuardPolicy(), fingerprint_key=KEY), batch=True
+        )
         with unit_of_work(engine) as conn:
-            append_batch(conn, log, [AppendRequest(prepared, principal)],
-                         signers=keys.signers, data_keys=keys.data_keys, now=datetime.now(UTC))
+            append_batch(
+                conn,
+                log,
+                [AppendRequest(prepared, principal)],
+                signers=keys.signers,
+                data_keys=keys.data_keys,
+                now=datetime.now(UTC),
+            )
     rate = sum(len(b) for b in work) / (time.perf_counter() - start)
     engine.dispose()
     return rate
@@ -126,7 +135,8 @@ def main() -> None:
     rates = {
         "guard on, cards=reject": validation_rate(events, GuardPolicy()),
         "guard on, mask all": validation_rate(
-            events, GuardPolicy(cards="mask", emails="mask", phones="mask", ssns="mask")),
+            events, GuardPolicy(cards="mask", emails="mask", phones="mask", ssns="mask")
+        ),
     }
     with guard_off():
         rates["guard off"] = validation_rate(events, GuardPolicy())

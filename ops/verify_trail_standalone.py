@@ -65,10 +65,12 @@ def b64(text: Any) -> bytes:
 
 def strict_json(raw: bytes) -> Any:
     """UTF-8 JSON without duplicate keys (two readings of the same hashed bytes) or NaN."""
+
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         if len({k for k, _ in items}) != len(items):
             raise ValueError("duplicate key in JSON object")
         return dict(items)
+
     # parse_constant: int() refuses NaN, Infinity and -Infinity with a ValueError
     return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=int)
 
@@ -97,14 +99,20 @@ def open_checkpoint(note: str, keys: list[Key], origin: str) -> tuple[int, bytes
                 try:  # a signature by a known key must verify (C2SP signed-note)
                     nacl.signing.VerifyKey(key[2]).verify(text.encode(), raw[4:])
                 except nacl.exceptions.BadSignatureError:
-                    raise ValueError(f"signature by {name}+{key[1].hex()} does not verify"
-                                     ) from None
+                    raise ValueError(
+                        f"signature by {name}+{key[1].hex()} does not verify"
+                    ) from None
                 signed = signed or name == origin
     if not signed:
         raise ValueError(f"the note has no signature by your key(s) for {origin!r}")
     lines = text[:-1].split("\n")  # origin, size, base64 root, extension lines
-    if len(lines) < 3 or lines[0] != origin or not lines[1].isdigit() \
-            or str(int(lines[1])) != lines[1] or len(b64(lines[2])) != 32:
+    if (
+        len(lines) < 3
+        or lines[0] != origin
+        or not lines[1].isdigit()
+        or str(int(lines[1])) != lines[1]
+        or len(b64(lines[2])) != 32
+    ):
         raise ValueError("the signed text is not a checkpoint of the trail's origin")
     return int(lines[1]), b64(lines[2])
 
@@ -142,17 +150,22 @@ def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
     fails: list[str] = []
     warns: list[str] = []
 
-    def fail(seq: int | None, check: str, msg: str, expected: object = ...,
-             found: object = ...) -> None:
-        shown = "" if expected is ... else f" (expected {json.dumps(expected)}, found " \
-                                            f"{json.dumps(found)})"
+    def fail(
+        seq: int | None, check: str, msg: str, expected: object = ..., found: object = ...
+    ) -> None:
+        shown = (
+            ""
+            if expected is ...
+            else f" (expected {json.dumps(expected)}, found {json.dumps(found)})"
+        )
         fails.append(("" if seq is None else f"seq {seq}: ") + f"{check}: {msg}{shown}")
 
     origin, conversation = trail["origin"], trail["conversation"]
     size, root = -1, b""
     try:  # 1. the checkpoint, under the auditor's keys named after the trail's origin
-        size, root = open_checkpoint(trail["checkpoint"], [k for k in keys if k[0] == origin],
-                                     origin)
+        size, root = open_checkpoint(
+            trail["checkpoint"], [k for k in keys if k[0] == origin], origin
+        )
     except BAD as exc:
         fail(None, "checkpoint", f"does not open under your key(s) for {origin!r}: {exc}")
     if size >= 0 and size != trail["tree_size"]:
@@ -163,8 +176,13 @@ def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
         try:  # 2. bytes, leaf hash, what the bytes name, inclusion in the signed tree
             leaf = hashlib.sha256(b"\x00" + (raw := b64(e["entry_b64"]))).digest()
             if base64.b64encode(leaf).decode() != e["leaf_hash"]:
-                fail(seq, "leaf_hash", "SHA-256(0x00 || entry bytes) is not the leaf hash given",
-                     base64.b64encode(leaf).decode(), e["leaf_hash"])
+                fail(
+                    seq,
+                    "leaf_hash",
+                    "SHA-256(0x00 || entry bytes) is not the leaf hash given",
+                    base64.b64encode(leaf).decode(),
+                    e["leaf_hash"],
+                )
             entry = strict_json(raw)
             named = [entry["seq"], entry["origin"], entry["event"]["conversation"]]
         except BAD as exc:
@@ -172,16 +190,24 @@ def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
             previous = seq
             continue
         if named != [seq, origin, conversation] or type(named[0]) is not int:
-            fail(seq, "entry_bytes", "seq, origin, conversation", [seq, origin, conversation],
-                 named)
+            fail(
+                seq, "entry_bytes", "seq, origin, conversation", [seq, origin, conversation], named
+            )
         seq = named[0] if type(named[0]) is int else seq  # the signed seq from here on
         proof = e["inclusion_proof"]
         if proof["leaf_index"] != seq or (size >= 0 and proof["tree_size"] != size):
-            fail(seq, "inclusion", "leaf_index, tree_size", [seq, size],
-                 [proof["leaf_index"], proof["tree_size"]])
+            fail(
+                seq,
+                "inclusion",
+                "leaf_index, tree_size",
+                [seq, size],
+                [proof["leaf_index"], proof["tree_size"]],
+            )
         try:
-            if size >= 0 and root_from_proof(leaf, seq, size, [b64(h) for h in proof["hashes"]]
-                                             ) != root:
+            if (
+                size >= 0
+                and root_from_proof(leaf, seq, size, [b64(h) for h in proof["hashes"]]) != root
+            ):
                 fail(seq, "inclusion", "the audit path does not lead to the checkpoint's root")
         except BAD as exc:
             fail(seq, "inclusion", str(exc))
@@ -189,8 +215,14 @@ def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
             fail(seq, "order", "seqs must strictly increase", f"> {previous}", seq)
         link = entry.get("conversation_prev", "absent")
         if link != previous or (link is not None and type(link) is not int):
-            fail(seq, "back_link", "conversation_prev is not the previous entry of the trail "
-                 "(an entry is missing, or the entries are out of order)", previous, link)
+            fail(
+                seq,
+                "back_link",
+                "conversation_prev is not the previous entry of the trail "
+                "(an entry is missing, or the entries are out of order)",
+                previous,
+                link,
+            )
         previous = seq
         status, payload = e.get("payload_status"), e.get("payload")  # 4. the payload
         if e.get("payload_b64") is None and e.get("payload_salt") is None:
@@ -204,33 +236,47 @@ def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
         try:
             ok = commits(entry, e.get("payload_salt"), e.get("payload_b64"))
             same = ok and json.dumps(payload, sort_keys=True) == json.dumps(
-                strict_json(b64(e["payload_b64"])), sort_keys=True)
+                strict_json(b64(e["payload_b64"])), sort_keys=True
+            )
         except BAD as exc:
             fail(seq, "payload", f"unreadable: {exc!r}")
             continue
         if not ok and status == "mismatch":
-            warns.append(f"seq {seq}: payload: the server says it does not match its "
-                         "commitment, and it does not: its content is not proven")
+            warns.append(
+                f"seq {seq}: payload: the server says it does not match its "
+                "commitment, and it does not: its content is not proven"
+            )
         elif not ok:
             fail(seq, "payload", "SHA-256(salt || payload bytes) is not the entry's commitment")
         elif not same:
             fail(seq, "payload", "the payload shown is not the committed payload bytes")
         verified += same
-    return fails, warns, (
-        f"origin {origin!r}, conversation {conversation!r}: {len(trail['entries'])} entries "
-        f"checked, checkpoint size {size if size >= 0 else 'NOT VERIFIED'}, {verified} payloads "
-        f"verified, {len(withheld)} erased/missing {withheld}")
+    return (
+        fails,
+        warns,
+        (
+            f"origin {origin!r}, conversation {conversation!r}: {len(trail['entries'])} "
+            f"entries checked, checkpoint size {size if size >= 0 else 'NOT VERIFIED'}, "
+            f"{verified} payloads verified, {len(withheld)} erased/missing {withheld}"
+        ),
+    )
 
 
 def is_trail(trail: object) -> TypeGuard[Trail]:
     """Whether the file has a trail's fields with their JSON types (else exit 2, not 1)."""
+
     def has(obj: object, **types: type) -> TypeGuard[dict[str, Any]]:
         return isinstance(obj, dict) and all(type(obj.get(k)) is t for k, t in types.items())
-    return has(trail, origin=str, conversation=str, tree_size=int, checkpoint=str, entries=list
-               ) and bool(trail["entries"]) and all(
-        has(e, seq=int, leaf_hash=str, entry_b64=str, inclusion_proof=dict)
-        and has(e["inclusion_proof"], leaf_index=int, tree_size=int, hashes=list)
-        for e in trail["entries"])
+
+    return (
+        has(trail, origin=str, conversation=str, tree_size=int, checkpoint=str, entries=list)
+        and bool(trail["entries"])
+        and all(
+            has(e, seq=int, leaf_hash=str, entry_b64=str, inclusion_proof=dict)
+            and has(e["inclusion_proof"], leaf_index=int, tree_size=int, hashes=list)
+            for e in trail["entries"]
+        )
+    )
 
 
 class Args(argparse.Namespace):
@@ -257,18 +303,26 @@ def main() -> int:
         print(f"cannot verify: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     if not keys or not is_trail(trail):
-        print("cannot verify: " + ("no verifier key given (--verifier-key, --verifier-keys-file)"
-                                   if not keys else "the file is not a saved trail"),
-              file=sys.stderr)
+        print(
+            "cannot verify: "
+            + (
+                "no verifier key given (--verifier-key, --verifier-keys-file)"
+                if not keys
+                else "the file is not a saved trail"
+            ),
+            file=sys.stderr,
+        )
         return 2
     fails, warns, summary = verify(trail, keys)
     print("\n".join([summary, *(f"warning: {w}" for w in warns)]))
     if fails:
         print("FAILED:\n" + "\n".join(fails))
         return 1
-    print("VERIFIED: every entry is in the signed log; the conversation is gap-free from its first"
-          " entry to its last.\nNOT PROVEN: that no later entry of the conversation exists "
-          "(back-links point backwards).")
+    print(
+        "VERIFIED: every entry is in the signed log; the conversation is gap-free from its first"
+        " entry to its last.\nNOT PROVEN: that no later entry of the conversation exists "
+        "(back-links point backwards)."
+    )
     return 0
 
 

@@ -68,8 +68,9 @@ def free_port() -> int:
 def create_database(admin_url: str, name: str) -> str:
     with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return make_url(sqlalchemy_url(admin_url)).set(database=name).render_as_string(
-        hide_password=False)
+    return (
+        make_url(sqlalchemy_url(admin_url)).set(database=name).render_as_string(hide_password=False)
+    )
 
 
 def drop_database(admin_url: str, name: str) -> None:
@@ -115,9 +116,15 @@ def new_log(engine: Engine, settings: Settings) -> Any:
     def make(card_policy: str = "reject") -> str:
         log_id = f"t-{secrets.token_hex(6)}"
         with unit_of_work(engine) as conn:
-            create_log(conn, KeyRing.from_master(settings.master_key_bytes), log_id,
-                       origin_prefix=settings.origin_prefix, actor=TEST_ACTOR, now=now(),
-                       card_policy=card_policy)
+            create_log(
+                conn,
+                KeyRing.from_master(settings.master_key_bytes),
+                log_id,
+                origin_prefix=settings.origin_prefix,
+                actor=TEST_ACTOR,
+                now=now(),
+                card_policy=card_policy,
+            )
         return log_id
 
     return make
@@ -130,9 +137,15 @@ def token(engine: Engine, settings: Settings) -> Any:
 
     def make(log_id: str, role: str) -> str:
         with unit_of_work(engine) as conn:
-            new = create_credential(conn, KeyRing.from_master(settings.master_key_bytes),
-                                    log_id=log_id, role=role, label=f"test {role}",
-                                    actor=TEST_ACTOR, now=now())
+            new = create_credential(
+                conn,
+                KeyRing.from_master(settings.master_key_bytes),
+                log_id=log_id,
+                role=role,
+                label=f"test {role}",
+                actor=TEST_ACTOR,
+                now=now(),
+            )
         return new.token
 
     return make
@@ -182,15 +195,19 @@ def client(settings: Settings, engine: Engine) -> Iterator[Any]:
 def example_log(client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]) -> str:
     """A new log holding only the example conversation: seqs 0..15 are its events in order."""
     log_id: str = new_log()
-    r = client.post(f"/v1/logs/{log_id}/events", json=example_batch,
-                    headers={"Authorization": f"Bearer {token(log_id, 'writer')}"})
+    r = client.post(
+        f"/v1/logs/{log_id}/events",
+        json=example_batch,
+        headers={"Authorization": f"Bearer {token(log_id, 'writer')}"},
+    )
     assert r.status_code == 201, r.text
     return log_id
 
 
 @pytest.fixture
-def ledger_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings,
-               capsys: pytest.CaptureFixture[str]) -> Any:
+def ledger_cli(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> Any:
     """``ledger_cli(*argv) -> (exit code, stdout, stderr)`` against the test database."""
     from ledger.cli import main
 
@@ -227,27 +244,46 @@ def append_direct(engine: Engine, settings: Settings) -> Any:
     def prepared(n: int, conversation: str) -> PreparedEvent:
         data = canonicalize({"text": f"direct message {n}", "actor": {"kind": "customer"}})
         salt = new_salt()
-        header = EventHeader(event_id=f"direct-{n}", source="urn:test:direct",
-                             type="handoff.message.created.v1", time="2026-11-20T09:14:01.000Z",
-                             conversation_id=conversation, actor={"kind": "customer", "id": "c"},
-                             outcome="success", resource=None)
-        return PreparedEvent(header=header, scope=f"conversation:{conversation}", salt=salt,
-                             canonical_data=data, commitment=payload_commitment(salt, data),
-                             request_digest=hashlib.sha256(data).digest())
+        header = EventHeader(
+            event_id=f"direct-{n}",
+            source="urn:test:direct",
+            type="handoff.message.created.v1",
+            time="2026-11-20T09:14:01.000Z",
+            conversation_id=conversation,
+            actor={"kind": "customer", "id": "c"},
+            outcome="success",
+            resource=None,
+        )
+        return PreparedEvent(
+            header=header,
+            scope=f"conversation:{conversation}",
+            salt=salt,
+            canonical_data=data,
+            commitment=payload_commitment(salt, data),
+            request_digest=hashlib.sha256(data).digest(),
+        )
 
-    def append(log_id: str, n: int, *, conversations: int = 3, batch: int = 500,
-               on: Engine = engine) -> None:
+    def append(
+        log_id: str, n: int, *, conversations: int = 3, batch: int = 500, on: Engine = engine
+    ) -> None:
         with unit_of_work(on) as conn:
             log = get_log(conn, log_id)
         principal = Principal(0, log_id, "writer", "direct")
         signers = SignerCache(settings.master_key_bytes)  # fresh: keys may have rotated
         while n > 0:
             k = min(batch, n)
-            events = [prepared(i, f"conv-{i % conversations}")
-                      for i in itertools.islice(counter, k)]
+            events = [
+                prepared(i, f"conv-{i % conversations}") for i in itertools.islice(counter, k)
+            ]
             with unit_of_work(on) as conn:
-                append_batch(conn, log, [AppendRequest(events, principal)],
-                             signers=signers, data_keys=data_keys, now=now())
+                append_batch(
+                    conn,
+                    log,
+                    [AppendRequest(events, principal)],
+                    signers=signers,
+                    data_keys=data_keys,
+                    now=now(),
+                )
             n -= k
 
     return append
@@ -261,7 +297,14 @@ def verifier_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, P
     monkeypatch.setenv("LEDGER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LEDGER_VERIFIER_STATE_DIR", str(dirs["state"]))
     monkeypatch.setenv("LEDGER_ANCHOR_DIR", str(dirs["anchors"]))
-    for name in ("ALERT_WEBHOOK_URL", "ALERT_COMMAND", "VERIFY_RECORD_URL", "VERIFY_RECORD_TOKEN",
-                 "ANCHOR_WEBHOOK_URL", "ANCHOR_WITNESS_URL", "ANCHOR_WITNESS_KEY"):
+    for name in (
+        "ALERT_WEBHOOK_URL",
+        "ALERT_COMMAND",
+        "VERIFY_RECORD_URL",
+        "VERIFY_RECORD_TOKEN",
+        "ANCHOR_WEBHOOK_URL",
+        "ANCHOR_WITNESS_URL",
+        "ANCHOR_WITNESS_KEY",
+    ):
         monkeypatch.delenv(f"LEDGER_{name}", raising=False)
     return dirs

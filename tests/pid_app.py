@@ -14,6 +14,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if kind == "lifespan.shutdown":
                 return
     body = str(os.getpid()).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -28,8 +28,9 @@ def cli(ledger_cli: Cli, verifier_env: dict[str, Path]) -> Cli:
 def latest_note(engine: Engine, log_id: str) -> tuple[int, str]:
     with unit_of_work(engine) as conn:
         row = conn.exec_driver_sql(
-            "SELECT size, note FROM checkpoints WHERE log_id = %(log)s ORDER BY size DESC"
-            " LIMIT 1", {"log": log_id}).one()
+            "SELECT size, note FROM checkpoints WHERE log_id = %(log)s ORDER BY size DESC LIMIT 1",
+            {"log": log_id},
+        ).one()
     return int(row[0]), str(row[1])
 
 
@@ -39,8 +40,14 @@ def anchored(verifier_env: dict[str, Path], log_id: str) -> dict[int, str]:
 
 
 def test_anchor_publishes_to_directory_and_webhook_and_records_it(
-    cli: Cli, verifier_env: dict[str, Path], new_log: Any, append_direct: Any, engine: Engine,
-    client: Any, token: Any, monkeypatch: pytest.MonkeyPatch,
+    cli: Cli,
+    verifier_env: dict[str, Path],
+    new_log: Any,
+    append_direct: Any,
+    engine: Engine,
+    client: Any,
+    token: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hook = Receiver()
     monkeypatch.setenv("LEDGER_ANCHOR_WEBHOOK_URL", hook.url)
@@ -57,8 +64,11 @@ def test_anchor_publishes_to_directory_and_webhook_and_records_it(
         assert headers["Content-Type"].startswith("text/plain")
         assert (headers["X-Ledger-Log"], headers["X-Ledger-Tree-Size"]) == (log_id, "8")
 
-        events = [e for e in system_entries(client, token, log_id)
-                  if e["entry"]["event"]["type"] == "ledger.checkpoint.anchored.v1"]
+        events = [
+            e
+            for e in system_entries(client, token, log_id)
+            if e["entry"]["event"]["type"] == "ledger.checkpoint.anchored.v1"
+        ]
         assert [e["payload"]["size"] for e in events] == [8]
         assert {s["outcome"] for s in events[0]["payload"]["sinks"]} == {"success"}
 
@@ -71,8 +81,9 @@ def test_anchor_publishes_to_directory_and_webhook_and_records_it(
         hook.close()
 
 
-def test_a_quiet_system_log_is_not_anchored_again(cli: Cli, new_log: Any,
-                                                  verifier_env: dict[str, Path]) -> None:
+def test_a_quiet_system_log_is_not_anchored_again(
+    cli: Cli, new_log: Any, verifier_env: dict[str, Path]
+) -> None:
     """Anchoring records an event in the system log; that event alone is not news."""
     log_id = new_log()
     system = f"{log_id}.system"
@@ -106,8 +117,11 @@ def test_failing_sink_exits_2_and_is_recorded(
         code, out, _ = cli("anchor", "--log", log_id)
         assert code == 2
         assert "FAILURE: anchor webhook answered 503" in out
-        [event] = [e for e in system_entries(client, token, log_id)
-                   if e["entry"]["event"]["type"] == "ledger.checkpoint.anchored.v1"]
+        [event] = [
+            e
+            for e in system_entries(client, token, log_id)
+            if e["entry"]["event"]["type"] == "ledger.checkpoint.anchored.v1"
+        ]
         assert event["entry"]["outcome"] == "failure"
     finally:
         hook.close()
@@ -155,8 +169,9 @@ def own_database(admin_url: str) -> Iterator[str]:
     drop_database(admin_url, name)
 
 
-def test_the_server_anchors_on_an_interval(settings: Settings, own_database: str,
-                                          tmp_path: Path) -> None:
+def test_the_server_anchors_on_an_interval(
+    settings: Settings, own_database: str, tmp_path: Path
+) -> None:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
@@ -166,18 +181,27 @@ def test_the_server_anchors_on_an_interval(settings: Settings, own_database: str
     from ledger.storage.keystore import KeyRing
     from tests.conftest import TEST_ACTOR, make_event, now
 
-    configured = settings.model_copy(update={
-        "database_url": own_database, "anchor_dir": tmp_path, "anchor_interval_seconds": 0.05})
+    configured = settings.model_copy(
+        update={
+            "database_url": own_database,
+            "anchor_dir": tmp_path,
+            "anchor_interval_seconds": 0.05,
+        }
+    )
     engine = make_engine(own_database, pool_size=1)
     with unit_of_work(engine) as conn:
         keys = KeyRing.from_master(settings.master_key_bytes)
         create_log(conn, keys, "a", origin_prefix="ledger.test", actor=TEST_ACTOR, now=now())
-        writer = create_credential(conn, keys, log_id="a", role="writer", label="w",
-                                   actor=TEST_ACTOR, now=now()).token
+        writer = create_credential(
+            conn, keys, log_id="a", role="writer", label="w", actor=TEST_ACTOR, now=now()
+        ).token
     engine.dispose()
     with TestClient(create_app(configured)) as client:
-        r = client.post("/v1/logs/a/events", json=make_event("c", 1),
-                        headers={"Authorization": f"Bearer {writer}"})
+        r = client.post(
+            "/v1/logs/a/events",
+            json=make_event("c", 1),
+            headers={"Authorization": f"Bearer {writer}"},
+        )
         assert r.status_code == 201
         anchor = tmp_path / "a" / f"{1:020d}.checkpoint"
         deadline = time.monotonic() + 10
@@ -194,8 +218,11 @@ def _every_anchoring_recorded(url: str) -> bool:
     engine = make_engine(url, pool_size=1)
     try:
         with unit_of_work(engine) as conn:
-            return bool(conn.exec_driver_sql(
-                "SELECT (SELECT count(*) FROM anchorings) = (SELECT count(*) FROM entries"
-                " WHERE event_type = 'ledger.checkpoint.anchored.v1')").scalar_one())
+            return bool(
+                conn.exec_driver_sql(
+                    "SELECT (SELECT count(*) FROM anchorings) = (SELECT count(*) FROM entries"
+                    " WHERE event_type = 'ledger.checkpoint.anchored.v1')"
+                ).scalar_one()
+            )
     finally:
         engine.dispose()

@@ -92,8 +92,9 @@ class FakeWitness:
         if old != size:
             return 409, "text/x.tlog.size", f"{size}\n"
         try:
-            verify_consistency(old, cp.size, [base64.b64decode(p) for p in proof_lines], root,
-                               cp.root_hash)
+            verify_consistency(
+                old, cp.size, [base64.b64decode(p) for p in proof_lines], root, cp.root_hash
+            )
         except CryptoError:
             return 422, "text/plain", "inconsistent\n"
         self.state[origin] = (cp.size, cp.root_hash)
@@ -105,8 +106,9 @@ class FakeWitness:
 
 
 @pytest.fixture
-def witness(monkeypatch: pytest.MonkeyPatch, verifier_env: dict[str, Path]
-            ) -> Iterator[FakeWitness]:
+def witness(
+    monkeypatch: pytest.MonkeyPatch, verifier_env: dict[str, Path]
+) -> Iterator[FakeWitness]:
     w = FakeWitness()
     monkeypatch.delenv("LEDGER_ANCHOR_DIR")
     monkeypatch.setenv("LEDGER_ANCHOR_WITNESS_URL", w.url)
@@ -127,12 +129,17 @@ def cosignatures(engine: Engine, log_id: str) -> list[tuple[int, str]]:
     with unit_of_work(engine) as conn:
         rows = conn.exec_driver_sql(
             "SELECT size, cosignature FROM witness_cosignatures WHERE log_id = %(log)s"
-            " ORDER BY size", {"log": log_id})
+            " ORDER BY size",
+            {"log": log_id},
+        )
         return [(int(r[0]), r[1]) for r in rows]
 
 
 def test_checkpoints_are_cosigned_with_consistency_proofs(
-    ledger_cli: Cli, witness: FakeWitness, witnessed_log: str, append_direct: Any,
+    ledger_cli: Cli,
+    witness: FakeWitness,
+    witnessed_log: str,
+    append_direct: Any,
     engine: Engine,
 ) -> None:
     append_direct(witnessed_log, 5)
@@ -147,20 +154,27 @@ def test_checkpoints_are_cosigned_with_consistency_proofs(
     stored = cosignatures(engine, witnessed_log)
     assert [size for size, _ in stored] == [5, 11]
     with unit_of_work(engine) as conn:
-        note = conn.exec_driver_sql("SELECT note FROM checkpoints WHERE log_id = %(log)s"
-                                    " AND size = 11", {"log": witnessed_log}).scalar_one()
+        note = conn.exec_driver_sql(
+            "SELECT note FROM checkpoints WHERE log_id = %(log)s AND size = 11",
+            {"log": witnessed_log},
+        ).scalar_one()
     [cosig] = open_cosignatures(note, stored[1][1], witness.cosigner.verifier)
     assert cosig.timestamp == 1_767_139_200
 
 
 def test_a_witness_ahead_of_our_records_is_caught_up(
-    ledger_cli: Cli, witness: FakeWitness, witnessed_log: str, append_direct: Any,
+    ledger_cli: Cli,
+    witness: FakeWitness,
+    witnessed_log: str,
+    append_direct: Any,
     engine: Engine,
 ) -> None:
     append_direct(witnessed_log, 4)
     with unit_of_work(engine) as conn:
-        root = conn.exec_driver_sql("SELECT root FROM checkpoints WHERE log_id = %(log)s"
-                                    " AND size = 4", {"log": witnessed_log}).scalar_one()
+        root = conn.exec_driver_sql(
+            "SELECT root FROM checkpoints WHERE log_id = %(log)s AND size = 4",
+            {"log": witnessed_log},
+        ).scalar_one()
     witness.state[f"ledger.test/{witnessed_log}"] = (4, bytes(root))
     append_direct(witnessed_log, 3)
     assert ledger_cli("anchor", "--log", witnessed_log)[0] == 0
@@ -169,7 +183,10 @@ def test_a_witness_ahead_of_our_records_is_caught_up(
 
 
 def test_a_witness_that_saw_another_history_refuses(
-    ledger_cli: Cli, witness: FakeWitness, witnessed_log: str, append_direct: Any,
+    ledger_cli: Cli,
+    witness: FakeWitness,
+    witnessed_log: str,
+    append_direct: Any,
 ) -> None:
     append_direct(witnessed_log, 6)
     witness.state[f"ledger.test/{witnessed_log}"] = (4, bytes(32))  # a forked view at 4
@@ -179,7 +196,10 @@ def test_a_witness_that_saw_another_history_refuses(
 
 
 def test_a_cosignature_by_another_key_is_not_accepted(
-    ledger_cli: Cli, witness: FakeWitness, witnessed_log: str, monkeypatch: pytest.MonkeyPatch,
+    ledger_cli: Cli,
+    witness: FakeWitness,
+    witnessed_log: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     other = Cosigner("witness.test/w1", b"\x06" * 32)
     monkeypatch.setenv("LEDGER_ANCHOR_WITNESS_KEY", other.verifier.verifier_key())

@@ -39,8 +39,11 @@ def filled_log(new_log, client, token) -> str:  # type: ignore[no-untyped-def]
     log_id: str = new_log()
     writer = token(log_id, "writer")
     events = [make_event("c-a", n) for n in range(3)]
-    r = client.post(f"/v1/logs/{log_id}/events", json={"events": events},
-                    headers={"Authorization": f"Bearer {writer}"})
+    r = client.post(
+        f"/v1/logs/{log_id}/events",
+        json={"events": events},
+        headers={"Authorization": f"Bearer {writer}"},
+    )
     assert r.status_code == 201, r.text
     return log_id
 
@@ -59,8 +62,10 @@ def superuser_replica(db_url: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY)
-@pytest.mark.parametrize("statement", ["UPDATE {t} SET log_id = log_id WHERE log_id = %s",
-                                       "DELETE FROM {t} WHERE log_id = %s"])
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE {t} SET log_id = log_id WHERE log_id = %s", "DELETE FROM {t} WHERE log_id = %s"],
+)
 def test_app_role_cannot_update_or_delete(app_conn, filled_log, table, statement) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         app_conn.execute(statement.format(t=table), (filled_log,))
@@ -73,18 +78,22 @@ def test_app_role_cannot_truncate(app_conn, table) -> None:  # type: ignore[no-u
 
 
 def test_app_role_can_insert_and_select(app_conn, filled_log) -> None:  # type: ignore[no-untyped-def]
-    count = app_conn.execute("SELECT count(*) FROM entries WHERE log_id = %s",
-                             (filled_log,)).fetchone()
+    count = app_conn.execute(
+        "SELECT count(*) FROM entries WHERE log_id = %s", (filled_log,)
+    ).fetchone()
     assert count == (3,)
-    app_conn.execute("INSERT INTO tree_nodes (log_id, level, idx, hash) VALUES (%s, 30, 0, %s)",
-                     ("scratch-" + filled_log, b"\x00" * 32))
+    app_conn.execute(
+        "INSERT INTO tree_nodes (log_id, level, idx, hash) VALUES (%s, 30, 0, %s)",
+        ("scratch-" + filled_log, b"\x00" * 32),
+    )
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY)
 def test_superuser_in_replica_mode_cannot_update(superuser_replica, filled_log, table) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-        superuser_replica.execute(f"UPDATE {table} SET log_id = log_id WHERE log_id = %s",
-                                  (filled_log,))
+        superuser_replica.execute(
+            f"UPDATE {table} SET log_id = log_id WHERE log_id = %s", (filled_log,)
+        )
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY + NEVER_DELETED)
@@ -103,15 +112,17 @@ def test_superuser_in_replica_mode_cannot_truncate(superuser_replica, table) -> 
 def test_signing_keys_may_only_be_retired(superuser_replica, filled_log) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="retired"):
         superuser_replica.execute(
-            "UPDATE signing_keys SET verifier_key = 'x' WHERE log_id = %s", (filled_log,))
+            "UPDATE signing_keys SET verifier_key = 'x' WHERE log_id = %s", (filled_log,)
+        )
 
 
 def test_the_rows_survive(superuser_replica, filled_log) -> None:  # type: ignore[no-untyped-def]
     for table in APPEND_ONLY:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             superuser_replica.execute(f"DELETE FROM {table} WHERE log_id = %s", (filled_log,))
-    count = superuser_replica.execute("SELECT count(*) FROM entries WHERE log_id = %s",
-                                      (filled_log,)).fetchone()
+    count = superuser_replica.execute(
+        "SELECT count(*) FROM entries WHERE log_id = %s", (filled_log,)
+    ).fetchone()
     assert count == (3,)
 
 

@@ -40,36 +40,59 @@ def test_every_kind_appears_and_reads_like_its_kind() -> None:
     assert big["resolved_by_ai"] > big["phi_disclosure"] > 0
     for c in generate(60, seed=5):
         types = [e["type"].removeprefix("handoff.").removesuffix(".v1") for e in c.events]
-        triggers = {t["type"] for e in c.events if e["type"] == "handoff.escalation.triggered.v1"
-                    for t in e["data"]["triggers"]}
+        triggers = {
+            t["type"]
+            for e in c.events
+            if e["type"] == "handoff.escalation.triggered.v1"
+            for t in e["data"]["triggers"]
+        }
         assert types[0] == "conversation.started"
         assert types[-1] == "conversation.ended"
         if c.kind == "resolved_by_ai":
             assert "handoff.requested" not in types
             assert c.events[-1]["data"]["resolution"] == "resolved_by_ai"
             continue
-        for step in ("escalation.triggered", "suggested_action.proposed", "handoff.requested",
-                     "handoff.accepted", "takeover.productive", "suggested_action.resolved"):
+        for step in (
+            "escalation.triggered",
+            "suggested_action.proposed",
+            "handoff.requested",
+            "handoff.accepted",
+            "takeover.productive",
+            "suggested_action.resolved",
+        ):
             assert step in types, (c.kind, step)
-        assert types.index("handoff.requested") < types.index("handoff.accepted") < types.index(
-            "takeover.productive")
-        expected = {"sentiment_shift": "sentiment_shift", "explicit_request": "explicit_request",
-                    "repeated_failure": "repeated_failure", "card_number": "policy_trigger",
-                    "phi_disclosure": "policy_trigger"}[c.kind]
+        assert (
+            types.index("handoff.requested")
+            < types.index("handoff.accepted")
+            < types.index("takeover.productive")
+        )
+        expected = {
+            "sentiment_shift": "sentiment_shift",
+            "explicit_request": "explicit_request",
+            "repeated_failure": "repeated_failure",
+            "card_number": "policy_trigger",
+            "phi_disclosure": "policy_trigger",
+        }[c.kind]
         assert expected in triggers
         if c.kind == "repeated_failure":
-            assert [e["data"]["status"] for e in c.events if e["type"].endswith("tool.call.v1")
-                    ] == ["timeout", "failed"]
+            assert [
+                e["data"]["status"] for e in c.events if e["type"].endswith("tool.call.v1")
+            ] == ["timeout", "failed"]
         if c.kind == "card_number":  # the writer masked it and said so
             assert "redaction.applied" in types
         if c.kind == "phi_disclosure":
             disclosed = [e["data"] for e in c.events if e["data"].get("disclosure") is True]
             assert disclosed[0]["classification"] == "phi"
             assert disclosed[0]["recipient"]["name"]
-    writer_masked = [e for c in generate(60, seed=5) for e in c.events
-                     if e["type"] == "handoff.message.created.v1"]
-    assert not any(PAN.search(p["content"]) for e in writer_masked
-                   for p in e["data"]["content"]["parts"])
+    writer_masked = [
+        e
+        for c in generate(60, seed=5)
+        for e in c.events
+        if e["type"] == "handoff.message.created.v1"
+    ]
+    assert not any(
+        PAN.search(p["content"]) for e in writer_masked for p in e["data"]["content"]["parts"]
+    )
 
 
 def test_same_seed_same_events() -> None:
@@ -80,8 +103,7 @@ def test_same_seed_same_events() -> None:
     assert len({(e["source"], e["id"]) for e in events}) == len(events)
 
 
-def test_ledger_demo_writes_trails(ledger_cli: Any, new_log: Any, client: Any, token: Any
-                                   ) -> None:
+def test_ledger_demo_writes_trails(ledger_cli: Any, new_log: Any, client: Any, token: Any) -> None:
     log_id = new_log(card_policy="mask")
     code, out, err = ledger_cli("demo", "--log", log_id, "--conversations", "24", "--seed", "4")
     assert code == 0, err
@@ -113,28 +135,37 @@ def test_ledger_demo_writes_trails(ledger_cli: Any, new_log: Any, client: Any, t
             assert s["disclosures"][0]["purpose"]
 
 
-def test_masking_by_the_guard_shows_in_the_trail(ledger_cli: Any, new_log: Any, client: Any,
-                                                 token: Any) -> None:
+def test_masking_by_the_guard_shows_in_the_trail(
+    ledger_cli: Any, new_log: Any, client: Any, token: Any
+) -> None:
     log_id = new_log(card_policy="mask")
     assert ledger_cli("demo", "--log", log_id, "--conversations", "60", "--seed", "2")[0] == 0
-    guard_masked = [c for c in generate(60, seed=2, raw_cards=True) if c.kind == "card_number"
-                    and not any(e["type"].endswith("redaction.applied.v1") for e in c.events)]
+    guard_masked = [
+        c
+        for c in generate(60, seed=2, raw_cards=True)
+        if c.kind == "card_number"
+        and not any(e["type"].endswith("redaction.applied.v1") for e in c.events)
+    ]
     assert guard_masked
-    r = client.get(f"/v1/logs/{log_id}/conversations/{guard_masked[0].id}/trail",
-                   headers=auth(token(log_id, "auditor")))
+    r = client.get(
+        f"/v1/logs/{log_id}/conversations/{guard_masked[0].id}/trail",
+        headers=auth(token(log_id, "auditor")),
+    )
     body = r.json()
     [redaction] = [x for x in body["summary"]["redactions"] if x["by"] == "ledger"]
     assert redaction["operator"] == "mask"
     assert redaction["fingerprint"].startswith("hmac-sha256:")
-    [text] = [u["text"] for u in body["summary"]["transcript"]
-              if u["seq"] == redaction["event_seq"]]
+    [text] = [
+        u["text"] for u in body["summary"]["transcript"] if u["seq"] == redaction["event_seq"]
+    ]
     assert redaction["path"] == "/content/parts/0/content"
     assert "*" * 4 in text
     assert not PAN.search(text)
 
 
-def test_serve_demo_fills_an_empty_demo_log(monkeypatch: pytest.MonkeyPatch, settings: Settings,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_demo_fills_an_empty_demo_log(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ledger.cli.common import dispose_engines
     from ledger.cli.serve import DEMO_CONVERSATIONS, _demo_setup
     from ledger.storage.db import make_engine, unit_of_work
@@ -146,8 +177,11 @@ def test_serve_demo_fills_an_empty_demo_log(monkeypatch: pytest.MonkeyPatch, set
     finally:
         dispose_engines()
     err = capsys.readouterr().err
-    match = re.search(r"curl -s -H \"Authorization: Bearer \$AUDITOR\" "
-                      r"http://127.0.0.1:8080/v1/logs/demo/conversations/(\S+)/trail", err)
+    match = re.search(
+        r"curl -s -H \"Authorization: Bearer \$AUDITOR\" "
+        r"http://127.0.0.1:8080/v1/logs/demo/conversations/(\S+)/trail",
+        err,
+    )
     assert match, err
     eng = make_engine(settings.database_url or "", pool_size=1)
     try:

@@ -19,8 +19,15 @@ def test_cli_on_the_embedded_database(tmp_path: Path) -> None:
     env["LEDGER_DATA_DIR"] = str(tmp_path / "data")
 
     def ledger(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ledger.cli", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "ledger.cli", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     assert ledger("db", "upgrade").returncode == 0
     created = ledger("logs", "create", "acme")

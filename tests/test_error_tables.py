@@ -74,8 +74,12 @@ def test_no_exception_class_is_defined_outside_ledger_errors() -> None:
     strays = []
     for module in _modules(ledger) + _modules(api):
         for name, obj in inspect.getmembers(module, inspect.isclass):
-            if (issubclass(obj, BaseException) and obj.__module__ == module.__name__
-                    and module.__name__ != "ledger.errors" and not name.startswith("_")):
+            if (
+                issubclass(obj, BaseException)
+                and obj.__module__ == module.__name__
+                and module.__name__ != "ledger.errors"
+                and not name.startswith("_")
+            ):
                 strays.append(f"{module.__name__}.{name}")
     assert strays == []
 
@@ -87,11 +91,14 @@ def test_problem_types_are_named_per_class_family(client: Any) -> None:
     assert r.json()["type"] == PROBLEM_TYPE_PREFIX + "not-found"
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [
-    ("GET", "/no/such/path", 404),
-    ("DELETE", "/v1/schemas", 405),
-    ("PUT", "/v1/logs/demo/events", 405),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/no/such/path", 404),
+        ("DELETE", "/v1/schemas", 405),
+        ("PUT", "/v1/logs/demo/events", 405),
+    ],
+)
 def test_framework_errors_are_problem_documents(
     client: Any, method: str, path: str, status: int
 ) -> None:
@@ -107,11 +114,12 @@ def test_framework_errors_are_problem_documents(
         assert "allow" in {k.lower() for k in r.headers}
 
 
-def test_parameter_validation_is_a_problem_document(client: Any, new_log: Any,
-                                                     token: Any) -> None:
+def test_parameter_validation_is_a_problem_document(client: Any, new_log: Any, token: Any) -> None:
     log_id = new_log()
-    r = client.get(f"/v1/logs/{log_id}/entries?start=-1",
-                   headers={"Authorization": f"Bearer {token(log_id, 'auditor')}"})
+    r = client.get(
+        f"/v1/logs/{log_id}/entries?start=-1",
+        headers={"Authorization": f"Bearer {token(log_id, 'auditor')}"},
+    )
     assert r.status_code == 422
     assert r.headers["content-type"] == PROBLEM
     assert r.json()["pointer"] == "/start"

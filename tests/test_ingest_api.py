@@ -34,8 +34,9 @@ def test_example_batch_gets_receipts_and_a_verifiable_checkpoint(
     client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]
 ) -> None:
     log_id = new_log()
-    r = client.post(f"/v1/logs/{log_id}/events", json=example_batch,
-                    headers=auth(token(log_id, "writer")))
+    r = client.post(
+        f"/v1/logs/{log_id}/events", json=example_batch, headers=auth(token(log_id, "writer"))
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     receipts = body["receipts"]
@@ -52,10 +53,12 @@ def test_entries_serve_the_hashed_bytes_and_the_decrypted_payload(
     client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]
 ) -> None:
     log_id = new_log()
-    client.post(f"/v1/logs/{log_id}/events", json=example_batch,
-                headers=auth(token(log_id, "writer")))
-    r = client.get(f"/v1/logs/{log_id}/entries?start=0&end=16",
-                   headers=auth(token(log_id, "auditor")))
+    client.post(
+        f"/v1/logs/{log_id}/events", json=example_batch, headers=auth(token(log_id, "writer"))
+    )
+    r = client.get(
+        f"/v1/logs/{log_id}/entries?start=0&end=16", headers=auth(token(log_id, "auditor"))
+    )
     assert r.status_code == 200, r.text
     entries = r.json()["entries"]
     assert len(entries) == 16
@@ -146,8 +149,9 @@ def test_authentication_and_roles(client: Any, new_log: Any, token: Any) -> None
     assert bad.json()["detail"] == "missing, invalid or revoked bearer token"
     writer_b = auth(token(log_b, "writer"))
     assert client.post(f"/v1/logs/{log_a}/events", json=event, headers=writer_b).status_code == 403
-    assert client.post("/v1/logs/no-such-log/events", json=event,
-                       headers=writer_b).status_code == 404
+    assert (
+        client.post("/v1/logs/no-such-log/events", json=event, headers=writer_b).status_code == 404
+    )
     writer_a = auth(token(log_a, "writer"))
     assert client.get(f"/v1/logs/{log_a}/entries", headers=writer_a).status_code == 403
     auditor_a = auth(token(log_a, "auditor"))
@@ -163,10 +167,12 @@ def test_conversation_back_links_across_batches(client: Any, new_log: Any, token
     url = f"/v1/logs/{log_id}/events"
     client.post(url, json={"events": [make_event("a", 0), make_event("b", 0)]}, headers=w)
     client.post(url, json={"events": [make_event("a", 1), make_event("b", 1)]}, headers=w)
-    entries = client.get(f"/v1/logs/{log_id}/entries",
-                         headers=auth(token(log_id, "auditor"))).json()["entries"]
-    links = [(e["entry"]["event"]["conversation"], e["entry"]["conversation_prev"])
-             for e in entries]
+    entries = client.get(
+        f"/v1/logs/{log_id}/entries", headers=auth(token(log_id, "auditor"))
+    ).json()["entries"]
+    links = [
+        (e["entry"]["event"]["conversation"], e["entry"]["conversation_prev"]) for e in entries
+    ]
     assert links == [("a", None), ("b", None), ("a", 0), ("b", 1)]
 
 
@@ -188,10 +194,12 @@ def system_entries(client: Any, token: Any, log_id: str) -> list[dict[str, Any]]
     r = client.get(f"/v1/logs/{system}/entries", headers=auth(token(system, "auditor")))
     assert r.status_code == 200, r.text
     return [
-        e for e in r.json()["entries"]
+        e
+        for e in r.json()["entries"]
         if not e["entry"]["event"]["type"].startswith("ledger.service.")
-        and (e["entry"]["event"]["type"] != "ledger.entries.read.v1"
-             or e["payload"]["log"] == log_id)
+        and (
+            e["entry"]["event"]["type"] != "ledger.entries.read.v1" or e["payload"]["log"] == log_id
+        )
     ]
 
 
@@ -208,15 +216,24 @@ def test_reads_and_failed_logins_are_logged_in_the_system_log(
     assert client.get(f"/v1/logs/{log_id}/entries", headers=auth(writer)).status_code == 403
     deadline = time.monotonic() + 10
     while True:  # the failure events are recorded without holding up the 401/403
-        types = [e["entry"]["event"]["type"] for e in system_entries(client, token, log_id)
-                 if e["entry"]["event"]["conversation"] in ("access", "auth")]
+        types = [
+            e["entry"]["event"]["type"]
+            for e in system_entries(client, token, log_id)
+            if e["entry"]["event"]["conversation"] in ("access", "auth")
+        ]
         if "ledger.access.denied.v1" in types or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    assert types[:3] == ["ledger.entries.read.v1", "ledger.auth.failed.v1",
-                         "ledger.access.denied.v1"]
-    read = next(e for e in system_entries(client, token, log_id)
-                if e["entry"]["event"]["type"] == "ledger.entries.read.v1")
+    assert types[:3] == [
+        "ledger.entries.read.v1",
+        "ledger.auth.failed.v1",
+        "ledger.access.denied.v1",
+    ]
+    read = next(
+        e
+        for e in system_entries(client, token, log_id)
+        if e["entry"]["event"]["type"] == "ledger.entries.read.v1"
+    )
     assert read["payload"]["actor"]["role"] == "auditor"
     assert read["payload"]["query"] == "start=0"
     assert read["entry"]["event"]["conversation"] == "access"
@@ -243,12 +260,18 @@ def test_service_start_and_stop_are_logged_per_tenant(
 
     log_id = new_log()
     with TestClient(create_app(settings)) as own:
-        r = own.post(f"/v1/logs/{log_id}/events", json=make_event("c", 0),
-                     headers=auth(token(log_id, "writer")))
+        r = own.post(
+            f"/v1/logs/{log_id}/events",
+            json=make_event("c", 0),
+            headers=auth(token(log_id, "writer")),
+        )
         assert r.status_code == 201
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT event_type FROM entries WHERE log_id = :log AND conversation_id = 'service'"
-            " AND event_type LIKE 'ledger.service.%' ORDER BY seq"),
-            {"log": f"{log_id}.system"}).all()
+        rows = conn.execute(
+            text(
+                "SELECT event_type FROM entries WHERE log_id = :log AND conversation_id = 'service'"
+                " AND event_type LIKE 'ledger.service.%' ORDER BY seq"
+            ),
+            {"log": f"{log_id}.system"},
+        ).all()
     assert [row[0] for row in rows] == ["ledger.service.started.v1", "ledger.service.stopped.v1"]

@@ -47,7 +47,8 @@ def _checkpoints(engine: Engine, log_id: str) -> list[tuple[int, str]]:
     with unit_of_work(engine) as conn:
         rows = conn.exec_driver_sql(
             "SELECT size, note FROM checkpoints WHERE log_id = %(log)s ORDER BY size",
-            {"log": log_id})
+            {"log": log_id},
+        )
         return [(int(r[0]), r[1]) for r in rows]
 
 
@@ -113,31 +114,45 @@ def test_a_checkpoint_signed_after_its_key_was_retired_fails(
     append_direct(log_id, 5)
     # Retiring is the one change the table allows (even to the application role): here, to a
     # moment before the key's last signature.
-    tamper(db_url, "signing_keys", "UPDATE signing_keys SET retired_at = created_at"
-           " WHERE log_id = %s", log_id)
+    tamper(
+        db_url,
+        "signing_keys",
+        "UPDATE signing_keys SET retired_at = created_at WHERE log_id = %s",
+        log_id,
+    )
     code, report = verify(cli, log_id, "--full")
     assert code == 1
     assert "was signed after its key" in report["failure"]["message"]
 
 
-def test_generate_is_only_for_a_log_without_an_active_key(cli: Cli, new_log: Any,
-                                                          db_url: str) -> None:
+def test_generate_is_only_for_a_log_without_an_active_key(
+    cli: Cli, new_log: Any, db_url: str
+) -> None:
     log_id = new_log()
     code, _, err = cli("keys", "generate", "--log", log_id)
     assert code == 2
     assert f"ledger keys rotate --log {log_id}" in err
-    tamper(db_url, "signing_keys", "UPDATE signing_keys SET retired_at = now()"
-           " WHERE log_id = %s", log_id)
+    tamper(
+        db_url,
+        "signing_keys",
+        "UPDATE signing_keys SET retired_at = now() WHERE log_id = %s",
+        log_id,
+    )
     code, out, _ = cli("keys", "generate", "--log", log_id)
     assert code == 0
     assert out.startswith(f"ledger.test/{log_id}+")
 
 
-def test_rotate_without_an_active_key_points_to_generate(cli: Cli, new_log: Any,
-                                                         db_url: str) -> None:
+def test_rotate_without_an_active_key_points_to_generate(
+    cli: Cli, new_log: Any, db_url: str
+) -> None:
     log_id = new_log()
-    tamper(db_url, "signing_keys", "UPDATE signing_keys SET retired_at = now()"
-           " WHERE log_id = %s", log_id)
+    tamper(
+        db_url,
+        "signing_keys",
+        "UPDATE signing_keys SET retired_at = now() WHERE log_id = %s",
+        log_id,
+    )
     code, _, err = cli("keys", "rotate", "--log", log_id)
     assert code == 2
     assert "ledger keys generate" in err
@@ -147,14 +162,17 @@ def test_rotation_statement_format() -> None:
     old, new = NoteSigner.generate("example.org/log"), NoteSigner.generate("example.org/log")
     note = sign_rotation(old, new, "2026-11-27T10:00:00.000000Z")
     text = parse_note(note).text
-    assert text == (f"{ROTATION_HEADER}\norigin example.org/log\nold {old.verifier_key()}\n"
-                    f"new {new.verifier_key()}\ntime 2026-11-27T10:00:00.000000Z\n")
+    assert text == (
+        f"{ROTATION_HEADER}\norigin example.org/log\nold {old.verifier_key()}\n"
+        f"new {new.verifier_key()}\ntime 2026-11-27T10:00:00.000000Z\n"
+    )
     assert parse_rotation(text).new == new.verifier()
     with pytest.raises(NoteFormatError):  # rotates another key
         open_rotation(note, new.verifier())
     other = NoteSigner.generate("example.org/log")
     forged = sign_rotation(other, new, "2026-11-27T10:00:00.000000Z").replace(
-        other.verifier_key(), old.verifier_key())
+        other.verifier_key(), old.verifier_key()
+    )
     with pytest.raises(SignatureInvalid):  # names the old key, but the old key did not sign
         open_rotation(forged, old.verifier())
     with pytest.raises(NoteFormatError):  # never parses as a checkpoint

@@ -23,16 +23,49 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "ledger.embedded": ("ledger.errors", "ledger.settings"),
     "ledger.external": ("ledger.external", "ledger.errors", "ledger.settings"),
     "ledger.storage": ("ledger.storage", "ledger.domain", "ledger.core", "ledger.errors"),
-    "ledger.services": ("ledger.services", "ledger.storage", "ledger.external", "ledger.events",
-                        "ledger.domain", "ledger.core", "ledger.errors", "ledger.settings",
-                        "ledger"),
-    "ledger.server": ("ledger.server", "ledger.services", "ledger.storage", "ledger.domain",
-                      "ledger.errors", "ledger.settings", "ledger"),
-    "ledger.cli": ("ledger.cli", "ledger.server", "ledger.services", "ledger.storage",
-                   "ledger.domain", "ledger.core", "ledger.errors", "ledger.settings",
-                   "ledger.embedded", "ledger"),
-    "api": ("api", "ledger.server", "ledger.services", "ledger.storage", "ledger.domain",
-            "ledger.events", "ledger.errors", "ledger.settings", "ledger"),
+    "ledger.services": (
+        "ledger.services",
+        "ledger.storage",
+        "ledger.external",
+        "ledger.events",
+        "ledger.domain",
+        "ledger.core",
+        "ledger.errors",
+        "ledger.settings",
+        "ledger",
+    ),
+    "ledger.server": (
+        "ledger.server",
+        "ledger.services",
+        "ledger.storage",
+        "ledger.domain",
+        "ledger.errors",
+        "ledger.settings",
+        "ledger",
+    ),
+    "ledger.cli": (
+        "ledger.cli",
+        "ledger.server",
+        "ledger.services",
+        "ledger.storage",
+        "ledger.domain",
+        "ledger.core",
+        "ledger.errors",
+        "ledger.settings",
+        "ledger.embedded",
+        "ledger",
+    ),
+    "api": (
+        "api",
+        "ledger.server",
+        "ledger.services",
+        "ledger.storage",
+        "ledger.domain",
+        "ledger.events",
+        "ledger.errors",
+        "ledger.settings",
+        "ledger",
+    ),
 }
 
 
@@ -56,14 +89,20 @@ def _project_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             # ``from ledger import errors`` imports the module ledger.errors
-            found.update(f"{node.module}.{a.name}" for a in node.names
-                         if _is_module(f"{node.module}.{a.name}"))
+            found.update(
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if _is_module(f"{node.module}.{a.name}")
+            )
     return {n for n in found if n == "ledger" or n.startswith(("ledger.", "api.")) or n == "api"}
 
 
 def _layer(module: str) -> str:
-    best = max((layer for layer in ALLOWED if module == layer or module.startswith(layer + ".")),
-               key=len, default=None)
+    best = max(
+        (layer for layer in ALLOWED if module == layer or module.startswith(layer + ".")),
+        key=len,
+        default=None,
+    )
     assert best is not None, f"{module} belongs to no layer: add it to ALLOWED"
     return best
 

@@ -37,8 +37,7 @@ def test_log_id_has_no_planner_statistics(db_url: str) -> None:
         stats = conn.execute(
             "SELECT count(*) FROM pg_stats WHERE tablename = 'entries' AND attname = 'log_id'"
         ).fetchone()
-    assert sorted(rows) == [("checkpoints", 0), ("entries", 0), ("payloads", 0),
-                            ("tree_nodes", 0)]
+    assert sorted(rows) == [("checkpoints", 0), ("entries", 0), ("payloads", 0), ("tree_nodes", 0)]
     assert stats == (0,)
 
 

@@ -38,15 +38,34 @@ EVENTS_PER_CLIENT = 12
 
 @pytest.fixture(scope="module")
 def servers(db_url: str) -> Iterator[list[str]]:
-    env = {**os.environ, "LEDGER_DATABASE_URL": db_url, "LEDGER_MASTER_KEY": MASTER_KEY,
-           "LEDGER_ORIGIN_PREFIX": "ledger.test"}
+    env = {
+        **os.environ,
+        "LEDGER_DATABASE_URL": db_url,
+        "LEDGER_MASTER_KEY": MASTER_KEY,
+        "LEDGER_ORIGIN_PREFIX": "ledger.test",
+    }
     procs, urls = [], []
     for _ in range(2):
         port = free_port()
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app_from_env",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "api.main:create_app_from_env",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
         urls.append(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 30
@@ -84,8 +103,9 @@ def test_two_processes_many_clients_one_gapless_log(
                     events = [make_event(f"{run}-c{n}", i * 10 + k) for k in range(3)]
                     r = http.post(f"/v1/logs/{log_id}/events", json={"events": events})
                 else:
-                    r = http.post(f"/v1/logs/{log_id}/events",
-                                  json=make_event(f"{run}-c{n}", i * 10))
+                    r = http.post(
+                        f"/v1/logs/{log_id}/events", json=make_event(f"{run}-c{n}", i * 10)
+                    )
                 assert r.status_code == 201, r.text
                 body = r.json()
                 for rc in body["receipts"]:
@@ -107,8 +127,14 @@ def test_two_processes_many_clients_one_gapless_log(
         leaves[seq] = base64.b64decode(leaf)
     with unit_of_work(engine) as conn:
         info = get_log(conn, log_id)
-        report = verify_log(conn, info, data_keys=DataKeyStore(settings.master_key_bytes),
-                            trusted=None, anchor_dir=None, full=True)
+        report = verify_log(
+            conn,
+            info,
+            data_keys=DataKeyStore(settings.master_key_bytes),
+            trusted=None,
+            anchor_dir=None,
+            full=True,
+        )
     assert report.failure is None, str(report.failure)
     assert report.entries == expected
 
@@ -123,9 +149,16 @@ def test_two_processes_many_clients_one_gapless_log(
             cp = open_checkpoint(note, verifiers)
             assert cp.size > seq
             assert cp.root_hash == root_from_leaf_hashes(leaves[: cp.size])
-            proof = http.get(f"/v1/logs/{log_id}/proofs/consistency",
-                             params={"first": cp.size, "second": final.size}, headers=auditor)
+            proof = http.get(
+                f"/v1/logs/{log_id}/proofs/consistency",
+                params={"first": cp.size, "second": final.size},
+                headers=auditor,
+            )
             assert proof.status_code == 200, proof.text
-            verify_consistency(cp.size, final.size,
-                               [base64.b64decode(h) for h in proof.json()["hashes"]],
-                               cp.root_hash, final.root_hash)
+            verify_consistency(
+                cp.size,
+                final.size,
+                [base64.b64decode(h) for h in proof.json()["hashes"]],
+                cp.root_hash,
+                final.root_hash,
+            )

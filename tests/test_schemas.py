@@ -34,6 +34,8 @@ def test_schemas_and_trail_are_in_the_openapi_document(client: Any) -> None:
     trail = paths["/v1/logs/{log}/conversations/{conversation_id}/trail"]["get"]
     assert trail["operationId"] == "get_trail"
     assert trail["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Trail"}
+        "$ref": "#/components/schemas/Trail"
+    }
     assert {"entries", "back_links", "summary", "checkpoint"} <= set(
-        doc["components"]["schemas"]["Trail"]["properties"])
+        doc["components"]["schemas"]["Trail"]["properties"]
+    )

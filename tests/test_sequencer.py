@@ -31,9 +31,13 @@ def run(engine: Engine, settings: Settings, log_id: str, *requests: list[Any]) -
     principal = Principal(1, log_id, "writer", "test")
     with unit_of_work(engine) as conn:
         outcome = append_batch(
-            conn, get_log(conn, log_id), [AppendRequest(r, principal) for r in requests],
+            conn,
+            get_log(conn, log_id),
+            [AppendRequest(r, principal) for r in requests],
             signers=SignerCache(settings.master_key_bytes),
-            data_keys=DataKeyStore(settings.master_key_bytes), now=datetime.now(UTC))
+            data_keys=DataKeyStore(settings.master_key_bytes),
+            now=datetime.now(UTC),
+        )
     return outcome.results
 
 
@@ -81,12 +85,14 @@ def test_two_appends_creating_one_new_conversations_key_share_it(
             results[name] = exc
 
     with engine.connect() as holder:  # holds the log's lock while both appends start
-        holder.execute(text("SELECT 1 FROM log_heads WHERE log_id = :log FOR UPDATE"),
-                       {"log": log_id})
+        holder.execute(
+            text("SELECT 1 FROM log_heads WHERE log_id = :log FOR UPDATE"), {"log": log_id}
+        )
         threads = [
             threading.Thread(target=append, args=("a", prepared(make_event("new", 1)))),
-            threading.Thread(target=append, args=("b", prepared(make_event("new", 2),
-                                                                 make_event("other", 3)))),
+            threading.Thread(
+                target=append, args=("b", prepared(make_event("new", 2), make_event("other", 3)))
+            ),
         ]
         for t in threads:
             t.start()
@@ -100,10 +106,13 @@ def test_two_appends_creating_one_new_conversations_key_share_it(
     seqs = sorted(r.seq for res in results.values() for r in res.receipts)
     assert seqs == [0, 1, 2]
     with engine.connect() as conn:
-        keys = conn.execute(text(
-            "SELECT d.scope, count(DISTINCT p.data_key_id) FROM payloads p"
-            " JOIN data_keys d ON d.id = p.data_key_id WHERE p.log_id = :log GROUP BY d.scope"
-        ), {"log": log_id}).all()
+        keys = conn.execute(
+            text(
+                "SELECT d.scope, count(DISTINCT p.data_key_id) FROM payloads p"
+                " JOIN data_keys d ON d.id = p.data_key_id WHERE p.log_id = :log GROUP BY d.scope"
+            ),
+            {"log": log_id},
+        ).all()
     assert sorted(keys) == [("conversation:new", 1), ("conversation:other", 1)]
 
 
@@ -117,18 +126,25 @@ def test_a_rolled_back_append_leaves_no_data_key_behind(
     def append_then_fail() -> None:
         with unit_of_work(engine) as conn:
             append_batch(
-                conn, get_log(conn, log_id),
+                conn,
+                get_log(conn, log_id),
                 [AppendRequest(prepared(make_event("gone")), principal)],
-                signers=SignerCache(settings.master_key_bytes), data_keys=data_keys,
-                now=datetime.now(UTC))
+                signers=SignerCache(settings.master_key_bytes),
+                data_keys=data_keys,
+                now=datetime.now(UTC),
+            )
             raise RuntimeError("the caller fails after the append")
 
     with pytest.raises(RuntimeError):
         append_then_fail()
     assert data_keys.cached(log_id, {"conversation:gone"})[1] == ["conversation:gone"]
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM data_keys WHERE log_id = :log"),
-                            {"log": log_id}).scalar_one() == 0
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM data_keys WHERE log_id = :log"), {"log": log_id}
+            ).scalar_one()
+            == 0
+        )
 
 
 def test_a_committed_append_caches_its_new_data_key(
@@ -138,10 +154,14 @@ def test_a_committed_append_caches_its_new_data_key(
     data_keys = DataKeyStore(settings.master_key_bytes)
     principal = Principal(1, log_id, "writer", "test")
     with unit_of_work(engine) as conn:
-        append_batch(conn, get_log(conn, log_id),
-                     [AppendRequest(prepared(make_event("kept")), principal)],
-                     signers=SignerCache(settings.master_key_bytes), data_keys=data_keys,
-                     now=datetime.now(UTC))
+        append_batch(
+            conn,
+            get_log(conn, log_id),
+            [AppendRequest(prepared(make_event("kept")), principal)],
+            signers=SignerCache(settings.master_key_bytes),
+            data_keys=data_keys,
+            now=datetime.now(UTC),
+        )
         assert data_keys.cached(log_id, {"conversation:kept"})[1] == ["conversation:kept"]
     assert data_keys.cached(log_id, {"conversation:kept"})[1] == []
 
@@ -154,16 +174,22 @@ def test_commit_lands_with_the_writes(engine: Engine, settings: Settings, new_lo
 
     def size_seen_by_another_connection() -> int:
         with engine.connect() as other:
-            return int(other.execute(text("SELECT size FROM log_heads WHERE log_id = :log"),
-                                     {"log": log_id}).scalar_one())
+            return int(
+                other.execute(
+                    text("SELECT size FROM log_heads WHERE log_id = :log"), {"log": log_id}
+                ).scalar_one()
+            )
 
     # Early commit: visible inside the block. Otherwise: only once the block has committed.
     for n, (commit_with_last_writes, inside, after) in enumerate(((True, 1, 1), (False, 1, 2))):
         with unit_of_work(engine, commit_with_last_writes=commit_with_last_writes) as conn:
-            append_batch(conn, get_log(conn, log_id),
-                         [AppendRequest(prepared(make_event(n=n)), principal)],
-                         signers=SignerCache(settings.master_key_bytes),
-                         data_keys=DataKeyStore(settings.master_key_bytes),
-                         now=datetime.now(UTC))
+            append_batch(
+                conn,
+                get_log(conn, log_id),
+                [AppendRequest(prepared(make_event(n=n)), principal)],
+                signers=SignerCache(settings.master_key_bytes),
+                data_keys=DataKeyStore(settings.master_key_bytes),
+                now=datetime.now(UTC),
+            )
             assert size_seen_by_another_connection() == inside
         assert size_seen_by_another_connection() == after

@@ -36,8 +36,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -53,8 +52,13 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def alerting(ledger_cli: Cli, verifier_env: dict[str, Path], receiver: Receiver,
-             monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Cli, Path]:
+def alerting(
+    ledger_cli: Cli,
+    verifier_env: dict[str, Path],
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> tuple[Cli, Path]:
     out = tmp_path / "alert.json"
     monkeypatch.setenv("LEDGER_ALERT_WEBHOOK_URL", receiver.url)
     monkeypatch.setenv("LEDGER_ALERT_COMMAND", f"sh -c 'cat > {out}'")
@@ -62,7 +66,10 @@ def alerting(ledger_cli: Cli, verifier_env: dict[str, Path], receiver: Receiver,
 
 
 def test_tampering_alerts_by_webhook_and_command(
-    alerting: tuple[Cli, Path], receiver: Receiver, new_log: Any, append_direct: Any,
+    alerting: tuple[Cli, Path],
+    receiver: Receiver,
+    new_log: Any,
+    append_direct: Any,
     db_url: str,
 ) -> None:
     cli, out = alerting
@@ -85,8 +92,9 @@ def test_tampering_alerts_by_webhook_and_command(
     assert json.loads(out.read_text()) == report
 
 
-def test_could_not_run_alerts_too(alerting: tuple[Cli, Path], receiver: Receiver,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_could_not_run_alerts_too(
+    alerting: tuple[Cli, Path], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cli, out = alerting
     monkeypatch.setenv("LEDGER_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     assert cli("verify", "--json")[0] == 2
@@ -94,9 +102,13 @@ def test_could_not_run_alerts_too(alerting: tuple[Cli, Path], receiver: Receiver
     assert len(receiver.requests) == 1
 
 
-def test_an_undeliverable_alert_is_reported(alerting: tuple[Cli, Path], receiver: Receiver,
-                                            new_log: Any, db_url: str,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_undeliverable_alert_is_reported(
+    alerting: tuple[Cli, Path],
+    receiver: Receiver,
+    new_log: Any,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     cli, _ = alerting
     receiver.status = 500
     monkeypatch.setenv("LEDGER_ALERT_COMMAND", "false")

@@ -34,8 +34,13 @@ def test_first_run_is_full_then_only_the_new_entries_are_read(
     append_direct(log_id, 30, batch=10)
     code, report = verify(cli, log_id)
     assert code == 0
-    assert (report["mode"], report["from_size"], report["to_size"], report["entries"],
-            report["checkpoints"]) == ("full", 0, 30, 30, 4)
+    assert (
+        report["mode"],
+        report["from_size"],
+        report["to_size"],
+        report["entries"],
+        report["checkpoints"],
+    ) == ("full", 0, 30, 30, 4)
     state = json.loads((verifier_env["state"] / f"{log_id}.json").read_text())
     assert state["format"] == "handoff-ledger/verifier-state/v1"
     assert state["checkpoint"].split("\n")[1] == "30"
@@ -44,8 +49,13 @@ def test_first_run_is_full_then_only_the_new_entries_are_read(
     code, report = verify(cli, log_id)
     assert code == 0
     # 7 entries read; checkpoints 30 (the starting point) and 37.
-    assert (report["mode"], report["from_size"], report["to_size"], report["entries"],
-            report["checkpoints"]) == ("incremental", 30, 37, 7, 2)
+    assert (
+        report["mode"],
+        report["from_size"],
+        report["to_size"],
+        report["entries"],
+        report["checkpoints"],
+    ) == ("incremental", 30, 37, 7, 2)
 
     code, report = verify(cli, log_id)  # nothing new
     assert code == 0
@@ -81,8 +91,9 @@ def test_rebaseline_sets_the_old_state_aside(
     assert len(list(verifier_env["state"].glob(f"{log_id}.json.*.superseded"))) == 1
 
 
-def test_progress_on_a_terminal_only(cli: Cli, new_log: Any, monkeypatch: pytest.MonkeyPatch,
-                                     append_direct: Any) -> None:
+def test_progress_on_a_terminal_only(
+    cli: Cli, new_log: Any, monkeypatch: pytest.MonkeyPatch, append_direct: Any
+) -> None:
     log_id = new_log()
     append_direct(log_id, 3)
     import sys
@@ -105,8 +116,11 @@ def readonly_url(db_url: str) -> Iterator[str]:
     with psycopg.connect(_libpq(db_url), autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN IN ROLE ledger_readonly")
     try:
-        yield make_url(sqlalchemy_url(db_url)).set(username=role, password=None).render_as_string(
-            hide_password=False)
+        yield (
+            make_url(sqlalchemy_url(db_url))
+            .set(username=role, password=None)
+            .render_as_string(hide_password=False)
+        )
     finally:
         with psycopg.connect(_libpq(db_url), autocommit=True) as conn:
             conn.execute(f"DROP ROLE {role}")
@@ -137,8 +151,14 @@ def live_server(settings: Settings) -> Iterator[str]:
 
 
 def test_read_only_role_verifies_and_the_run_is_recorded_through_the_server(
-    cli: Cli, new_log: Any, append_direct: Any, readonly_url: str, live_server: str,
-    token: Any, client: Any, monkeypatch: pytest.MonkeyPatch,
+    cli: Cli,
+    new_log: Any,
+    append_direct: Any,
+    readonly_url: str,
+    live_server: str,
+    token: Any,
+    client: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     log_id = new_log()
     append_direct(log_id, 12, batch=4)
@@ -149,8 +169,11 @@ def test_read_only_role_verifies_and_the_run_is_recorded_through_the_server(
     assert code == 0, err
     assert {r["log"] for r in json.loads(out)["logs"]} == {log_id, f"{log_id}.system"}
 
-    runs = [e for e in system_entries(client, token, log_id)
-            if e["entry"]["event"]["type"] == "ledger.verification.run.v1"]
+    runs = [
+        e
+        for e in system_entries(client, token, log_id)
+        if e["entry"]["event"]["type"] == "ledger.verification.run.v1"
+    ]
     assert len(runs) == 1
     run = runs[0]
     assert run["entry"]["outcome"] == "success"
@@ -175,15 +198,34 @@ def test_the_record_endpoint_accepts_only_a_verifier_of_that_tenant(
     client: Any, new_log: Any, token: Any
 ) -> None:
     log_id, other = new_log(), new_log()
-    run = {"status": "intact", "intact": True, "mode": "full", "host": "h",
-           "started_at": "2026-11-27T10:00:00Z", "finished_at": "2026-11-27T10:00:01Z",
-           "logs": [{"log": log_id, "intact": True, "mode": "full", "from_size": 0,
-                     "to_size": 0, "entries": 0, "checkpoints": 1, "anchors": 0,
-                     "erased_payloads": 0}]}
+    run = {
+        "status": "intact",
+        "intact": True,
+        "mode": "full",
+        "host": "h",
+        "started_at": "2026-11-27T10:00:00Z",
+        "finished_at": "2026-11-27T10:00:01Z",
+        "logs": [
+            {
+                "log": log_id,
+                "intact": True,
+                "mode": "full",
+                "from_size": 0,
+                "to_size": 0,
+                "entries": 0,
+                "checkpoints": 1,
+                "anchors": 0,
+                "erased_payloads": 0,
+            }
+        ],
+    }
 
     def post(path_log: str, tok: str, body: dict[str, Any]) -> int:
-        r = client.post(f"/v1/logs/{path_log}/verifications", json=body,
-                        headers={"Authorization": f"Bearer {tok}"})
+        r = client.post(
+            f"/v1/logs/{path_log}/verifications",
+            json=body,
+            headers={"Authorization": f"Bearer {tok}"},
+        )
         return int(r.status_code)
 
     system = f"{log_id}.system"

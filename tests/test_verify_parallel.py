@@ -49,12 +49,13 @@ def test_split_covers_the_range_in_whole_chunks(small_parts: None) -> None:
 
 @pytest.mark.parametrize("threads", [1, 2], ids=["forked", "spawned"])
 def test_parallel_run_proves_what_one_process_proves(
-        cli: Cli, long_log: str, small_parts: None, monkeypatch: pytest.MonkeyPatch,
-        threads: int) -> None:
+    cli: Cli, long_log: str, small_parts: None, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
     code, single = verify(cli, long_log, "--full", "--jobs", "1")
     assert code == 0, single
-    monkeypatch.setattr("ledger.services.verification.parallel.threading.active_count",
-                        lambda: threads)
+    monkeypatch.setattr(
+        "ledger.services.verification.parallel.threading.active_count", lambda: threads
+    )
     started: list[int] = []
     claimed = verify_parallel._claimed_start
 
@@ -72,47 +73,71 @@ def test_parallel_run_proves_what_one_process_proves(
     assert parallel["checkpoints"] == single["checkpoints"] > 0
 
 
-def test_tampering_in_a_later_part_is_named(cli: Cli, long_log: str, small_parts: None,
-                                            db_url: str) -> None:
-    tamper(db_url, "payloads", "UPDATE payloads SET sealed = set_byte(sealed, 20,"
-           " get_byte(sealed, 20) # 1) WHERE log_id = %s AND seq = 95", long_log)
-    assert_caught(verify(cli, long_log, "--full", "--jobs", "3"), "payload does not decrypt",
-                  seq=95)
+def test_tampering_in_a_later_part_is_named(
+    cli: Cli, long_log: str, small_parts: None, db_url: str
+) -> None:
+    tamper(
+        db_url,
+        "payloads",
+        "UPDATE payloads SET sealed = set_byte(sealed, 20,"
+        " get_byte(sealed, 20) # 1) WHERE log_id = %s AND seq = 95",
+        long_log,
+    )
+    assert_caught(
+        verify(cli, long_log, "--full", "--jobs", "3"), "payload does not decrypt", seq=95
+    )
 
 
-def test_the_first_failure_in_log_order_wins(cli: Cli, long_log: str, small_parts: None,
-                                             db_url: str) -> None:
-    flip = ("UPDATE payloads SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)"
-            " WHERE log_id = %s AND seq = %s")
+def test_the_first_failure_in_log_order_wins(
+    cli: Cli, long_log: str, small_parts: None, db_url: str
+) -> None:
+    flip = (
+        "UPDATE payloads SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)"
+        " WHERE log_id = %s AND seq = %s"
+    )
     tamper_many(db_url, ["payloads"], [(flip, (long_log, 90)), (flip, (long_log, 50))])
-    assert_caught(verify(cli, long_log, "--full", "--jobs", "3"), "payload does not decrypt",
-                  seq=50)
+    assert_caught(
+        verify(cli, long_log, "--full", "--jobs", "3"), "payload does not decrypt", seq=50
+    )
 
 
-def test_tampering_in_the_first_part_stops_the_others(cli: Cli, long_log: str,
-                                                     small_parts: None, db_url: str) -> None:
-    flip = ("UPDATE payloads SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)"
-            " WHERE log_id = %s AND seq = %s")
+def test_tampering_in_the_first_part_stops_the_others(
+    cli: Cli, long_log: str, small_parts: None, db_url: str
+) -> None:
+    flip = (
+        "UPDATE payloads SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)"
+        " WHERE log_id = %s AND seq = %s"
+    )
     tamper_many(db_url, ["payloads"], [(flip, (long_log, 10)), (flip, (long_log, 100))])
-    assert_caught(verify(cli, long_log, "--full", "--jobs", "3"), "payload does not decrypt",
-                  seq=10)
+    assert_caught(
+        verify(cli, long_log, "--full", "--jobs", "3"), "payload does not decrypt", seq=10
+    )
 
 
-def test_entry_deleted_at_a_part_boundary(cli: Cli, long_log: str, small_parts: None,
-                                          db_url: str) -> None:
+def test_entry_deleted_at_a_part_boundary(
+    cli: Cli, long_log: str, small_parts: None, db_url: str
+) -> None:
     # The part starting at 80 cannot take its start from entry 79: one process runs and names
     # the gap.
     tamper(db_url, "entries", "DELETE FROM entries WHERE log_id = %s AND seq = 79", long_log)
     assert_caught(verify(cli, long_log, "--full", "--jobs", "3"), "sequence gap", seq=79)
 
 
-def test_leaf_hash_rewritten_at_a_part_boundary(cli: Cli, long_log: str, small_parts: None,
-                                                db_url: str) -> None:
+def test_leaf_hash_rewritten_at_a_part_boundary(
+    cli: Cli, long_log: str, small_parts: None, db_url: str
+) -> None:
     # The part starting at 40 starts from this forged leaf hash; the part before recomputes it.
-    tamper(db_url, "entries", "UPDATE entries SET leaf_hash = sha256(leaf_hash)"
-           " WHERE log_id = %s AND seq = 39", long_log)
-    assert_caught(verify(cli, long_log, "--full", "--jobs", "3"),
-                  "leaf hash does not match the stored entry bytes", seq=39)
+    tamper(
+        db_url,
+        "entries",
+        "UPDATE entries SET leaf_hash = sha256(leaf_hash) WHERE log_id = %s AND seq = 39",
+        long_log,
+    )
+    assert_caught(
+        verify(cli, long_log, "--full", "--jobs", "3"),
+        "leaf hash does not match the stored entry bytes",
+        seq=39,
+    )
 
 
 def test_parts_that_do_not_meet_fail() -> None:

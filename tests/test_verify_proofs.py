@@ -27,9 +27,12 @@ def big_log(new_log: Any, append_direct: Any, engine: Engine) -> tuple[str, list
     log_id: str = new_log()
     append_direct(log_id, max(SIZES), batch=250)
     with unit_of_work(engine) as conn:
-        leaves = [bytes(r[0]) for r in conn.exec_driver_sql(
-            "SELECT leaf_hash FROM entries WHERE log_id = %(log)s ORDER BY seq",
-            {"log": log_id})]
+        leaves = [
+            bytes(r[0])
+            for r in conn.exec_driver_sql(
+                "SELECT leaf_hash FROM entries WHERE log_id = %(log)s ORDER BY seq", {"log": log_id}
+            )
+        ]
     return log_id, leaves
 
 
@@ -39,8 +42,9 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     real = proofs.fetch_nodes
 
-    def counting(conn: Connection, log_id: str, coords: Iterable[tuple[int, int]]
-                 ) -> dict[tuple[int, int], bytes]:
+    def counting(
+        conn: Connection, log_id: str, coords: Iterable[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
         wanted = list(coords)
         seen.append(len(set(wanted)))
         return real(conn, log_id, wanted)
@@ -53,36 +57,44 @@ def _hashes(body: dict[str, Any]) -> list[bytes]:
     return [base64.b64decode(h) for h in body["hashes"]]
 
 
-def test_inclusion_proofs_at_many_sizes(client: Any, token: Any, big_log: tuple[str, list[bytes]],
-                                        reads: list[int]) -> None:
+def test_inclusion_proofs_at_many_sizes(
+    client: Any, token: Any, big_log: tuple[str, list[bytes]], reads: list[int]
+) -> None:
     log_id, leaves = big_log
     auth = {"Authorization": f"Bearer {token(log_id, 'verifier')}"}
     for size in SIZES:
         root = root_from_leaf_hashes(leaves[:size])
         for seq in sorted({0, size // 2, size - 1}):
             reads.clear()
-            r = client.get(f"/v1/logs/{log_id}/proofs/inclusion",
-                           params={"seq": seq, "tree_size": size}, headers=auth)
+            r = client.get(
+                f"/v1/logs/{log_id}/proofs/inclusion",
+                params={"seq": seq, "tree_size": size},
+                headers=auth,
+            )
             assert r.status_code == 200, r.text
             verify_inclusion(leaves[seq], seq, size, _hashes(r.json()), root)
             assert len(reads) == 1  # one query
             assert reads[0] <= 2 * size.bit_length()  # O(log n) nodes
 
 
-def test_consistency_proofs_at_many_sizes(client: Any, token: Any,
-                                          big_log: tuple[str, list[bytes]],
-                                          reads: list[int]) -> None:
+def test_consistency_proofs_at_many_sizes(
+    client: Any, token: Any, big_log: tuple[str, list[bytes]], reads: list[int]
+) -> None:
     log_id, leaves = big_log
     auth = {"Authorization": f"Bearer {token(log_id, 'auditor')}"}
     for second in SIZES:
         root2 = root_from_leaf_hashes(leaves[:second])
         for first in sorted({1, second // 3, second - 1, second}):
             reads.clear()
-            r = client.get(f"/v1/logs/{log_id}/proofs/consistency",
-                           params={"first": first, "second": second}, headers=auth)
+            r = client.get(
+                f"/v1/logs/{log_id}/proofs/consistency",
+                params={"first": first, "second": second},
+                headers=auth,
+            )
             assert r.status_code == 200, r.text
-            verify_consistency(first, second, _hashes(r.json()),
-                               root_from_leaf_hashes(leaves[:first]), root2)
+            verify_consistency(
+                first, second, _hashes(r.json()), root_from_leaf_hashes(leaves[:first]), root2
+            )
             assert len(reads) == 1
             assert reads[0] <= 2 * second.bit_length()
 
@@ -111,8 +123,14 @@ def test_a_proof_reads_log_n_rows_even_with_stale_statistics(
     size = 3000
     with unit_of_work(stale_engine) as conn:
         for log_id in ("big", "fast"):
-            create_log(conn, KeyRing.from_master(settings.master_key_bytes), log_id,
-                       origin_prefix="ledger.test", actor=TEST_ACTOR, now=now())
+            create_log(
+                conn,
+                KeyRing.from_master(settings.master_key_bytes),
+                log_id,
+                origin_prefix="ledger.test",
+                actor=TEST_ACTOR,
+                now=now(),
+            )
     append_direct("big", size, batch=size, on=stale_engine)
     with stale_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("ANALYZE")

@@ -31,8 +31,9 @@ Runner = Callable[..., tuple[int, str]]
 
 
 @pytest.fixture
-def trail(client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]
-          ) -> tuple[dict[str, Any], list[str]]:
+def trail(
+    client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
     """The example conversation interleaved with others (so seqs and back-links have gaps and
     proofs have real shape), as the API serves it; and the log's verifier keys."""
     log_id = new_log()
@@ -40,7 +41,7 @@ def trail(client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]
     post(client, log_id, writer, [make_event("other", n) for n in range(7)])
     events = example_batch["events"]
     for start in range(0, len(events), 5):
-        post(client, log_id, writer, events[start:start + 5])
+        post(client, log_id, writer, events[start : start + 5])
         post(client, log_id, writer, [make_event("other", 100 + start)])
     post(client, log_id, writer, [make_event("other", n) for n in range(200, 230)])
     keys = client.get(f"/v1/logs/{log_id}/verifier-key").text.splitlines()
@@ -51,6 +52,7 @@ def trail(client: Any, new_log: Any, token: Any, example_batch: dict[str, Any]
 def run_both(ledger_cli: Any, tmp_path: Path) -> Runner:
     """``run_both(body_or_path, *args)`` -> [(exit code, stdout + stderr)] of the ledger command
     and of the stand-alone script, on the same file."""
+
     def run(body: Any, *args: str) -> list[tuple[int, str]]:
         if isinstance(body, Path):
             path = body
@@ -58,9 +60,15 @@ def run_both(ledger_cli: Any, tmp_path: Path) -> Runner:
             path = tmp_path / f"trail-{len(list(tmp_path.iterdir()))}.json"
             path.write_text(body if isinstance(body, str) else json.dumps(body))
         code, out, err = ledger_cli("verify-trail", str(path), *args)
-        script = subprocess.run([sys.executable, "-I", str(STANDALONE), str(path), *args],
-                                capture_output=True, text=True, cwd=tmp_path, check=False)
+        script = subprocess.run(
+            [sys.executable, "-I", str(STANDALONE), str(path), *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=False,
+        )
         return [(code, out + err), (script.returncode, script.stdout + script.stderr)]
+
     return run
 
 
@@ -98,8 +106,9 @@ def test_a_real_trail_verifies_under_both_tools(trail: Any, run_both: Runner) ->
     assert "16 payloads verified" in script_out
 
 
-def test_no_database_is_touched(trail: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_database_is_touched(
+    trail: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ledger.cli import main
 
     body, keys = trail
@@ -110,8 +119,7 @@ def test_no_database_is_touched(trail: Any, tmp_path: Path, monkeypatch: pytest.
     assert "RESULT: VERIFIED" in capsys.readouterr().out
 
 
-def test_keys_from_a_file_and_json_report(trail: Any, run_both: Runner, tmp_path: Path
-                                          ) -> None:
+def test_keys_from_a_file_and_json_report(trail: Any, run_both: Runner, tmp_path: Path) -> None:
     body, keys = trail
     keys_file = tmp_path / "keys.txt"
     keys_file.write_text("# fetched from /verifier-key on 2026-11-20\n" + "\n".join(keys) + "\n")
@@ -130,12 +138,14 @@ def test_keys_from_a_file_and_json_report(trail: Any, run_both: Runner, tmp_path
     assert report["payloads"] == {"verified": 16, "withheld": {}}
     assert report["failures"] == report["warnings"] == []
     assert any("gap-free" in p for p in report["proven"])
-    assert any(f"no entry after seq {body['entries'][-1]['seq']}" in p
-               for p in report["not_proven"])
+    assert any(
+        f"no entry after seq {body['entries'][-1]['seq']}" in p for p in report["not_proven"]
+    )
 
 
-def test_erased_payloads_are_reported_not_failed(trail: Any, run_both: Runner, db_url: str,
-                                                 client: Any, token: Any) -> None:
+def test_erased_payloads_are_reported_not_failed(
+    trail: Any, run_both: Runner, db_url: str, client: Any, token: Any
+) -> None:
     """Crypto-shredding leaves every hash and proof valid: the trail still verifies, and says
     how many payloads are gone and which."""
     import psycopg
@@ -144,9 +154,11 @@ def test_erased_payloads_are_reported_not_failed(trail: Any, run_both: Runner, d
 
     body, keys = trail
     with psycopg.connect(_libpq(db_url)) as conn:
-        conn.execute("UPDATE data_keys SET wrapped = NULL, destroyed_at = now()"
-                     " WHERE log_id = %s AND scope = %s",
-                     (body["log"], f"conversation:{CONVERSATION}"))
+        conn.execute(
+            "UPDATE data_keys SET wrapped = NULL, destroyed_at = now()"
+            " WHERE log_id = %s AND scope = %s",
+            (body["log"], f"conversation:{CONVERSATION}"),
+        )
     erased = read(client, token, body["log"])
     assert {e["payload_status"] for e in erased["entries"]} == {"erased"}
     (code, out), (script_code, script_out) = run_both(erased, *key_args(keys))
@@ -194,16 +206,22 @@ def test_a_changed_byte_in_an_entry(trail: Any, run_both: Runner, rehash: bool) 
         e["leaf_hash"] = b64(hashlib.sha256(b"\x00" + bytes(raw)).digest())
         assert_fails(run_both(body, *key_args(keys)), f"seq {e['seq']}: inclusion")
     else:
-        assert_fails(run_both(body, *key_args(keys)), f"seq {e['seq']}: leaf_hash",
-                     f"seq {e['seq']}: inclusion")
+        assert_fails(
+            run_both(body, *key_args(keys)),
+            f"seq {e['seq']}: leaf_hash",
+            f"seq {e['seq']}: inclusion",
+        )
 
 
 def test_a_changed_leaf_hash(trail: Any, run_both: Runner) -> None:
     body, keys = trail
     e = body["entries"][MIDDLE]
     e["leaf_hash"] = b64(bytes(32))
-    assert_fails(run_both(body, *key_args(keys)), f"seq {e['seq']}: leaf_hash",
-                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    assert_fails(
+        run_both(body, *key_args(keys)),
+        f"seq {e['seq']}: leaf_hash",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )
 
 
 def test_a_changed_proof_hash(trail: Any, run_both: Runner) -> None:
@@ -229,8 +247,11 @@ def test_entries_reordered(trail: Any, run_both: Runner) -> None:
     body, keys = trail
     entries = body["entries"]
     entries[MIDDLE], entries[MIDDLE + 1] = entries[MIDDLE + 1], entries[MIDDLE]
-    assert_fails(run_both(body, *key_args(keys)), f"seq {entries[MIDDLE + 1]['seq']}: order",
-                 f"seq {entries[MIDDLE]['seq']}: back_link")
+    assert_fails(
+        run_both(body, *key_args(keys)),
+        f"seq {entries[MIDDLE + 1]['seq']}: order",
+        f"seq {entries[MIDDLE]['seq']}: back_link",
+    )
 
 
 @pytest.mark.parametrize("what", ["payload_b64", "payload"])
@@ -255,8 +276,7 @@ def test_a_checkpoint_signed_by_another_key(trail: Any, run_both: Runner) -> Non
     body, keys = trail
     checkpoint = parse_checkpoint(parse_note(body["checkpoint"]).text)
     body["checkpoint"] = sign_checkpoint(checkpoint, NoteSigner.generate(body["origin"]))
-    assert_fails(run_both(body, *key_args(keys)), "checkpoint: ",
-                 "no signature by")
+    assert_fails(run_both(body, *key_args(keys)), "checkpoint: ", "no signature by")
 
 
 def test_the_wrong_verifier_key(trail: Any, run_both: Runner) -> None:
@@ -279,8 +299,7 @@ def test_the_checkpoint_size_or_root_edited(trail: Any, run_both: Runner, line: 
 def test_the_tree_size_edited(trail: Any, run_both: Runner) -> None:
     body, keys = trail
     body["tree_size"] -= 1
-    assert_fails(run_both(body, *key_args(keys)), "checkpoint: ",
-                 f"found {body['tree_size']}")
+    assert_fails(run_both(body, *key_args(keys)), "checkpoint: ", f"found {body['tree_size']}")
 
 
 def test_an_entry_of_another_conversation(trail: Any, run_both: Runner) -> None:
@@ -307,10 +326,16 @@ def test_an_unparsable_verifier_key(trail: Any, run_both: Runner) -> None:
         assert "cannot verify" in out
 
 
-@pytest.mark.parametrize("content", [
-    "{not json", "[]", '{"origin": "x"}',
-    '{"origin": "o", "conversation": "c", "tree_size": 1, "checkpoint": "", "entries": []}',
-], ids=["not-json", "array", "missing-fields", "no-entries"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        "[]",
+        '{"origin": "x"}',
+        '{"origin": "o", "conversation": "c", "tree_size": 1, "checkpoint": "", "entries": []}',
+    ],
+    ids=["not-json", "array", "missing-fields", "no-entries"],
+)
 def test_a_malformed_file(trail: Any, run_both: Runner, content: str) -> None:
     _, keys = trail
     for code, out in run_both(content, *key_args(keys)):
@@ -338,8 +363,15 @@ def test_an_unreadable_file(run_both: Runner, tmp_path: Path) -> None:
 
 def test_the_standalone_script_imports_only_the_standard_library_and_pynacl() -> None:
     tree = ast.parse(STANDALONE.read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
-                if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert imported - set(sys.stdlib_module_names) == {"nacl"}

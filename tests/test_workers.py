@@ -24,9 +24,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def _start(app: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ledger.server.workers", "--app", app, "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers)],
-        cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "ledger.server.workers",
+            "--app",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+    )
     return proc, port
 
 

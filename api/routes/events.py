@@ -30,18 +30,26 @@ WRITER = ("writer",)
     status_code=201,
     summary="Append one event or an atomic batch; answered once durable and signed",
     response_model=Receipts,
-    responses={200: {"model": Receipts,
-                     "description": "every event was already recorded (idempotent retry)"}},
+    responses={
+        200: {
+            "model": Receipts,
+            "description": "every event was already recorded (idempotent retry)",
+        }
+    },
     # The body is read raw (orjson, size limits, per-event JSON Pointers), so describe it here.
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {
-                "description": "One CloudEvents 1.0 handoff event (schemas per type at "
-                               "GET /v1/schemas), or {\"events\": [...]} with up to 1000 "
-                               "events appended atomically.",
-                "type": "object",
-            }}},
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "description": "One CloudEvents 1.0 handoff event (schemas per type at "
+                        'GET /v1/schemas), or {"events": [...]} with up to 1000 '
+                        "events appended atomically.",
+                        "type": "object",
+                    }
+                }
+            },
         },
         "security": [{"bearer": []}],
     },
@@ -62,19 +70,30 @@ async def ingest(state: LedgerState, request: Request, log: str) -> Response:
         raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
     settings = state.settings
     appended = ingest_events(
-        body, log=state.log_info(log), writer=writer, committer=state,
+        body,
+        log=state.log_info(log),
+        writer=writer,
+        committer=state,
         limits=IngestLimits(settings.max_batch_events, settings.max_event_bytes),
-        default_card_policy=settings.card_policy, fingerprint_key=state.fingerprint_key)
+        default_card_policy=settings.card_policy,
+        fingerprint_key=state.fingerprint_key,
+    )
     result = await asyncio.wrap_future(appended)
-    return Response(orjson.dumps(_receipts(result)), status_code=201 if result.created else 200,
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(_receipts(result)),
+        status_code=201 if result.created else 200,
+        media_type="application/json",
+    )
 
 
 def _receipts(result: AppendResult) -> dict[str, Any]:
     return {
         "receipts": [
-            {"event_id": r.event_id, "seq": r.seq,
-             "leaf_hash": base64.b64encode(r.leaf_hash).decode()}
+            {
+                "event_id": r.event_id,
+                "seq": r.seq,
+                "leaf_hash": base64.b64encode(r.leaf_hash).decode(),
+            }
             for r in result.receipts
         ],
         "checkpoint": result.checkpoint,

@@ -45,8 +45,12 @@ def get_verifier_keys(log: str, state: State) -> PlainTextResponse:
     return PlainTextResponse("".join(k + "\n" for k in keys))
 
 
-@router.get("/entries", operation_id="list_entries", response_model=EntriesPage,
-            summary="Entries [start, end), paged")
+@router.get(
+    "/entries",
+    operation_id="list_entries",
+    response_model=EntriesPage,
+    summary="Entries [start, end), paged",
+)
 def list_entries(
     log: str,
     request: Request,
@@ -57,22 +61,43 @@ def list_entries(
 ) -> Response:
     with unit_of_work(state.engine) as conn:
         page = entries.list_entries(
-            conn, state.system_log, state.log_info(log), start=start, end=end,
-            reader=credential_actor(auditor), access=access_of(request),
-            data_keys=state.keys.data_keys, now=datetime.now(UTC))
-    body: dict[str, Any] = {"start": page.start, "end": page.end, "tree_size": page.tree_size,
-                            "entries": page.entries}
+            conn,
+            state.system_log,
+            state.log_info(log),
+            start=start,
+            end=end,
+            reader=credential_actor(auditor),
+            access=access_of(request),
+            data_keys=state.keys.data_keys,
+            now=datetime.now(UTC),
+        )
+    body: dict[str, Any] = {
+        "start": page.start,
+        "end": page.end,
+        "tree_size": page.tree_size,
+        "entries": page.entries,
+    }
     if page.rest is not None:
         body["next"] = f"/v1/logs/{log}/entries?start={page.rest[0]}&end={page.rest[1]}"
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get("/entries/{seq}", operation_id="get_entry", response_model=Entry,
-            summary="One entry by sequence number")
-def get_entry(log: str, seq: int, request: Request, state: State, auditor: AuditorAuth
-              ) -> Response:
+@router.get(
+    "/entries/{seq}",
+    operation_id="get_entry",
+    response_model=Entry,
+    summary="One entry by sequence number",
+)
+def get_entry(log: str, seq: int, request: Request, state: State, auditor: AuditorAuth) -> Response:
     with unit_of_work(state.engine) as conn:
         entry = entries.get_entry(
-            conn, state.system_log, state.log_info(log), seq, reader=credential_actor(auditor),
-            access=access_of(request), data_keys=state.keys.data_keys, now=datetime.now(UTC))
+            conn,
+            state.system_log,
+            state.log_info(log),
+            seq,
+            reader=credential_actor(auditor),
+            access=access_of(request),
+            data_keys=state.keys.data_keys,
+            now=datetime.now(UTC),
+        )
     return Response(orjson.dumps(entry), media_type="application/json")

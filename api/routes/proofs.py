@@ -20,7 +20,10 @@ def _b64(items: list[bytes]) -> list[str]:
 
 @router.get("/inclusion", operation_id="get_inclusion_proof")
 def inclusion(
-    log: str, state: State, _reader: ReaderAuth, seq: int = Query(ge=0),
+    log: str,
+    state: State,
+    _reader: ReaderAuth,
+    seq: int = Query(ge=0),
     tree_size: int = Query(ge=1),
 ) -> InclusionProof:
     with unit_of_work(state.engine) as conn:
@@ -30,7 +33,10 @@ def inclusion(
 
 @router.get("/consistency", operation_id="get_consistency_proof")
 def consistency(
-    log: str, state: State, _reader: ReaderAuth, first: int = Query(ge=0),
+    log: str,
+    state: State,
+    _reader: ReaderAuth,
+    first: int = Query(ge=0),
     second: int = Query(ge=0),
 ) -> ConsistencyProof:
     with unit_of_work(state.engine) as conn:

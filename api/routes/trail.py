@@ -22,13 +22,20 @@ router = APIRouter(prefix="/v1/logs/{log}", tags=["trail"])
     operation_id="get_trail",
     response_model=Trail,
     summary="A conversation's entries in order, with payloads, inclusion proofs against one "
-            "signed checkpoint, the back-link check and the auditor's sections",
+    "signed checkpoint, the back-link check and the auditor's sections",
 )
 def get_trail(
     log: str, conversation_id: str, request: Request, state: State, auditor: AuditorAuth
 ) -> Response:
     with unit_of_work(state.engine) as conn:
-        body = read_trail_for(conn, state.system_log, state.log_info(log), conversation_id,
-                              reader=credential_actor(auditor), access=access_of(request),
-                              data_keys=state.keys.data_keys, now=datetime.now(UTC))
+        body = read_trail_for(
+            conn,
+            state.system_log,
+            state.log_info(log),
+            conversation_id,
+            reader=credential_actor(auditor),
+            access=access_of(request),
+            data_keys=state.keys.data_keys,
+            now=datetime.now(UTC),
+        )
     return Response(orjson.dumps(body), media_type="application/json")

@@ -18,12 +18,21 @@ from ledger.services.verification.record import record_run
 router = APIRouter(prefix="/v1/logs/{log}", tags=["verification"])
 
 
-@router.post("/verifications", operation_id="record_verification", status_code=201,
-             summary="Record a verification run in the tenant's system log")
+@router.post(
+    "/verifications",
+    operation_id="record_verification",
+    status_code=201,
+    summary="Record a verification run in the tenant's system log",
+)
 def record_verification(
     log: str, run: VerificationRun, state: State, recorder: VerifierAuth
 ) -> RecordedRun:
-    appended = record_run(run.model_dump(exclude_none=True), system_log_info=state.log_info(log),
-                          recorder=recorder, logs=state.log_info, system_log=state.system_log,
-                          now=datetime.now(UTC))
+    appended = record_run(
+        run.model_dump(exclude_none=True),
+        system_log_info=state.log_info(log),
+        recorder=recorder,
+        logs=state.log_info,
+        system_log=state.system_log,
+        now=datetime.now(UTC),
+    )
     return RecordedRun(seq=appended.receipts[0].seq, checkpoint=appended.checkpoint)

@@ -24,9 +24,16 @@ def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
-        info = create_log(conn, key_ring(settings), args.id, origin_prefix=settings.origin_prefix,
-                          actor=operator(), now=now(), tenant=args.tenant,
-                          card_policy=args.card_policy)
+        info = create_log(
+            conn,
+            key_ring(settings),
+            args.id,
+            origin_prefix=settings.origin_prefix,
+            actor=operator(),
+            now=now(),
+            tenant=args.tenant,
+            card_policy=args.card_policy,
+        )
     print(info.origin)
     return EXIT_OK
 
@@ -46,8 +53,15 @@ def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
-        new = create_credential(conn, key_ring(settings), log_id=args.log, role=args.role,
-                                label=args.label, actor=operator(), now=now())
+        new = create_credential(
+            conn,
+            key_ring(settings),
+            log_id=args.log,
+            role=args.role,
+            label=args.label,
+            actor=operator(),
+            now=now(),
+        )
     print(f"credential {new.id}: {args.role} on {args.log} (token shown once)", file=sys.stderr)
     print(new.token)
     return EXIT_OK
@@ -58,8 +72,7 @@ def cmd_credentials_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import unit_of_work
 
     with unit_of_work(engine(settings)) as conn:
-        log_id = revoke_credential(conn, key_ring(settings), args.id, actor=operator(),
-                                   now=now())
+        log_id = revoke_credential(conn, key_ring(settings), args.id, actor=operator(), now=now())
     print(f"credential {args.id} on {log_id} revoked", file=sys.stderr)
     return EXIT_OK
 
@@ -71,8 +84,9 @@ def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.logs import get_log
 
     with unit_of_work(engine(settings)) as conn:
-        signer = generate_first_key(conn, key_ring(settings), get_log(conn, args.log),
-                                    now=now(), actor=operator())
+        signer = generate_first_key(
+            conn, key_ring(settings), get_log(conn, args.log), now=now(), actor=operator()
+        )
     print(signer.verifier_key())
     return EXIT_OK
 
@@ -84,8 +98,9 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.logs import get_log
 
     with unit_of_work(engine(settings)) as conn:
-        rotation = rotate_signing_key(conn, key_ring(settings), get_log(conn, args.log),
-                                      now=now(), actor=operator())
+        rotation = rotate_signing_key(
+            conn, key_ring(settings), get_log(conn, args.log), now=now(), actor=operator()
+        )
     print(f"rotated {args.log}: {rotation.old.verifier_key()} retired", file=sys.stderr)
     print(rotation.new.verifier_key())
     return EXIT_OK
@@ -108,31 +123,47 @@ def register(sub: Any) -> None:
     add_command(db, "upgrade", cmd_db_upgrade, "apply every migration (as the schema owner)")
 
     logs = sub.add_parser("logs", help="logs").add_subparsers(dest="logs_command", required=True)
-    create = add_command(logs, "create", cmd_logs_create,
-                         "create a log (and its tenant's system log)")
+    create = add_command(
+        logs, "create", cmd_logs_create, "create a log (and its tenant's system log)"
+    )
     create.add_argument("id")
     create.add_argument("--tenant")
     create.add_argument("--card-policy", choices=["reject", "mask"], default="reject")
     add_command(logs, "list", cmd_logs_list, "list logs")
 
     creds = sub.add_parser("credentials", help="API tokens").add_subparsers(
-        dest="cred_command", required=True)
-    cc = add_command(creds, "create", cmd_credentials_create,
-                     "create a token; printed once on stdout")
+        dest="cred_command", required=True
+    )
+    cc = add_command(
+        creds, "create", cmd_credentials_create, "create a token; printed once on stdout"
+    )
     cc.add_argument("--log", required=True)
     cc.add_argument("--role", required=True, choices=["writer", "auditor", "verifier", "admin"])
     cc.add_argument("--label", default="")
-    cr = add_command(creds, "revoke", cmd_credentials_revoke,
-                     "revoke a credential by id (it is kept, never deleted)")
+    cr = add_command(
+        creds,
+        "revoke",
+        cmd_credentials_revoke,
+        "revoke a credential by id (it is kept, never deleted)",
+    )
     cr.add_argument("id", type=int)
 
     keys = sub.add_parser("keys", help="checkpoint signing keys").add_subparsers(
-        dest="keys_command", required=True)
-    kg = add_command(keys, "generate", cmd_keys_generate,
-                     "signing key for a log without an active one (else: rotate)")
+        dest="keys_command", required=True
+    )
+    kg = add_command(
+        keys,
+        "generate",
+        cmd_keys_generate,
+        "signing key for a log without an active one (else: rotate)",
+    )
     kg.add_argument("--log", required=True)
-    kr = add_command(keys, "rotate", cmd_keys_rotate,
-                     "new signing key certified by the old one, which is retired")
+    kr = add_command(
+        keys,
+        "rotate",
+        cmd_keys_rotate,
+        "new signing key certified by the old one, which is retired",
+    )
     kr.add_argument("--log", required=True)
     kl = add_command(keys, "list", cmd_keys_list, "verifier keys, current first")
     kl.add_argument("--log", required=True)

@@ -23,8 +23,11 @@ def cmd_anchor(settings: Settings, args: argparse.Namespace) -> int:
 
     sinks = sinks_from_settings(settings)
     if not sinks:
-        print("ledger anchor: no sink configured (LEDGER_ANCHOR_DIR, LEDGER_ANCHOR_WEBHOOK_URL,"
-              " LEDGER_ANCHOR_WITNESS_URL)", file=sys.stderr)
+        print(
+            "ledger anchor: no sink configured (LEDGER_ANCHOR_DIR, LEDGER_ANCHOR_WEBHOOK_URL,"
+            " LEDGER_ANCHOR_WITNESS_URL)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     with unit_of_work(engine(settings)) as conn:
         logs = [get_log(conn, args.log)] if args.log else list_logs(conn)
@@ -33,10 +36,14 @@ def cmd_anchor(settings: Settings, args: argparse.Namespace) -> int:
     for anchoring in done:
         for sink in anchoring.sinks:
             outcomes.add(sink["outcome"])
-            result = "ok" if sink["outcome"] == "success" else f"{sink['outcome'].upper()}:" \
-                f" {sink['error']}"
-            print(f"{anchoring.log.id} size {anchoring.checkpoint.size} -> {sink['sink']}:"
-                  f" {result}")
+            result = (
+                "ok"
+                if sink["outcome"] == "success"
+                else f"{sink['outcome'].upper()}: {sink['error']}"
+            )
+            print(
+                f"{anchoring.log.id} size {anchoring.checkpoint.size} -> {sink['sink']}: {result}"
+            )
     if not done:
         print("nothing new to anchor", file=sys.stderr)
     if "fork" in outcomes:
@@ -45,6 +52,7 @@ def cmd_anchor(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    anchor = add_command(sub, "anchor", cmd_anchor,
-                         "publish new checkpoints to the external sinks (LEDGER_ANCHOR_*)")
+    anchor = add_command(
+        sub, "anchor", cmd_anchor, "publish new checkpoints to the external sinks (LEDGER_ANCHOR_*)"
+    )
     anchor.add_argument("--log", help="one log (default: every log)")

@@ -27,25 +27,37 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.demo.conversations import generate
 
     if args.url:
-        conversations = generate(args.conversations, seed=args.seed,
-                                 raw_cards=args.card_policy == "mask")
+        conversations = generate(
+            args.conversations, seed=args.seed, raw_cards=args.card_policy == "mask"
+        )
         appended = _post(args.url, args.log, _token(args), conversations)
     else:
         conversations, appended = fill(settings, args.log, args.conversations, seed=args.seed)
     kinds = Counter(c.kind for c in conversations)
-    print(f"{len(conversations)} conversations ({', '.join(f'{n} {k}' for k, n in kinds.items())});"
-          f" {appended} events appended to {args.log}", file=sys.stderr)
+    print(
+        f"{len(conversations)} conversations ({', '.join(f'{n} {k}' for k, n in kinds.items())});"
+        f" {appended} events appended to {args.log}",
+        file=sys.stderr,
+    )
     for kind in kinds:
         print(f"{kind}\t{next(c.id for c in conversations if c.kind == kind)}")
     return EXIT_OK
 
 
-def fill(settings: Settings, log_id: str, count: int, *, seed: int
-         ) -> tuple[list[DemoConversation], int]:
+def fill(
+    settings: Settings, log_id: str, count: int, *, seed: int
+) -> tuple[list[DemoConversation], int]:
     from ledger.services.demo.fill import fill as fill_log
 
-    return fill_log(engine(settings), key_ring(settings), log_id, count, seed=seed,
-                    operator="cli:" + getpass.getuser(), now=now)
+    return fill_log(
+        engine(settings),
+        key_ring(settings),
+        log_id,
+        count,
+        seed=seed,
+        operator="cli:" + getpass.getuser(),
+        now=now,
+    )
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -68,8 +80,11 @@ def _post(url: str, log_id: str, token: str, conversations: list[DemoConversatio
     appended = 0
     for batch in chunks(interleave(conversations), BATCH_EVENTS):
         request = urllib.request.Request(  # noqa: S310 - scheme checked above
-            endpoint, data=orjson.dumps({"events": batch}), method="POST",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            endpoint,
+            data=orjson.dumps({"events": batch}),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
                 if response.status == 201:
@@ -81,12 +96,15 @@ def _post(url: str, log_id: str, token: str, conversations: list[DemoConversatio
 
 
 def register(sub: Any) -> None:
-    p = add_command(sub, "demo", cmd_demo,
-                    "fill a log with realistic sample handoff conversations")
+    p = add_command(sub, "demo", cmd_demo, "fill a log with realistic sample handoff conversations")
     p.add_argument("--log", required=True)
     p.add_argument("--conversations", type=int, default=300)
     p.add_argument("--seed", type=int, default=1, help="same seed, same events (idempotent)")
     p.add_argument("--url", help="post over HTTP to this server instead of the database")
     p.add_argument("--token", help="writer token for --url (else LEDGER_WRITER_TOKEN)")
-    p.add_argument("--card-policy", choices=["reject", "mask"], default="reject",
-                   help="with --url: the log's card policy (mask: send card numbers as typed)")
+    p.add_argument(
+        "--card-policy",
+        choices=["reject", "mask"],
+        default="reject",
+        help="with --url: the log's card policy (mask: send card numbers as typed)",
+    )

@@ -31,15 +31,19 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     elif not schema_is_current(url):
         # Production: migrations run as the schema owner (`ledger db upgrade`), the server as
         # the application role, which may not change the schema.
-        raise ConfigurationError("the database schema is not at the newest migration; run "
-                                 "`ledger db upgrade` as the schema owner, then start again")
+        raise ConfigurationError(
+            "the database schema is not at the newest migration; run "
+            "`ledger db upgrade` as the schema owner, then start again"
+        )
     host, port = args.host or settings.host, args.port or settings.port
     if args.demo:
         _demo_setup(settings, port)
     os.environ["LEDGER_DATABASE_URL"] = url  # worker processes read their settings from here
     workers = args.workers or settings.workers
-    print(f"ledger listening on http://{host}:{port} with {workers} worker(s) "
-          "(OpenAPI at /docs)", file=sys.stderr)
+    print(
+        f"ledger listening on http://{host}:{port} with {workers} worker(s) (OpenAPI at /docs)",
+        file=sys.stderr,
+    )
     if workers > 1:
         # Our own supervisor, not uvicorn's: it deals connections to workers in turn
         # (ledger/server/workers.py says why). It stops on SIGTERM and returns.
@@ -66,12 +70,19 @@ def _demo_setup(settings: Settings, port: int) -> None:
 
     from ledger.services.demo.fill import prepare_demo_log
 
-    print(f"preparing log 'demo' ({DEMO_CONVERSATIONS} sample conversations when empty)…",
-          file=sys.stderr)
-    demo = prepare_demo_log(engine(settings), key_ring(settings),
-                            origin_prefix=settings.origin_prefix,
-                            conversations=DEMO_CONVERSATIONS, actor=operator(),
-                            operator="cli:" + getpass.getuser(), now=now)
+    print(
+        f"preparing log 'demo' ({DEMO_CONVERSATIONS} sample conversations when empty)…",
+        file=sys.stderr,
+    )
+    demo = prepare_demo_log(
+        engine(settings),
+        key_ring(settings),
+        origin_prefix=settings.origin_prefix,
+        conversations=DEMO_CONVERSATIONS,
+        actor=operator(),
+        operator="cli:" + getpass.getuser(),
+        now=now,
+    )
     conversation = demo.sample_conversation or "c-2f9e1a"
     base = f"http://127.0.0.1:{port}/v1/logs/{demo.log.id}"
     print(
@@ -93,11 +104,15 @@ demo log '{demo.log.id}' is ready. Try, in another terminal:
 
 
 def register(sub: Any) -> None:
-    serve = add_command(sub, "serve", cmd_serve,
-                        "run the HTTP API (embedded PostgreSQL if none set)")
+    serve = add_command(
+        sub, "serve", cmd_serve, "run the HTTP API (embedded PostgreSQL if none set)"
+    )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
-    serve.add_argument("--demo", action="store_true",
-                       help="create log 'demo' (filled with sample conversations when empty) and "
-                            "print a writer and an auditor token")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="create log 'demo' (filled with sample conversations when empty) and "
+        "print a writer and an auditor token",
+    )

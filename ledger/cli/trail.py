@@ -28,14 +28,21 @@ def cmd_trail(settings: Settings, args: argparse.Namespace) -> int:
 
     eng, keys = engine(settings), key_ring(settings)
     # The read is recorded, and committed, before anything is read (fail closed, as the API).
-    with (GroupCommitter(eng, signers=keys.signers, data_keys=keys.data_keys) as committer,
-          unit_of_work(eng) as conn):
+    with (
+        GroupCommitter(eng, signers=keys.signers, data_keys=keys.data_keys) as committer,
+        unit_of_work(eng) as conn,
+    ):
         read_only(conn)
         body = read_trail_for(
-            conn, SystemLog.committing(committer, eng), get_log(conn, args.log),
-            args.conversation, reader=operator(),
+            conn,
+            SystemLog.committing(committer, eng),
+            get_log(conn, args.log),
+            args.conversation,
+            reader=operator(),
             access=Access(client="cli", host=socket.gethostname()),
-            data_keys=keys.data_keys, now=now())
+            data_keys=keys.data_keys,
+            now=now(),
+        )
     if args.json:
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -44,8 +51,12 @@ def cmd_trail(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = add_command(sub, "trail", cmd_trail,
-                    "a conversation's trail: sections, back-link check, entries (read is logged)")
+    p = add_command(
+        sub,
+        "trail",
+        cmd_trail,
+        "a conversation's trail: sections, back-link check, entries (read is logged)",
+    )
     p.add_argument("log")
     p.add_argument("conversation")
     p.add_argument("--json", action="store_true", help="the API's JSON body, with proofs")
@@ -65,13 +76,19 @@ def render(body: dict[str, Any]) -> str:
         f"started {_t(o['started_at'])}, ended {_t(o['ended_at'])}"
         + (f" ({o['resolution']})" if o.get("resolution") else ""),
         f"  channel {o['channel']}, customer {_id(o['customer'])}; "
-        + (f"taken over by {', '.join(_id(a) for a in o['taken_over_by'])}"
-           if o["handed_off"] else "no handoff"),
+        + (
+            f"taken over by {', '.join(_id(a) for a in o['taken_over_by'])}"
+            if o["handed_off"]
+            else "no handoff"
+        ),
         f"  read at checkpoint size {body['tree_size']}; every entry has an inclusion proof "
         "against it (--json)",
         f"Back-links: {links['status'].upper()}"
-        + ("" if links["problems"] else
-           " (first entry names no predecessor, each next names the one before)"),
+        + (
+            ""
+            if links["problems"]
+            else " (first entry names no predecessor, each next names the one before)"
+        ),
     ]
     lines += [f"  ! {p['message']}" for p in links["problems"]]
     for title, rows, fmt in _SECTIONS:
@@ -113,15 +130,19 @@ def _utterance(u: dict[str, Any]) -> str:
 
 def _tool(t: dict[str, Any]) -> str:
     history = " -> ".join(h["status"] for h in t["history"])
-    return f"{_t(t['time'])} [{t['seq']}] {t['tool']} ({t['tool_type']}) {t['tool_call_id']}: " \
-           f"{history}"
+    return (
+        f"{_t(t['time'])} [{t['seq']}] {t['tool']} ({t['tool_type']}) {t['tool_call_id']}: "
+        f"{history}"
+    )
 
 
 def _access(a: dict[str, Any]) -> str:
     r = a["resource"] or {}
-    line = (f"{_t(a['time'])} [{a['seq']}] {a['operation']} {r.get('system')}/{r.get('type')}/"
-            f"{r.get('id')} {a['fields']} {str(a['classification']).upper()} by {_id(a['by'])}; "
-            f"purpose: {a['purpose']}")
+    line = (
+        f"{_t(a['time'])} [{a['seq']}] {a['operation']} {r.get('system')}/{r.get('type')}/"
+        f"{r.get('id')} {a['fields']} {str(a['classification']).upper()} by {_id(a['by'])}; "
+        f"purpose: {a['purpose']}"
+    )
     if a["disclosure"]:
         line += f"; DISCLOSED to {(a['recipient'] or {}).get('name')}"
     return line
@@ -129,14 +150,18 @@ def _access(a: dict[str, Any]) -> str:
 
 def _redaction(r: dict[str, Any]) -> str:
     by = "ledger guard" if r["by"] == "ledger" else "writer"
-    return (f"{_t(r['time'])} [{r['seq']}] {r['entity_type']} at {r['path']} of seq "
-            f"{r['event_seq']}: {r['operator']} by {by} ({r['policy']}, {r['stage']})")
+    return (
+        f"{_t(r['time'])} [{r['seq']}] {r['entity_type']} at {r['path']} of seq "
+        f"{r['event_seq']}: {r['operator']} by {by} ({r['policy']}, {r['stage']})"
+    )
 
 
 def _escalation(e: dict[str, Any]) -> str:
     triggers = ", ".join(_trigger(t) for t in e["triggers"])
-    return (f"{_t(e['time'])} [{e['seq']}] {e['escalation_id']}: {triggers}\n"
-            f"  why: {e['explanation']}\n  evidence: seq {e['evidence_seqs']}")
+    return (
+        f"{_t(e['time'])} [{e['seq']}] {e['escalation_id']}: {triggers}\n"
+        f"  why: {e['explanation']}\n  evidence: seq {e['evidence_seqs']}"
+    )
 
 
 def _trigger(t: dict[str, Any]) -> str:
@@ -152,8 +177,10 @@ def _sentiment(p: dict[str, Any]) -> str:
 
 
 def _identity(i: dict[str, Any]) -> str:
-    return (f"{_t(i['time'])} [{i['seq']}] {_id(i['customer'])}: {i['method']} -> "
-            f"{i['result']} ({', '.join(i['verified_claims'])}) by {_id(i['verifier'])}")
+    return (
+        f"{_t(i['time'])} [{i['seq']}] {_id(i['customer'])}: {i['method']} -> "
+        f"{i['result']} ({', '.join(i['verified_claims'])}) by {_id(i['verifier'])}"
+    )
 
 
 def _suggestion(a: dict[str, Any]) -> str:
@@ -166,8 +193,10 @@ def _suggestion(a: dict[str, Any]) -> str:
 
 def _handoff(h: dict[str, Any]) -> str:
     target = h.get("target") or {}
-    parts = [f"{h['handoff_id']} to {target.get('queue') or target.get('skill') or '-'}: "
-             f"requested {_t(h.get('requested_at'))}"]
+    parts = [
+        f"{h['handoff_id']} to {target.get('queue') or target.get('skill') or '-'}: "
+        f"requested {_t(h.get('requested_at'))}"
+    ]
     if h.get("accepted_at"):
         parts.append(f"accepted by {_id(h.get('accepted_by'))} {_t(h['accepted_at'])}")
     if h.get("productive_at"):
@@ -180,18 +209,23 @@ def _handoff(h: dict[str, Any]) -> str:
 
 def _timing(d: dict[str, Any]) -> str:
     named = d["context_package_named"]
-    said = ("-" if named is None else
-            ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in named.items()))
-    return (f"{d['handoff_id']}: time to accept {_seconds(d['time_to_accept_seconds'])}, "
-            f"to productive takeover {_seconds(d['time_to_productive_takeover_seconds'])}; "
-            f"context package named {said}")
+    said = (
+        "-" if named is None else ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in named.items())
+    )
+    return (
+        f"{d['handoff_id']}: time to accept {_seconds(d['time_to_accept_seconds'])}, "
+        f"to productive takeover {_seconds(d['time_to_productive_takeover_seconds'])}; "
+        f"context package named {said}"
+    )
 
 
 def _entry(e: dict[str, Any]) -> str:
     event = e["entry"].get("event", {})
-    return (f"{e['seq']:>8} {_t(event.get('time'))} {event.get('type')} "
-            f"{_id(e['entry'].get('actor'))} payload {e['payload_status']} "
-            f"leaf {e['leaf_hash'][:12]}…")
+    return (
+        f"{e['seq']:>8} {_t(event.get('time'))} {event.get('type')} "
+        f"{_id(e['entry'].get('actor'))} payload {e['payload_status']} "
+        f"leaf {e['leaf_hash'][:12]}…"
+    )
 
 
 def _derived_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
@@ -199,8 +233,11 @@ def _derived_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-_SECTIONS: list[tuple[str, str | Callable[[dict[str, Any]], list[dict[str, Any]]],
-                      Callable[[dict[str, Any]], str]]] = [
+_SECTIONS: list[
+    tuple[
+        str, str | Callable[[dict[str, Any]], list[dict[str, Any]]], Callable[[dict[str, Any]], str]
+    ]
+] = [
     ("Transcript", "transcript", _utterance),
     ("Tools called", "tools", _tool),
     ("Data accessed", "data_access", _access),

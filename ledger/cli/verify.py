@@ -33,14 +33,21 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
     timeout = settings.http_timeout_seconds
     outcome = run_verification(
-        engine(settings), data_keys=DataKeyStore(settings.master_key_bytes),
-        states=VerifierStateStore(settings.verifier_state_path), anchor_dir=settings.anchor_dir,
-        scope=Scope(log=args.log, tenant=args.tenant), full=args.full,
-        rebaseline=args.rebaseline, jobs=args.jobs,
+        engine(settings),
+        data_keys=DataKeyStore(settings.master_key_bytes),
+        states=VerifierStateStore(settings.verifier_state_path),
+        anchor_dir=settings.anchor_dir,
+        scope=Scope(log=args.log, tenant=args.tenant),
+        full=args.full,
+        rebaseline=args.rebaseline,
+        jobs=args.jobs,
         alerts=Alerts(settings.alert_webhook_url, settings.alert_command, timeout),
         recorder=RunRecorder(settings.verify_record_url, settings.verify_record_token, timeout)
-        if settings.verify_record_url else None,
-        now=now, progress=progress if show_progress else None)
+        if settings.verify_record_url
+        else None,
+        now=now,
+        progress=progress if show_progress else None,
+    )
     for note in outcome.notes:
         print(note, file=sys.stderr)
     _print(args, outcome.run, outcome.problems)
@@ -59,27 +66,42 @@ def _print(args: argparse.Namespace, run: dict[str, Any], problems: list[str]) -
         return
     for r in run["logs"]:
         state = "intact" if r["failure"] is None else f"FAILED: {r['failure']['message']}"
-        print(f"{r['log']}: {r['mode']} [{r['from_size']}, {r['to_size']}),"
-              f" {r['entries']} entries, {r['checkpoints']} checkpoints,"
-              f" {r['anchors']} anchors: {state}")
+        print(
+            f"{r['log']}: {r['mode']} [{r['from_size']}, {r['to_size']}),"
+            f" {r['entries']} entries, {r['checkpoints']} checkpoints,"
+            f" {r['anchors']} anchors: {state}"
+        )
 
 
 def register(sub: Any) -> None:
-    verify = add_command(sub, "verify", cmd_verify,
-                         "check the database against its own bytes, the verifier state and"
-                         " the anchors")
+    verify = add_command(
+        sub,
+        "verify",
+        cmd_verify,
+        "check the database against its own bytes, the verifier state and the anchors",
+    )
     scope = verify.add_mutually_exclusive_group()
     scope.add_argument("--log", help="one log (default: every log)")
     scope.add_argument("--tenant", help="every log of one tenant")
-    verify.add_argument("--full", action="store_true",
-                        help="recompute from genesis (default: from the last verified checkpoint)")
+    verify.add_argument(
+        "--full",
+        action="store_true",
+        help="recompute from genesis (default: from the last verified checkpoint)",
+    )
     verify.add_argument("--json", action="store_true", help="machine-readable report, no progress")
-    verify.add_argument("--rebaseline", action="store_true",
-                        help="after an approved restore: set the log's verifier state aside and"
-                             " verify in full (see ops/RUNBOOK.md)")
-    verify.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, metavar="N",
-                        help="processes a long run (200,000+ entries) is split over"
-                             " (default: the number of CPUs)")
+    verify.add_argument(
+        "--rebaseline",
+        action="store_true",
+        help="after an approved restore: set the log's verifier state aside and"
+        " verify in full (see ops/RUNBOOK.md)",
+    )
+    verify.add_argument(
+        "--jobs",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes a long run (200,000+ entries) is split over (default: the number of CPUs)",
+    )
 
 
 def _positive(value: str) -> int:

@@ -62,14 +62,25 @@ def _cannot_run(args: argparse.Namespace, message: str) -> int:
 
 
 def register(sub: Any) -> None:
-    p = add_command(sub, "verify-trail", cmd_verify_trail,
-                    "check a saved conversation trail offline (no database, no server)")
+    p = add_command(
+        sub,
+        "verify-trail",
+        cmd_verify_trail,
+        "check a saved conversation trail offline (no database, no server)",
+    )
     p.add_argument("path", help="the JSON body of GET /v1/logs/{log}/conversations/{id}/trail")
-    p.add_argument("--verifier-key", action="append", metavar="KEY",
-                   help="the log's verifier key name+hexid+base64 (repeat for rotated keys); "
-                        "from GET /v1/logs/{log}/verifier-key or an anchor, not from the file")
-    p.add_argument("--verifier-keys-file", metavar="FILE",
-                   help="verifier keys, one a line (the /verifier-key response saved)")
+    p.add_argument(
+        "--verifier-key",
+        action="append",
+        metavar="KEY",
+        help="the log's verifier key name+hexid+base64 (repeat for rotated keys); "
+        "from GET /v1/logs/{log}/verifier-key or an anchor, not from the file",
+    )
+    p.add_argument(
+        "--verifier-keys-file",
+        metavar="FILE",
+        help="verifier keys, one a line (the /verifier-key response saved)",
+    )
     p.add_argument("--json", action="store_true", help="the report as JSON")
 
 
@@ -77,15 +88,20 @@ def render(report: TrailReport) -> str:
     first, last = report.first_seq, report.last_seq
     lines = [
         f"Trail of conversation {report.conversation!r}, log origin {report.origin!r}",
-        (f"  checkpoint: size {report.checkpoint_size}, root {report.checkpoint_root}, "
-         f"signed by {', '.join(report.signed_by)}") if report.signed_by else
-        "  checkpoint: NOT opened under your keys",
+        (
+            f"  checkpoint: size {report.checkpoint_size}, root {report.checkpoint_root}, "
+            f"signed by {', '.join(report.signed_by)}"
+        )
+        if report.signed_by
+        else "  checkpoint: NOT opened under your keys",
         f"  entries checked: {report.entries} (seq {first}..{last}); "
         f"payloads verified: {len(report.payloads_verified)}",
     ]
     for status, seqs in sorted(report.withheld.items()):
-        lines.append(f"  payloads {status}: {len(seqs)} (seq {_seqs(seqs)}): not a failure, "
-                     "the entries and their commitments remain")
+        lines.append(
+            f"  payloads {status}: {len(seqs)} (seq {_seqs(seqs)}): not a failure, "
+            "the entries and their commitments remain"
+        )
     if report.failures:
         lines.append(f"FAILURES ({len(report.failures)})")
         lines += [f"  ! {f}" for f in report.failures]
@@ -98,9 +114,12 @@ def render(report: TrailReport) -> str:
     lines.append("Not proven")
     lines += [f"  - {p}" for p in report.not_proven()]
     count = len(report.failures)
-    lines.append("RESULT: VERIFIED" if report.intact else
-                 f"RESULT: FAILED ({count} failure{'s' if count > 1 else ''}); nothing above "
-                 "is proven until each is explained")
+    lines.append(
+        "RESULT: VERIFIED"
+        if report.intact
+        else f"RESULT: FAILED ({count} failure{'s' if count > 1 else ''}); nothing above "
+        "is proven until each is explained"
+    )
     return "\n".join(lines)
 
 

@@ -39,7 +39,8 @@ MAX_TIMESTAMP = 2**63 - 1
 
 def cosignature_key_id(name: str, public_key: bytes) -> KeyId:
     digest = hashlib.sha256(
-        name.encode() + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public_key).digest()
+        name.encode() + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public_key
+    ).digest()
     return KeyId(digest[:KEY_ID_SIZE])
 
 
@@ -94,7 +95,8 @@ class CosignerVerifier:
             raise NoteFormatError(f"cosignature by {self.name} has an invalid timestamp")
         try:
             nacl.signing.VerifyKey(self.public_key).verify(
-                cosigned_message(checkpoint_text, timestamp), signature.signature[8:])
+                cosigned_message(checkpoint_text, timestamp), signature.signature[8:]
+            )
         except nacl.exceptions.BadSignatureError as exc:
             raise SignatureInvalid(f"cosignature by {self.name} does not verify") from exc
         return Cosignature(self.verifier_key(), timestamp, signature.line())
@@ -104,8 +106,11 @@ def open_cosignatures(note: str, response: str, witness: CosignerVerifier) -> li
     """The witness's valid cosignatures in an add-checkpoint ``response`` for signed checkpoint
     ``note``; lines from other keys are ignored (tlog-witness). Raises if none verifies."""
     parsed = parse_note(note + response)
-    found = [witness.verify(sig, parsed.text) for sig in parsed.signatures
-             if (sig.name, sig.key_id) == (witness.name, witness.key_id)]
+    found = [
+        witness.verify(sig, parsed.text)
+        for sig in parsed.signatures
+        if (sig.name, sig.key_id) == (witness.name, witness.key_id)
+    ]
     if not found:
         raise SignatureInvalid(f"the response holds no cosignature by {witness.name}")
     return found
@@ -123,5 +128,6 @@ class Cosigner:
 
     def cosign(self, checkpoint_text: str, timestamp: int) -> str:
         sig = self._key.sign(cosigned_message(checkpoint_text, timestamp)).signature
-        return NoteSignature(self.name, self.verifier.key_id,
-                             struct.pack(">Q", timestamp) + sig).line()
+        return NoteSignature(
+            self.name, self.verifier.key_id, struct.pack(">Q", timestamp) + sig
+        ).line()

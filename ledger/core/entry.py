@@ -135,17 +135,19 @@ class EntryTemplate:
         back_link_ok = conversation_prev is None or 0 <= conversation_prev < seq
         if not (0 <= seq <= MAX_SAFE_INTEGER and back_link_ok):
             raise ValueError(f"seq {seq} / conversation_prev {conversation_prev} out of range")
-        return b"".join((
-            self.head,
-            b"null" if conversation_prev is None else b"%d" % conversation_prev,
-            self.middle,
-            base64.b64encode(prev),
-            b'","received_at":"',
-            received_at,
-            self.after_received,
-            b"%d" % seq,
-            self.end,
-        ))
+        return b"".join(
+            (
+                self.head,
+                b"null" if conversation_prev is None else b"%d" % conversation_prev,
+                self.middle,
+                base64.b64encode(prev),
+                b'","received_at":"',
+                received_at,
+                self.after_received,
+                b"%d" % seq,
+                self.end,
+            )
+        )
 
 
 def entry_template(
@@ -163,14 +165,21 @@ def entry_template(
         end += b',"writer_signature":' + canonicalize(writer_signature)
     return EntryTemplate(
         head=b'{"actor":' + canonicalize(header.actor) + b',"conversation_prev":',
-        middle=b"".join((
-            b',"event":', canonicalize(_event(header)),
-            b',"format":', canonicalize(ENTRY_FORMAT),
-            b',"origin":', canonicalize(origin),
-            b',"outcome":', canonicalize(header.outcome),
-            b',"payload":', canonicalize(_payload(commitment)),
-            b',"prev":"',
-        )),
+        middle=b"".join(
+            (
+                b',"event":',
+                canonicalize(_event(header)),
+                b',"format":',
+                canonicalize(ENTRY_FORMAT),
+                b',"origin":',
+                canonicalize(origin),
+                b',"outcome":',
+                canonicalize(header.outcome),
+                b',"payload":',
+                canonicalize(_payload(commitment)),
+                b',"prev":"',
+            )
+        ),
         after_received=b'","resource":' + canonicalize(header.resource) + b',"seq":',
         end=end + b"}",
     )

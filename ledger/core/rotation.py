@@ -34,8 +34,10 @@ class Rotation:
 
 
 def rotation_text(origin: str, old: NoteVerifier, new: NoteVerifier, time: str) -> str:
-    return (f"{ROTATION_HEADER}\norigin {origin}\nold {old.verifier_key()}\n"
-            f"new {new.verifier_key()}\ntime {time}\n")
+    return (
+        f"{ROTATION_HEADER}\norigin {origin}\nold {old.verifier_key()}\n"
+        f"new {new.verifier_key()}\ntime {time}\n"
+    )
 
 
 def sign_rotation(old: NoteSigner, new: NoteSigner, time: str) -> str:
@@ -77,10 +79,12 @@ def open_rotation(note: str, trusted_old: NoteVerifier) -> Rotation:
     if rotation.old != trusted_old:
         raise NoteFormatError(
             f"rotation statement rotates {rotation.old.verifier_key()},"
-            f" not {trusted_old.verifier_key()}")
+            f" not {trusted_old.verifier_key()}"
+        )
     opened = open_note(note, [rotation.old, rotation.new])
     missing = [v for v in (rotation.old, rotation.new) if v not in opened.verified]
     if missing:
         raise SignatureInvalid(
-            f"rotation statement is not signed by {missing[0].name}+{missing[0].key_id.hex()}")
+            f"rotation statement is not signed by {missing[0].name}+{missing[0].key_id.hex()}"
+        )
     return rotation

@@ -36,17 +36,26 @@ def check_url(url: str, what: str) -> str:
     return url
 
 
-def post(url: str, body: bytes, *, content_type: str, timeout: float,
-         headers: dict[str, str] | None = None) -> HttpResponse:
+def post(
+    url: str,
+    body: bytes,
+    *,
+    content_type: str,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
     """POST ``body``; any HTTP status is returned, a network failure raises ``OSError``."""
     request = urllib.request.Request(  # noqa: S310 - scheme checked: http(s) only
-        check_url(url, "URL"), data=body, method="POST",
-        headers={"Content-Type": content_type, "User-Agent": "handoff-ledger",
-                 **(headers or {})})
+        check_url(url, "URL"),
+        data=body,
+        method="POST",
+        headers={"Content-Type": content_type, "User-Agent": "handoff-ledger", **(headers or {})},
+    )
     try:
         with _opener.open(request, timeout=timeout) as response:
-            return HttpResponse(response.status, response.headers.get("Content-Type", ""),
-                                response.read())
+            return HttpResponse(
+                response.status, response.headers.get("Content-Type", ""), response.read()
+            )
     except urllib.error.HTTPError as exc:
         with exc:
             return HttpResponse(exc.code, exc.headers.get("Content-Type", ""), exc.read())

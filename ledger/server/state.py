@@ -84,8 +84,9 @@ class LedgerState:
         )
         sinks = sinks_from_settings(self.settings)
         if sinks and self.settings.anchor_interval_seconds > 0:
-            self.anchorer = AnchorScheduler(self.engine, self.keys, sinks,
-                                            interval=self.settings.anchor_interval_seconds)
+            self.anchorer = AnchorScheduler(
+                self.engine, self.keys, sinks, interval=self.settings.anchor_interval_seconds
+            )
             self.anchorer.start()
 
     def submit(self, log: LogInfo, request: AppendRequest) -> Future[AppendResult]:
@@ -125,8 +126,9 @@ class LedgerState:
         self.system_log.record(tenant, self._lifecycle_event("started"))
 
     def _lifecycle_event(self, change: str) -> PreparedEvent:
-        return service_event(change, instance=self.instance, version=ledger.__version__,
-                             now=datetime.now(UTC))
+        return service_event(
+            change, instance=self.instance, version=ledger.__version__, now=datetime.now(UTC)
+        )
 
     def stop(self) -> None:
         if self.anchorer is not None:
@@ -134,13 +136,16 @@ class LedgerState:
         if self.committer is not None:
             # ...and its stop, durably, before the committer closes (best effort: a database
             # that is down at shutdown cannot take it; the gap then shows in the stream).
-            stops = [self.system_log.record(t, self._lifecycle_event("stopped"))
-                     for t in sorted(self._serving)]
+            stops = [
+                self.system_log.record(t, self._lifecycle_event("stopped"))
+                for t in sorted(self._serving)
+            ]
             for done in stops:
                 try:
                     done.result(timeout=10)
                 except Exception:
-                    logging.getLogger(__name__).warning("could not record service stop",
-                                                        exc_info=True)
+                    logging.getLogger(__name__).warning(
+                        "could not record service stop", exc_info=True
+                    )
             self.committer.close()
         self.engine.dispose()

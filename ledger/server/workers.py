@@ -167,8 +167,15 @@ class Pool:
             worker.channel.close()
 
 
-def serve(app: str, *, host: str, port: int, workers: int, factory: bool = True,
-          app_dir: str | None = None) -> int:
+def serve(
+    app: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    factory: bool = True,
+    app_dir: str | None = None,
+) -> int:
     """Run ``workers`` processes of ``app`` behind one listening socket until SIGINT/SIGTERM.
 
     Returns 0 after a clean stop, :data:`STARTUP_FAILURE` if a worker could not start.
@@ -208,8 +215,9 @@ def serve(app: str, *, host: str, port: int, workers: int, factory: bool = True,
     return status
 
 
-def _supervise(pool: Pool, listener: socket.socket, selector: selectors.BaseSelector,
-               stopping: list[int]) -> int:
+def _supervise(
+    pool: Pool, listener: socket.socket, selector: selectors.BaseSelector, stopping: list[int]
+) -> int:
     accepting = False
     while not stopping:
         for key, _ in selector.select(timeout=1.0):
@@ -228,8 +236,11 @@ def _supervise(pool: Pool, listener: socket.socket, selector: selectors.BaseSele
             if not worker.ready:
                 log.error("a worker exited with %s while starting", worker.process.returncode)
                 return STARTUP_FAILURE
-            log.warning("worker %d exited with %s; starting another", worker.process.pid,
-                        worker.process.returncode)
+            log.warning(
+                "worker %d exited with %s; starting another",
+                worker.process.pid,
+                worker.process.returncode,
+            )
             with contextlib.suppress(KeyError):  # already unregistered at end of file
                 selector.unregister(worker.channel)
             worker.channel.close()
@@ -288,8 +299,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_worker(args.channel_fd, args.app, factory=args.factory, app_dir=args.app_dir)
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    return serve(args.app, host=args.host, port=args.port, workers=args.workers,
-                 factory=args.factory, app_dir=args.app_dir)
+    return serve(
+        args.app,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        factory=args.factory,
+        app_dir=args.app_dir,
+    )
 
 
 if __name__ == "__main__":

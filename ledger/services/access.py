@@ -53,9 +53,12 @@ def authorize(
         raise
     info = logs(log_id)
     if principal.log_id != log_id or principal.role not in roles:
-        system_log.record(info.tenant, access_denied_event(
-            info, actor=credential_actor(principal), access=access, needed_roles=roles,
-            now=now))
+        system_log.record(
+            info.tenant,
+            access_denied_event(
+                info, actor=credential_actor(principal), access=access, needed_roles=roles, now=now
+            ),
+        )
         if principal.log_id != log_id:
             # Say no more than that: another log's existence is not this caller's business.
             raise Forbidden("this credential is not valid for that log")
@@ -63,15 +66,19 @@ def authorize(
     return principal
 
 
-def _record_auth_failure(log_id: str, access: Access, reason: str, *,
-                         logs: Callable[[str], LogInfo], system_log: SystemLog,
-                         now: datetime) -> None:
+def _record_auth_failure(
+    log_id: str,
+    access: Access,
+    reason: str,
+    *,
+    logs: Callable[[str], LogInfo],
+    system_log: SystemLog,
+    now: datetime,
+) -> None:
     try:
         info = logs(log_id)
     except NotFound:
-        logger.warning("authentication failure on unknown log %r from %s", log_id,
-                       access.client)
+        logger.warning("authentication failure on unknown log %r from %s", log_id, access.client)
         return
     logger.warning("authentication failure on %s from %s: %s", log_id, access.client, reason)
-    system_log.record(info.tenant, auth_failed_event(info, access=access, reason=reason,
-                                                     now=now))
+    system_log.record(info.tenant, auth_failed_event(info, access=access, reason=reason, now=now))

@@ -35,8 +35,17 @@ SYSTEM_SUFFIX = ".system"
 RECORD_TIMEOUT_SECONDS = 30
 LEDGER_PRINCIPAL_ID = 0
 
-STREAMS = ("access", "auth", "credentials", "keys", "verification", "anchoring", "exports",
-           "erasure", "service")
+STREAMS = (
+    "access",
+    "auth",
+    "credentials",
+    "keys",
+    "verification",
+    "anchoring",
+    "exports",
+    "erasure",
+    "service",
+)
 
 
 def ledger_principal(system_log: str) -> Principal:
@@ -77,13 +86,23 @@ def system_event(
         outcome=outcome,
         resource=resource,
     )
-    return prepared_event(header, scope=f"system:{stream}", canonical_data=canonical_data,
-                          envelope_bytes=canonicalize([event_id, time, name]), salt=salt)
+    return prepared_event(
+        header,
+        scope=f"system:{stream}",
+        canonical_data=canonical_data,
+        envelope_bytes=canonicalize([event_id, time, name]),
+        salt=salt,
+    )
 
 
 def credential_actor(principal: Principal) -> dict[str, Any]:
-    return {"kind": "system", "id": f"credential:{principal.credential_id}",
-            "role": principal.role, "label": principal.label, "log": principal.log_id}
+    return {
+        "kind": "system",
+        "id": f"credential:{principal.credential_id}",
+        "role": principal.role,
+        "label": principal.label,
+        "log": principal.log_id,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,59 +118,112 @@ class Access:
     """The host a command ran on."""
 
     def as_data(self) -> dict[str, str]:
-        fields = {"method": self.method, "path": self.path, "query": self.query,
-                  "client": self.client, "host": self.host}
+        fields = {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "client": self.client,
+            "host": self.host,
+        }
         return {k: v for k, v in fields.items() if v is not None}
 
 
 # --- what the ledger records, one builder per kind of event ---------------------------------
 
 
-def read_event(what: str, log: LogInfo, *, actor: dict[str, Any], access: Access, now: datetime,
-               **details: object) -> PreparedEvent:
+def read_event(
+    what: str,
+    log: LogInfo,
+    *,
+    actor: dict[str, Any],
+    access: Access,
+    now: datetime,
+    **details: object,
+) -> PreparedEvent:
     """``ledger.<what>.read.v1``: a read of the audit trail (PCI DSS 10.2.1.3)."""
-    return system_event(f"{what}.read", stream="access", now=now, actor=actor,
-                        data={"log": log.id, **access.as_data(), **details},
-                        resource={"type": "log", "id": log.id})
+    return system_event(
+        f"{what}.read",
+        stream="access",
+        now=now,
+        actor=actor,
+        data={"log": log.id, **access.as_data(), **details},
+        resource={"type": "log", "id": log.id},
+    )
 
 
-def auth_failed_event(log: LogInfo, *, access: Access, reason: str, now: datetime
-                      ) -> PreparedEvent:
+def auth_failed_event(log: LogInfo, *, access: Access, reason: str, now: datetime) -> PreparedEvent:
     """An invalid access attempt on a known log (PCI DSS 10.2.1.4)."""
-    return system_event("auth.failed", stream="auth", outcome="failure", now=now,
-                        data={"log": log.id, **access.as_data(), "reason": reason},
-                        resource={"type": "log", "id": log.id})
+    return system_event(
+        "auth.failed",
+        stream="auth",
+        outcome="failure",
+        now=now,
+        data={"log": log.id, **access.as_data(), "reason": reason},
+        resource={"type": "log", "id": log.id},
+    )
 
 
-def access_denied_event(log: LogInfo, *, actor: dict[str, Any], access: Access,
-                        needed_roles: Sequence[str], now: datetime) -> PreparedEvent:
+def access_denied_event(
+    log: LogInfo,
+    *,
+    actor: dict[str, Any],
+    access: Access,
+    needed_roles: Sequence[str],
+    now: datetime,
+) -> PreparedEvent:
     """A valid credential used beyond its log or role (PCI DSS 10.2.1.4)."""
-    return system_event("access.denied", stream="auth", outcome="failure", now=now, actor=actor,
-                        data={"log": log.id, **access.as_data(),
-                              "needed_roles": list(needed_roles)},
-                        resource={"type": "log", "id": log.id})
+    return system_event(
+        "access.denied",
+        stream="auth",
+        outcome="failure",
+        now=now,
+        actor=actor,
+        data={"log": log.id, **access.as_data(), "needed_roles": list(needed_roles)},
+        resource={"type": "log", "id": log.id},
+    )
 
 
 def log_created_event(log: LogInfo, *, actor: dict[str, Any], now: datetime) -> PreparedEvent:
     """A new log and its policy (PCI DSS 10.2.1.7)."""
-    return system_event("log.created", stream="service", now=now, actor=actor,
-                        data={"log": log.id, "origin": log.origin, **log.policy},
-                        resource={"type": "log", "id": log.id})
+    return system_event(
+        "log.created",
+        stream="service",
+        now=now,
+        actor=actor,
+        data={"log": log.id, "origin": log.origin, **log.policy},
+        resource={"type": "log", "id": log.id},
+    )
 
 
-def credential_event(change: str, *, credential_id: int, log_id: str, actor: dict[str, Any],
-                     now: datetime, **details: object) -> PreparedEvent:
+def credential_event(
+    change: str,
+    *,
+    credential_id: int,
+    log_id: str,
+    actor: dict[str, Any],
+    now: datetime,
+    **details: object,
+) -> PreparedEvent:
     """``credential.created`` or ``credential.revoked`` (PCI DSS 10.2.1.5)."""
-    return system_event(f"credential.{change}", stream="credentials", now=now, actor=actor,
-                        data={"credential": credential_id, "log": log_id, **details},
-                        resource={"type": "credential", "id": str(credential_id)})
+    return system_event(
+        f"credential.{change}",
+        stream="credentials",
+        now=now,
+        actor=actor,
+        data={"credential": credential_id, "log": log_id, **details},
+        resource={"type": "credential", "id": str(credential_id)},
+    )
 
 
 def service_event(change: str, *, instance: str, version: str, now: datetime) -> PreparedEvent:
     """``service.started`` / ``service.stopped``: audit logging for a tenant starts or stops in
     one server process (PCI DSS 10.2.1.6)."""
-    return system_event(f"service.{change}", stream="service", now=now,
-                        data={"instance": instance, "version": version})
+    return system_event(
+        f"service.{change}",
+        stream="service",
+        now=now,
+        data={"instance": instance, "version": version},
+    )
 
 
 # --- where they go ------------------------------------------------------------------------------

@@ -19,43 +19,63 @@ def last_anchored_size(conn: Connection, log_id: str, sink: str) -> int | None:
     """The largest checkpoint size ``sink`` took for the log (None: never anchored there)."""
     size = conn.execute(
         text("SELECT max(size) FROM anchorings WHERE log_id = :log AND sink = :sink"),
-        {"log": log_id, "sink": sink}).scalar_one_or_none()
+        {"log": log_id, "sink": sink},
+    ).scalar_one_or_none()
     return None if size is None else int(size)
 
 
-def insert_anchoring(conn: Connection, log_id: str, *, sink: str, size: int, root: bytes,
-                     anchored_at: datetime) -> None:
+def insert_anchoring(
+    conn: Connection, log_id: str, *, sink: str, size: int, root: bytes, anchored_at: datetime
+) -> None:
     conn.execute(
-        text("INSERT INTO anchorings (log_id, sink, size, root, anchored_at)"
-             " VALUES (:log, :sink, :size, :root, :at) ON CONFLICT DO NOTHING"),
-        {"log": log_id, "sink": sink, "size": size, "root": root, "at": anchored_at})
+        text(
+            "INSERT INTO anchorings (log_id, sink, size, root, anchored_at)"
+            " VALUES (:log, :sink, :size, :root, :at) ON CONFLICT DO NOTHING"
+        ),
+        {"log": log_id, "sink": sink, "size": size, "root": root, "at": anchored_at},
+    )
 
 
-def has_entries_other_than(conn: Connection, log_id: str, *, since: int, event_type: str
-                           ) -> bool:
+def has_entries_other_than(conn: Connection, log_id: str, *, since: int, event_type: str) -> bool:
     """Whether the log has an entry at or after seq ``since`` of another type than
     ``event_type``."""
     found = conn.execute(
-        text("SELECT 1 FROM entries WHERE log_id = :log AND seq >= :since"
-             " AND event_type <> :type LIMIT 1"),
-        {"log": log_id, "since": since, "type": event_type}).first()
+        text(
+            "SELECT 1 FROM entries WHERE log_id = :log AND seq >= :since"
+            " AND event_type <> :type LIMIT 1"
+        ),
+        {"log": log_id, "since": since, "type": event_type},
+    ).first()
     return found is not None
 
 
 def last_cosigned_size(conn: Connection, log_id: str, witness: str) -> int:
     """The largest size ``witness`` cosigned for the log (0: none)."""
     size = conn.execute(
-        text("SELECT coalesce(max(size), 0) FROM witness_cosignatures"
-             " WHERE log_id = :log AND witness = :w"),
-        {"log": log_id, "w": witness}).scalar_one()
+        text(
+            "SELECT coalesce(max(size), 0) FROM witness_cosignatures"
+            " WHERE log_id = :log AND witness = :w"
+        ),
+        {"log": log_id, "w": witness},
+    ).scalar_one()
     return int(size)
 
 
-def insert_cosignature(conn: Connection, log_id: str, *, witness: str, size: int, root: bytes,
-                       line: str, timestamp: int) -> None:
+def insert_cosignature(
+    conn: Connection,
+    log_id: str,
+    *,
+    witness: str,
+    size: int,
+    root: bytes,
+    line: str,
+    timestamp: int,
+) -> None:
     conn.execute(
-        text("INSERT INTO witness_cosignatures (log_id, witness, size, root, cosignature,"
-             " timestamp, received_at) VALUES (:log, :w, :size, :root, :line, :ts, now())"
-             " ON CONFLICT DO NOTHING"),
-        {"log": log_id, "w": witness, "size": size, "root": root, "line": line,
-         "ts": timestamp})
+        text(
+            "INSERT INTO witness_cosignatures (log_id, witness, size, root, cosignature,"
+            " timestamp, received_at) VALUES (:log, :w, :size, :root, :line, :ts, now())"
+            " ON CONFLICT DO NOTHING"
+        ),
+        {"log": log_id, "w": witness, "size": size, "root": root, "line": line, "ts": timestamp},
+    )

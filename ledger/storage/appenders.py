@@ -39,8 +39,14 @@ class InTransaction:
         self._now = now
 
     def submit(self, log: LogInfo, request: AppendRequest) -> Future[AppendResult]:
-        outcome = append_batch(self._conn, log, [request], signers=self._keys.signers,
-                               data_keys=self._keys.data_keys, now=self._now)
+        outcome = append_batch(
+            self._conn,
+            log,
+            [request],
+            signers=self._keys.signers,
+            data_keys=self._keys.data_keys,
+            now=self._now,
+        )
         future: Future[AppendResult] = Future()
         result = outcome.results[0]
         if isinstance(result, AppendResult):

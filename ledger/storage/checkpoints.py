@@ -24,8 +24,10 @@ def latest_checkpoint(conn: Connection, log_id: str) -> StoredCheckpoint:
     """The log's largest signed checkpoint; ``NotFound`` if it has none (every log is created
     with a signed size-0 checkpoint, so only an unknown log has none)."""
     row = conn.execute(
-        text("SELECT size, root, note, key_id, signed_at FROM checkpoints WHERE log_id = :log"
-             " ORDER BY size DESC LIMIT 1"),
+        text(
+            "SELECT size, root, note, key_id, signed_at FROM checkpoints WHERE log_id = :log"
+            " ORDER BY size DESC LIMIT 1"
+        ),
         {"log": log_id},
     ).one_or_none()
     if row is None:
@@ -33,15 +35,24 @@ def latest_checkpoint(conn: Connection, log_id: str) -> StoredCheckpoint:
     return StoredCheckpoint(int(row[0]), bytes(row[1]), str(row[2]), bytes(row[3]), row[4])
 
 
-def insert_checkpoint(conn: Connection, log_id: str, *, size: int, root: bytes, note: str,
-                      key_id: bytes, signed_at: datetime) -> None:
+def insert_checkpoint(
+    conn: Connection,
+    log_id: str,
+    *,
+    size: int,
+    root: bytes,
+    note: str,
+    key_id: bytes,
+    signed_at: datetime,
+) -> None:
     """A checkpoint signed outside the sequencer (a new log's size-0 checkpoint); the sequencer
     writes its own in the pipeline that holds the log's lock."""
     conn.execute(
-        text("INSERT INTO checkpoints (log_id, size, root, note, key_id, signed_at)"
-             " VALUES (:log, :size, :root, :note, :kid, :at)"),
-        {"log": log_id, "size": size, "root": root, "note": note, "kid": key_id,
-         "at": signed_at},
+        text(
+            "INSERT INTO checkpoints (log_id, size, root, note, key_id, signed_at)"
+            " VALUES (:log, :size, :root, :note, :kid, :at)"
+        ),
+        {"log": log_id, "size": size, "root": root, "note": note, "kid": key_id, "at": signed_at},
     )
 
 

@@ -9,23 +9,27 @@ from sqlalchemy import Connection, text
 from ledger.domain import Principal
 
 
-def insert_credential(conn: Connection, *, token_hash: bytes, log_id: str, role: str,
-                      label: str, created_at: datetime) -> int:
+def insert_credential(
+    conn: Connection, *, token_hash: bytes, log_id: str, role: str, label: str, created_at: datetime
+) -> int:
     """The new credential's id."""
     cred_id = conn.execute(
-        text("INSERT INTO credentials (token_hash, log_id, role, label, created_at)"
-             " VALUES (:h, :log, :role, :label, :at) RETURNING id"),
+        text(
+            "INSERT INTO credentials (token_hash, log_id, role, label, created_at)"
+            " VALUES (:h, :log, :role, :label, :at) RETURNING id"
+        ),
         {"h": token_hash, "log": log_id, "role": role, "label": label, "at": created_at},
     ).scalar_one()
     return int(cred_id)
 
 
-def revoke_credential(conn: Connection, credential_id: int, *, revoked_at: datetime
-                      ) -> str | None:
+def revoke_credential(conn: Connection, credential_id: int, *, revoked_at: datetime) -> str | None:
     """Revoke an active credential; its log, or None if there is no active one by that id."""
     log_id = conn.execute(
-        text("UPDATE credentials SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL"
-             " RETURNING log_id"),
+        text(
+            "UPDATE credentials SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL"
+            " RETURNING log_id"
+        ),
         {"at": revoked_at, "id": credential_id},
     ).scalar_one_or_none()
     return None if log_id is None else str(log_id)
@@ -34,8 +38,10 @@ def revoke_credential(conn: Connection, credential_id: int, *, revoked_at: datet
 def active_principal(conn: Connection, token_hash: bytes) -> Principal | None:
     """The principal of the active credential with that token hash."""
     row = conn.execute(
-        text("SELECT id, log_id, role, label FROM credentials"
-             " WHERE token_hash = :h AND revoked_at IS NULL"),
+        text(
+            "SELECT id, log_id, role, label FROM credentials"
+            " WHERE token_hash = :h AND revoked_at IS NULL"
+        ),
         {"h": token_hash},
     ).one_or_none()
     return None if row is None else Principal(int(row[0]), row[1], row[2], row[3])

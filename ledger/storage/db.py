@@ -65,8 +65,7 @@ _AFTER_COMMIT = "ledger.after_commit"
 
 
 @contextmanager
-def unit_of_work(engine: Engine, *, commit_with_last_writes: bool = False
-                 ) -> Iterator[Connection]:
+def unit_of_work(engine: Engine, *, commit_with_last_writes: bool = False) -> Iterator[Connection]:
     """A transaction: committed if the block returns, rolled back if it raises.
 
     ``commit_with_last_writes``: the block ends with ``send_last_writes`` (the group committer's

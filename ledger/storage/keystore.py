@@ -45,8 +45,7 @@ def create_signing_key(
     signer = NoteSigner.generate(origin)
     conn.execute(
         text(
-            "UPDATE signing_keys SET retired_at = :now"
-            " WHERE log_id = :log AND retired_at IS NULL"
+            "UPDATE signing_keys SET retired_at = :now WHERE log_id = :log AND retired_at IS NULL"
         ),
         {"now": now, "log": log_id},
     )
@@ -95,33 +94,57 @@ class SigningKeyRecord:
 def signing_key_records(conn: Connection, log_id: str) -> list[SigningKeyRecord]:
     """Every signing key of the log, oldest first."""
     rows = conn.execute(
-        text("SELECT key_id, verifier_key, created_at, retired_at FROM signing_keys"
-             " WHERE log_id = :log ORDER BY id"), {"log": log_id})
+        text(
+            "SELECT key_id, verifier_key, created_at, retired_at FROM signing_keys"
+            " WHERE log_id = :log ORDER BY id"
+        ),
+        {"log": log_id},
+    )
     return [SigningKeyRecord(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
 def active_key_id(conn: Connection, log_id: str) -> bytes | None:
     """The key id the log signs with now; None if it has no active key."""
     kid = conn.execute(
-        text("SELECT key_id FROM signing_keys WHERE log_id = :log AND retired_at IS NULL"
-             " ORDER BY id DESC LIMIT 1"), {"log": log_id}).scalar_one_or_none()
+        text(
+            "SELECT key_id FROM signing_keys WHERE log_id = :log AND retired_at IS NULL"
+            " ORDER BY id DESC LIMIT 1"
+        ),
+        {"log": log_id},
+    ).scalar_one_or_none()
     return None if kid is None else bytes(kid)
 
 
-def insert_rotation(conn: Connection, log_id: str, *, old_key_id: bytes, new_key_id: bytes,
-                    statement: str, rotated_at: datetime) -> None:
+def insert_rotation(
+    conn: Connection,
+    log_id: str,
+    *,
+    old_key_id: bytes,
+    new_key_id: bytes,
+    statement: str,
+    rotated_at: datetime,
+) -> None:
     conn.execute(
-        text("INSERT INTO key_rotations (log_id, old_key_id, new_key_id, statement, rotated_at)"
-             " VALUES (:log, :old, :new, :statement, :at)"),
-        {"log": log_id, "old": old_key_id, "new": new_key_id, "statement": statement,
-         "at": rotated_at})
+        text(
+            "INSERT INTO key_rotations (log_id, old_key_id, new_key_id, statement, rotated_at)"
+            " VALUES (:log, :old, :new, :statement, :at)"
+        ),
+        {
+            "log": log_id,
+            "old": old_key_id,
+            "new": new_key_id,
+            "statement": statement,
+            "at": rotated_at,
+        },
+    )
 
 
 def rotation_statements(conn: Connection, log_id: str) -> list[str]:
     """Every rotation statement of the log, oldest first."""
     rows = conn.execute(
         text("SELECT statement FROM key_rotations WHERE log_id = :log ORDER BY rotated_at"),
-        {"log": log_id})
+        {"log": log_id},
+    )
     return [r[0] for r in rows]
 
 
@@ -138,9 +161,7 @@ class SignerCache:
         if cached is not None:
             return cached
         row = conn.execute(
-            text(
-                "SELECT sealed_private FROM signing_keys WHERE log_id = :log AND key_id = :kid"
-            ),
+            text("SELECT sealed_private FROM signing_keys WHERE log_id = :log AND key_id = :kid"),
             {"log": log_id, "kid": key_id},
         ).one_or_none()
         if row is None:
@@ -219,7 +240,8 @@ class DataKeyStore:
     ) -> dict[str, tuple[int, bytes]]:
         """The keys read by ``queue_fetch_or_create``. A destroyed (erased) key is ``(id, b"")``."""
         keys = {
-            scope: (key_id, b"") if wrapped is None
+            scope: (key_id, b"")
+            if wrapped is None
             else (key_id, unseal(self._master_key, wrapped, _data_key_aad(log_id, scope)))
             for key_id, scope, wrapped in read.fetchall()
         }
@@ -245,7 +267,8 @@ class DataKeyStore:
             {"log": log_id, "ids": sorted(set(key_ids))},
         )
         return {
-            key_id: None if wrapped is None
+            key_id: None
+            if wrapped is None
             else unseal(self._master_key, wrapped, _data_key_aad(log_id, scope))
             for key_id, scope, wrapped in rows
         }

@@ -21,8 +21,9 @@ def _info(row: Any) -> LogInfo:
 
 
 def find_log(conn: Connection, log_id: str) -> LogInfo | None:
-    row = conn.execute(text(f"SELECT {_COLUMNS} FROM logs WHERE id = :id"),
-                       {"id": log_id}).one_or_none()
+    row = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM logs WHERE id = :id"), {"id": log_id}
+    ).one_or_none()
     return None if row is None else _info(row)
 
 
@@ -41,22 +42,33 @@ def insert_log(conn: Connection, info: LogInfo, *, created_at: datetime) -> None
     """The log's row and its empty head (size 0, genesis ``prev``); its signing key and size-0
     checkpoint are the caller's next writes."""
     conn.execute(
-        text("INSERT INTO logs (id, origin, tenant, kind, policy, created_at)"
-             " VALUES (:id, :origin, :tenant, :kind, CAST(:policy AS jsonb), :at)"),
-        {"id": info.id, "origin": info.origin, "tenant": info.tenant, "kind": info.kind,
-         "policy": json.dumps(info.policy), "at": created_at},
+        text(
+            "INSERT INTO logs (id, origin, tenant, kind, policy, created_at)"
+            " VALUES (:id, :origin, :tenant, :kind, CAST(:policy AS jsonb), :at)"
+        ),
+        {
+            "id": info.id,
+            "origin": info.origin,
+            "tenant": info.tenant,
+            "kind": info.kind,
+            "policy": json.dumps(info.policy),
+            "at": created_at,
+        },
     )
     conn.execute(
-        text("INSERT INTO log_heads (log_id, size, root, frontier, last_leaf)"
-             " VALUES (:id, 0, :root, '', :genesis)"),
+        text(
+            "INSERT INTO log_heads (log_id, size, root, frontier, last_leaf)"
+            " VALUES (:id, 0, :root, '', :genesis)"
+        ),
         {"id": info.id, "root": EMPTY_ROOT, "genesis": GENESIS_PREV},
     )
 
 
 def log_size(conn: Connection, log_id: str) -> int:
     """The head row's size (what the sequencer has appended and committed)."""
-    size = conn.execute(text("SELECT size FROM log_heads WHERE log_id = :log"),
-                        {"log": log_id}).scalar_one_or_none()
+    size = conn.execute(
+        text("SELECT size FROM log_heads WHERE log_id = :log"), {"log": log_id}
+    ).scalar_one_or_none()
     if size is None:
         raise NotFound(f"no log {log_id!r}")
     return int(size)

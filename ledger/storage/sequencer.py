@@ -162,8 +162,9 @@ def append_batch(
                 receipts.append(seen[1])
                 continue
             conv = ev.header.conversation_id
-            entry_bytes = template.fill(seq=seq, prev=prev, received_at=received_at,
-                                        conversation_prev=conv_last.get(conv))
+            entry_bytes = template.fill(
+                seq=seq, prev=prev, received_at=received_at, conversation_prev=conv_last.get(conv)
+            )
             leaf = leaf_hash(entry_bytes)
             key_row_id = keys[ev.scope][0]
             seqs.append(seq)
@@ -175,8 +176,15 @@ def append_batch(
             conversations.append(conv)
             digests.append(ev.request_digest)
             key_ids.append(key_row_id)
-            sealed.append(seal_payload(ciphers[key_row_id], ev.salt, ev.canonical_data,
-                                       payload_aad(log.id, seq), nonce=next(nonces)))
+            sealed.append(
+                seal_payload(
+                    ciphers[key_row_id],
+                    ev.salt,
+                    ev.canonical_data,
+                    payload_aad(log.id, seq),
+                    nonce=next(nonces),
+                )
+            )
             receipt = Receipt(ev.header.event_id, seq, leaf)
             taken[key] = (ev.request_digest, receipt)
             receipts.append(receipt)
@@ -196,8 +204,21 @@ def append_batch(
         head_row = (seq, new_root, pack_frontier(frontier), prev, log.id)
 
         def writes(pg: psycopg.Connection[Any]) -> None:
-            pg.execute(ENTRY_INSERT, (log.id, now, seqs, leaves, entries, sources, event_ids,
-                                      event_types, conversations, digests))
+            pg.execute(
+                ENTRY_INSERT,
+                (
+                    log.id,
+                    now,
+                    seqs,
+                    leaves,
+                    entries,
+                    sources,
+                    event_ids,
+                    event_types,
+                    conversations,
+                    digests,
+                ),
+            )
             pg.execute(PAYLOAD_INSERT, (log.id, seqs, key_ids, sealed))
             if nodes:
                 levels, indexes, hashes = (list(column) for column in zip(*nodes, strict=True))
@@ -213,8 +234,9 @@ def append_batch(
     for item in results:
         if isinstance(item, tuple):
             receipts, added = item
-            final.append(AppendResult(receipts=receipts, created=added > 0, checkpoint=note,
-                                      appended=added))
+            final.append(
+                AppendResult(receipts=receipts, created=added > 0, checkpoint=note, appended=added)
+            )
         else:
             final.append(item)
     return BatchOutcome(final, appended=len(leaves))
@@ -224,11 +246,14 @@ def _templates(log: LogInfo, requests: Sequence[AppendRequest]) -> list[list[Ent
     out = []
     for req in requests:
         writer = canonicalize(req.principal.as_writer())
-        out.append([
-            entry_template(origin=log.origin, header=ev.header, writer=writer,
-                           commitment=ev.commitment)
-            for ev in req.events
-        ])
+        out.append(
+            [
+                entry_template(
+                    origin=log.origin, header=ev.header, writer=writer, commitment=ev.commitment
+                )
+                for ev in req.events
+            ]
+        )
     return out
 
 

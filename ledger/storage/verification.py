@@ -34,7 +34,8 @@ def head_row(conn: Connection, log_id: str) -> StoredHead | None:
     """The log's head row; None if it has none."""
     row = conn.execute(
         text("SELECT size, root, frontier, last_leaf FROM log_heads WHERE log_id = :log"),
-        {"log": log_id}).one_or_none()
+        {"log": log_id},
+    ).one_or_none()
     if row is None:
         return None
     return StoredHead(int(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]))
@@ -50,28 +51,34 @@ def _binary_cursor(conn: Connection) -> psycopg.Cursor[Any]:
     return cur
 
 
-def chunk_rows(conn: Connection, log_id: str, low: int, high: int
-               ) -> tuple[list[Any], list[Any]] | None:
+def chunk_rows(
+    conn: Connection, log_id: str, low: int, high: int
+) -> tuple[list[Any], list[Any]] | None:
     """Entry and payload rows of seqs ``[low, high)`` in seq order; None if it has no entry."""
     # Entry rows are (seq, leaf_hash, entry, source, event_id, conversation_id), payload rows
     # (seq, data_key_id, sealed). Entries and payloads are read apart, each by a primary-key
     # range: a join lets stale statistics pick a plan quadratic in the log.
     with _binary_cursor(conn) as cur:
-        cur.execute("SELECT seq, leaf_hash, entry, source, event_id, conversation_id"
-                    " FROM entries WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
-                    (log_id, low, high))
+        cur.execute(
+            "SELECT seq, leaf_hash, entry, source, event_id, conversation_id"
+            " FROM entries WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
+            (log_id, low, high),
+        )
         rows: list[Any] = cur.fetchall()
         if not rows:
             return None
-        cur.execute("SELECT seq, data_key_id, sealed FROM payloads"
-                    " WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
-                    (log_id, low, high))
+        cur.execute(
+            "SELECT seq, data_key_id, sealed FROM payloads"
+            " WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
+            (log_id, low, high),
+        )
         payloads: list[Any] = cur.fetchall()
     return rows, payloads
 
 
-def last_seqs_before(conn: Connection, log_id: str, conversations: list[str], before: int
-                     ) -> list[Any]:
+def last_seqs_before(
+    conn: Connection, log_id: str, conversations: list[str], before: int
+) -> list[Any]:
     """``(conversation, its last seq below before, or None)`` for each of ``conversations``."""
     with _binary_cursor(conn) as cur:
         cur.execute(
@@ -83,8 +90,9 @@ def last_seqs_before(conn: Connection, log_id: str, conversations: list[str], be
         return cur.fetchall()
 
 
-def tree_nodes_in(conn: Connection, log_id: str, levels: list[int], first: int, end: int
-                  ) -> dict[tuple[int, int], bytes]:
+def tree_nodes_in(
+    conn: Connection, log_id: str, levels: list[int], first: int, end: int
+) -> dict[tuple[int, int], bytes]:
     """Stored node hashes by ``(level, idx)``: ``idx`` in ``[first >> level, end >> level)``."""
     with _binary_cursor(conn) as cur:
         cur.execute(  # OFFSET 0: one index range scan per level, never a scan of the log
@@ -100,23 +108,28 @@ def tree_nodes_in(conn: Connection, log_id: str, levels: list[int], first: int, 
 def checkpoints_between(conn: Connection, log_id: str, after: int, upto: int) -> dict[int, Any]:
     """Checkpoint rows ``(size, root, note, key_id, signed_at)``, after < size <= upto, by size."""
     with _binary_cursor(conn) as cur:
-        cur.execute("SELECT size, root, note, key_id, signed_at FROM checkpoints"
-                    " WHERE log_id = %s AND size > %s AND size <= %s",
-                    (log_id, after, upto))
+        cur.execute(
+            "SELECT size, root, note, key_id, signed_at FROM checkpoints"
+            " WHERE log_id = %s AND size > %s AND size <= %s",
+            (log_id, after, upto),
+        )
         return {row[0]: row for row in cur.fetchall()}
 
 
 # --- nothing beyond the log ----------------------------------------------------------------
 
 
-def tree_node_beyond(conn: Connection, log_id: str, levels: list[int], size: int
-                     ) -> tuple[int, int] | None:
+def tree_node_beyond(
+    conn: Connection, log_id: str, levels: list[int], size: int
+) -> tuple[int, int] | None:
     """``(level, idx)`` of a stored node at one of ``levels`` beyond leaf ``size``, or None."""
     row = conn.execute(
-        text("SELECT w.level, n.idx FROM unnest(CAST(:levels AS smallint[]),"
-             " CAST(:lows AS bigint[])) AS w(level, lo) CROSS JOIN LATERAL (SELECT idx"
-             " FROM tree_nodes WHERE log_id = :log AND level = w.level AND idx >= w.lo"
-             " LIMIT 1) n LIMIT 1"),
+        text(
+            "SELECT w.level, n.idx FROM unnest(CAST(:levels AS smallint[]),"
+            " CAST(:lows AS bigint[])) AS w(level, lo) CROSS JOIN LATERAL (SELECT idx"
+            " FROM tree_nodes WHERE log_id = :log AND level = w.level AND idx >= w.lo"
+            " LIMIT 1) n LIMIT 1"
+        ),
         {"levels": levels, "lows": [size >> lv for lv in levels], "log": log_id},
     ).first()
     return None if row is None else (int(row[0]), int(row[1]))

@@ -128,9 +128,7 @@ def upgrade() -> None:
         sa.Column("sealed_private", sa.LargeBinary(), nullable=False),
         _ts("created_at", default=True),
         _ts("retired_at", nullable=True),
-        sa.ForeignKeyConstraint(
-            ["log_id"], ["logs.id"], name=op.f("fk_signing_keys_log_id_logs")
-        ),
+        sa.ForeignKeyConstraint(["log_id"], ["logs.id"], name=op.f("fk_signing_keys_log_id_logs")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_signing_keys")),
         sa.UniqueConstraint("log_id", "key_id", name=op.f("uq_signing_keys_log_id_key_id")),
     )

@@ -34,8 +34,7 @@ def upgrade() -> None:
         sa.Column("new_key_id", sa.LargeBinary(), nullable=False),
         sa.Column("statement", sa.Text(), nullable=False),
         sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["log_id"], ["logs.id"],
-                                name=op.f("fk_key_rotations_log_id_logs")),
+        sa.ForeignKeyConstraint(["log_id"], ["logs.id"], name=op.f("fk_key_rotations_log_id_logs")),
         sa.PrimaryKeyConstraint("log_id", "new_key_id", name=op.f("pk_key_rotations")),
     )
     op.create_table(
@@ -57,10 +56,10 @@ def upgrade() -> None:
         sa.Column("cosignature", sa.Text(), nullable=False),
         sa.Column("timestamp", sa.BigInteger(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["log_id"], ["logs.id"],
-                                name=op.f("fk_witness_cosignatures_log_id_logs")),
-        sa.PrimaryKeyConstraint("log_id", "witness", "size",
-                                name=op.f("pk_witness_cosignatures")),
+        sa.ForeignKeyConstraint(
+            ["log_id"], ["logs.id"], name=op.f("fk_witness_cosignatures_log_id_logs")
+        ),
+        sa.PrimaryKeyConstraint("log_id", "witness", "size", name=op.f("pk_witness_cosignatures")),
     )
     for table in TABLES:
         op.execute(

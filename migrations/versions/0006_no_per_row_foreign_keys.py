@@ -48,6 +48,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER data_keys_no_truncate ON data_keys")
     op.execute("DROP TRIGGER data_keys_no_delete ON data_keys")
-    op.create_foreign_key("fk_payloads_data_key_id_data_keys", "payloads", "data_keys",
-                          ["data_key_id"], ["id"])
+    op.create_foreign_key(
+        "fk_payloads_data_key_id_data_keys", "payloads", "data_keys", ["data_key_id"], ["id"]
+    )
     op.create_foreign_key("fk_entries_log_id_logs", "entries", "logs", ["log_id"], ["id"])

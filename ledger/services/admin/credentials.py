@@ -40,23 +40,40 @@ def token_hash(token: str) -> bytes:
 
 
 def create_credential(
-    conn: Connection, keys: KeyRing, *, log_id: str, role: str, label: str,
-    actor: dict[str, Any], now: datetime,
+    conn: Connection,
+    keys: KeyRing,
+    *,
+    log_id: str,
+    role: str,
+    label: str,
+    actor: dict[str, Any],
+    now: datetime,
 ) -> NewCredential:
     if role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     log = get_log(conn, log_id)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    cred_id = stored.insert_credential(conn, token_hash=token_hash(token), log_id=log.id,
-                                       role=role, label=label, created_at=now)
-    SystemLog.in_transaction(conn, keys, now=now).record_durably(log.tenant, credential_event(
-        "created", credential_id=cred_id, log_id=log.id, actor=actor, now=now, role=role,
-        label=label))
+    cred_id = stored.insert_credential(
+        conn, token_hash=token_hash(token), log_id=log.id, role=role, label=label, created_at=now
+    )
+    SystemLog.in_transaction(conn, keys, now=now).record_durably(
+        log.tenant,
+        credential_event(
+            "created",
+            credential_id=cred_id,
+            log_id=log.id,
+            actor=actor,
+            now=now,
+            role=role,
+            label=label,
+        ),
+    )
     return NewCredential(cred_id, token)
 
 
-def revoke_credential(conn: Connection, keys: KeyRing, credential_id: int, *,
-                      actor: dict[str, Any], now: datetime) -> str:
+def revoke_credential(
+    conn: Connection, keys: KeyRing, credential_id: int, *, actor: dict[str, Any], now: datetime
+) -> str:
     """Revoke a credential (kept, never deleted); returns its log. Servers cache a principal
     for a few seconds, so a revocation takes effect everywhere within that time."""
     log_id = stored.revoke_credential(conn, credential_id, revoked_at=now)
@@ -64,8 +81,10 @@ def revoke_credential(conn: Connection, keys: KeyRing, credential_id: int, *,
         raise NotFound(f"no active credential {credential_id}")
     SystemLog.in_transaction(conn, keys, now=now).record_durably(
         get_log(conn, log_id).tenant,
-        credential_event("revoked", credential_id=credential_id, log_id=log_id, actor=actor,
-                         now=now))
+        credential_event(
+            "revoked", credential_id=credential_id, log_id=log_id, actor=actor, now=now
+        ),
+    )
     return log_id
 
 

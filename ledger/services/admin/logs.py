@@ -45,22 +45,35 @@ def create_log(
     tenant = tenant or log_id
     if find_log(conn, log_id) is not None:
         raise LogExists(f"log {log_id!r} already exists")
-    info = _new_log(conn, keys, LogInfo(log_id, f"{origin_prefix}/{log_id}", tenant, "events",
-                                        {"card_policy": card_policy}), now=now)
+    info = _new_log(
+        conn,
+        keys,
+        LogInfo(
+            log_id, f"{origin_prefix}/{log_id}", tenant, "events", {"card_policy": card_policy}
+        ),
+        now=now,
+    )
     system_id = system_log_id(tenant)
     if find_log(conn, system_id) is None:
-        _new_log(conn, keys, LogInfo(system_id, f"{origin_prefix}/{system_id}", tenant,
-                                     "system", {}), now=now)
+        _new_log(
+            conn,
+            keys,
+            LogInfo(system_id, f"{origin_prefix}/{system_id}", tenant, "system", {}),
+            now=now,
+        )
     SystemLog.in_transaction(conn, keys, now=now).record_durably(
-        tenant, log_created_event(info, actor=actor, now=now))
+        tenant, log_created_event(info, actor=actor, now=now)
+    )
     return info
 
 
 def _new_log(conn: Connection, keys: KeyRing, info: LogInfo, *, now: datetime) -> LogInfo:
     insert_log(conn, info, created_at=now)
-    signer = create_signing_key(conn, log_id=info.id, origin=info.origin,
-                                master_key=keys.master_key, now=now)
+    signer = create_signing_key(
+        conn, log_id=info.id, origin=info.origin, master_key=keys.master_key, now=now
+    )
     note = sign_checkpoint(Checkpoint(info.origin, 0, RootHash(EMPTY_ROOT)), signer)
-    insert_checkpoint(conn, info.id, size=0, root=EMPTY_ROOT, note=note, key_id=signer.key_id,
-                      signed_at=now)
+    insert_checkpoint(
+        conn, info.id, size=0, root=EMPTY_ROOT, note=note, key_id=signer.key_id, signed_at=now
+    )
     return info

@@ -50,12 +50,22 @@ def generate_first_key(
 ) -> NoteSigner:
     """A signing key for a log that has no active one; otherwise the answer is rotation."""
     if active_key_id(conn, log.id) is not None:
-        raise KeyStateConflict(f"log {log.id!r} already has an active signing key;"
-                               f" use `ledger keys rotate --log {log.id}`")
-    signer = create_signing_key(conn, log_id=log.id, origin=log.origin,
-                                master_key=keys.master_key, now=now)
-    _record(conn, keys, log, "key.generated", {"log": log.id, "new_key": signer.verifier_key()},
-            now=now, actor=actor)
+        raise KeyStateConflict(
+            f"log {log.id!r} already has an active signing key;"
+            f" use `ledger keys rotate --log {log.id}`"
+        )
+    signer = create_signing_key(
+        conn, log_id=log.id, origin=log.origin, master_key=keys.master_key, now=now
+    )
+    _record(
+        conn,
+        keys,
+        log,
+        "key.generated",
+        {"log": log.id, "new_key": signer.verifier_key()},
+        now=now,
+        actor=actor,
+    )
     return signer
 
 
@@ -65,25 +75,53 @@ def rotate_signing_key(
     lock_head(conn, log.id)
     old_id = active_key_id(conn, log.id)
     if old_id is None:
-        raise KeyStateConflict(f"log {log.id!r} has no active signing key;"
-                               f" use `ledger keys generate --log {log.id}`")
+        raise KeyStateConflict(
+            f"log {log.id!r} has no active signing key; use `ledger keys generate --log {log.id}`"
+        )
     last_signed = last_signed_by(conn, log.id, old_id)
     at = max(now, last_signed) if last_signed is not None else now
     old = keys.signers.get(conn, log.id, old_id)
-    new = create_signing_key(conn, log_id=log.id, origin=log.origin,
-                             master_key=keys.master_key, now=at)
+    new = create_signing_key(
+        conn, log_id=log.id, origin=log.origin, master_key=keys.master_key, now=at
+    )
     statement = sign_rotation(old, new, format_time(at))
-    insert_rotation(conn, log.id, old_key_id=old.key_id, new_key_id=new.key_id,
-                    statement=statement, rotated_at=at)
-    _record(conn, keys, log, "key.rotated",
-            {"log": log.id, "old_key": old.verifier_key(), "new_key": new.verifier_key(),
-             "statement": statement, "rotated_at": format_time(at)},
-            now=now, actor=actor)
+    insert_rotation(
+        conn,
+        log.id,
+        old_key_id=old.key_id,
+        new_key_id=new.key_id,
+        statement=statement,
+        rotated_at=at,
+    )
+    _record(
+        conn,
+        keys,
+        log,
+        "key.rotated",
+        {
+            "log": log.id,
+            "old_key": old.verifier_key(),
+            "new_key": new.verifier_key(),
+            "statement": statement,
+            "rotated_at": format_time(at),
+        },
+        now=now,
+        actor=actor,
+    )
     return KeyRotation(old.verifier(), new.verifier(), statement, at)
 
 
-def _record(conn: Connection, keys: KeyRing, log: LogInfo, name: str, data: dict[str, Any], *,
-            now: datetime, actor: dict[str, Any]) -> None:
-    event = system_event(name, stream="keys", data=data, now=now, actor=actor,
-                         resource={"type": "log", "id": log.id})
+def _record(
+    conn: Connection,
+    keys: KeyRing,
+    log: LogInfo,
+    name: str,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    actor: dict[str, Any],
+) -> None:
+    event = system_event(
+        name, stream="keys", data=data, now=now, actor=actor, resource={"type": "log", "id": log.id}
+    )
     SystemLog.in_transaction(conn, keys, now=now).record_durably(log.tenant, event)

@@ -71,9 +71,11 @@ class DirectorySink:
         try:
             written = write_atomic(path, cp.note.encode(), overwrite=False)
         except IntegrityFailure as exc:
-            raise IntegrityFailure(f"fork: the anchored checkpoint {path} differs from the"
-                                   f" database's checkpoint at size {cp.size}",
-                                   log=log.id) from exc
+            raise IntegrityFailure(
+                f"fork: the anchored checkpoint {path} differs from the"
+                f" database's checkpoint at size {cp.size}",
+                log=log.id,
+            ) from exc
         return {"file": str(path), "written": written}
 
 
@@ -84,9 +86,13 @@ class WebhookSink:
         self.name = f"webhook:{url}"
 
     def publish(self, conn: Connection, log: LogInfo, cp: StoredCheckpoint) -> dict[str, Any]:
-        response = post(self.url, cp.note.encode(), content_type="text/plain; charset=utf-8",
-                        timeout=self.timeout,
-                        headers={"X-Ledger-Log": log.id, "X-Ledger-Tree-Size": str(cp.size)})
+        response = post(
+            self.url,
+            cp.note.encode(),
+            content_type="text/plain; charset=utf-8",
+            timeout=self.timeout,
+            headers={"X-Ledger-Log": log.id, "X-Ledger-Tree-Size": str(cp.size)},
+        )
         if not 200 <= response.status < 300:
             raise LedgerError(f"anchor webhook answered {response.status}")
         return {"status": response.status}
@@ -119,15 +125,30 @@ class Anchoring:
 
     def event(self, now: datetime, actor: dict[str, Any] | None = None) -> PreparedEvent:
         return system_event(
-            "checkpoint.anchored", stream="anchoring", now=now, actor=actor,
+            "checkpoint.anchored",
+            stream="anchoring",
+            now=now,
+            actor=actor,
             outcome="success" if self.ok else "failure",
-            data={"log": self.log.id, "size": self.checkpoint.size,
-                  "root": b64(self.checkpoint.root), "sinks": self.sinks},
-            resource={"type": "log", "id": self.log.id})
+            data={
+                "log": self.log.id,
+                "size": self.checkpoint.size,
+                "root": b64(self.checkpoint.root),
+                "sinks": self.sinks,
+            },
+            resource={"type": "log", "id": self.log.id},
+        )
 
 
-def anchor(conn: Connection, keys: KeyRing, logs: Sequence[LogInfo], sinks: Sequence[Sink], *,
-           actor: dict[str, Any] | None = None, now: datetime) -> list[Anchoring]:
+def anchor(
+    conn: Connection,
+    keys: KeyRing,
+    logs: Sequence[LogInfo],
+    sinks: Sequence[Sink],
+    *,
+    actor: dict[str, Any] | None = None,
+    now: datetime,
+) -> list[Anchoring]:
     """Publish what each sink has not taken yet and record it (``anchorings`` and one event per
     anchored log), all in the caller's unit of work. One anchoring run at a time across
     processes: if another holds the lock, this one does nothing."""
@@ -140,8 +161,9 @@ def anchor(conn: Connection, keys: KeyRing, logs: Sequence[LogInfo], sinks: Sequ
     return done
 
 
-def _anchor_log(conn: Connection, log: LogInfo, sinks: Sequence[Sink], *, now: datetime
-                ) -> Anchoring:
+def _anchor_log(
+    conn: Connection, log: LogInfo, sinks: Sequence[Sink], *, now: datetime
+) -> Anchoring:
     cp = latest_checkpoint(conn, log.id)
     anchoring = Anchoring(log, cp)
     for sink in sinks:
@@ -155,8 +177,7 @@ def _anchor_log(conn: Connection, log: LogInfo, sinks: Sequence[Sink], *, now: d
         except (LedgerError, OSError) as exc:
             anchoring.sinks.append({"sink": sink.name, "outcome": "failure", "error": str(exc)})
             continue
-        insert_anchoring(conn, log.id, sink=sink.name, size=cp.size, root=cp.root,
-                         anchored_at=now)
+        insert_anchoring(conn, log.id, sink=sink.name, size=cp.size, root=cp.root, anchored_at=now)
         anchoring.sinks.append({"sink": sink.name, "outcome": "success", **details})
     return anchoring
 
@@ -167,8 +188,9 @@ def _news(conn: Connection, log: LogInfo, cp: StoredCheckpoint, last: int | None
     if cp.size <= last:
         return False
     # A system log whose only news since its last anchoring is anchoring events is not news.
-    return log.kind != "system" or has_entries_other_than(conn, log.id, since=last,
-                                                          event_type=ANCHORED_EVENT)
+    return log.kind != "system" or has_entries_other_than(
+        conn, log.id, since=last, event_type=ANCHORED_EVENT
+    )
 
 
 # --- what the verifier reads back --------------------------------------------------------------
@@ -199,7 +221,8 @@ def read_anchors(directory: Path, log_id: str, *, min_size: int = 0) -> list[Anc
             try:
                 note = Path(entry.path).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise IntegrityFailure(f"anchored checkpoint {entry.path} is unreadable: {exc}",
-                                       log=log_id) from exc
+                raise IntegrityFailure(
+                    f"anchored checkpoint {entry.path} is unreadable: {exc}", log=log_id
+                ) from exc
             found.append(AnchoredNote(entry.path, int(stem), note))
     return sorted(found, key=lambda a: a.size)

@@ -21,8 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class AnchorScheduler:
-    def __init__(self, engine: Engine, keys: KeyRing, sinks: Sequence[Sink], *, interval: float,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keys: KeyRing,
+        sinks: Sequence[Sink],
+        *,
+        interval: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._engine = engine
         self._keys = keys
         self._sinks = list(sinks)

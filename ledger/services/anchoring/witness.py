@@ -45,7 +45,8 @@ class WitnessSink:
     def from_settings(cls, settings: Settings) -> WitnessSink:
         if not (settings.anchor_witness_url and settings.anchor_witness_key):
             raise ConfigurationError(
-                "LEDGER_ANCHOR_WITNESS_URL and LEDGER_ANCHOR_WITNESS_KEY go together")
+                "LEDGER_ANCHOR_WITNESS_URL and LEDGER_ANCHOR_WITNESS_KEY go together"
+            )
         try:
             key = CosignerVerifier.from_verifier_key(settings.anchor_witness_key)
         except CryptoError as exc:
@@ -56,28 +57,44 @@ class WitnessSink:
         old = last_cosigned_size(conn, log.id, self.witness)
         for _attempt in range(2):
             if old > cp.size:
-                raise LedgerError(f"witness {self.key.name} has cosigned size {old},"
-                                  f" beyond the database's {cp.size}: rollback?")
+                raise LedgerError(
+                    f"witness {self.key.name} has cosigned size {old},"
+                    f" beyond the database's {cp.size}: rollback?"
+                )
             proof = consistency_proof(conn, log.id, old, cp.size) if old else []
-            response = post(self.url, add_checkpoint_body(old, proof, cp.note),
-                            content_type="text/plain; charset=utf-8", timeout=self.timeout)
+            response = post(
+                self.url,
+                add_checkpoint_body(old, proof, cp.note),
+                content_type="text/plain; charset=utf-8",
+                timeout=self.timeout,
+            )
             if response.status == 409 and response.content_type.startswith(SIZE_CONTENT_TYPE):
                 theirs = _size(response.text())
                 if theirs == old:
-                    raise LedgerError(f"witness {self.key.name} refuses size {cp.size}"
-                                      " as inconsistent with what it cosigned (fork?)")
+                    raise LedgerError(
+                        f"witness {self.key.name} refuses size {cp.size}"
+                        " as inconsistent with what it cosigned (fork?)"
+                    )
                 old = theirs
                 continue
             if response.status != 200:
-                raise LedgerError(f"witness {self.key.name} answered {response.status}:"
-                                  f" {response.text(200)}")
+                raise LedgerError(
+                    f"witness {self.key.name} answered {response.status}: {response.text(200)}"
+                )
             try:
                 cosignatures = open_cosignatures(cp.note, response.body.decode(), self.key)
             except (CryptoError, UnicodeDecodeError) as exc:
                 raise LedgerError(f"witness {self.key.name}: bad cosignature: {exc}") from exc
             for cosig in cosignatures:
-                insert_cosignature(conn, log.id, witness=self.witness, size=cp.size,
-                                   root=cp.root, line=cosig.line, timestamp=cosig.timestamp)
+                insert_cosignature(
+                    conn,
+                    log.id,
+                    witness=self.witness,
+                    size=cp.size,
+                    root=cp.root,
+                    line=cosig.line,
+                    timestamp=cosig.timestamp,
+                )
             return {"cosignatures": len(cosignatures), "old_size": old}
         raise LedgerError(f"witness {self.key.name} keeps changing its size")
 

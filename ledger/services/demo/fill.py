@@ -38,8 +38,16 @@ def demo_writer(log_id: str, operator: str) -> Principal:
     return Principal(0, log_id, "writer", f"ledger demo ({operator})")
 
 
-def fill(engine: Engine, keys: KeyRing, log_id: str, count: int, *, seed: int, operator: str,
-         now: Callable[[], datetime]) -> tuple[list[DemoConversation], int]:
+def fill(
+    engine: Engine,
+    keys: KeyRing,
+    log_id: str,
+    count: int,
+    *,
+    seed: int,
+    operator: str,
+    now: Callable[[], datetime],
+) -> tuple[list[DemoConversation], int]:
     """Generate ``count`` conversations and append them to ``log_id``, a batch of
     ``BATCH_EVENTS`` at a time; the conversations and how many events were new. The same seed
     twice is an idempotent retry."""
@@ -47,18 +55,23 @@ def fill(engine: Engine, keys: KeyRing, log_id: str, count: int, *, seed: int, o
         log = get_log(conn, log_id)
     if log.kind != "events":
         raise InvalidRequest(f"log {log_id!r} is written only by the ledger itself")
-    conversations = generate(count, seed=seed,
-                             raw_cards=log.policy.get("card_policy") == "mask")
+    conversations = generate(count, seed=seed, raw_cards=log.policy.get("card_policy") == "mask")
     writer = demo_writer(log.id, operator)
     limits = IngestLimits(max_events=BATCH_EVENTS)
     appended = 0
-    with GroupCommitter(engine, signers=keys.signers, data_keys=keys.data_keys,
-                        clock=now) as committer:
+    with GroupCommitter(
+        engine, signers=keys.signers, data_keys=keys.data_keys, clock=now
+    ) as committer:
         for batch in chunks(interleave(conversations), BATCH_EVENTS):
-            result = ingest(orjson.dumps({"events": batch}), log=log, writer=writer,
-                            committer=committer, limits=limits,
-                            default_card_policy=str(log.policy.get("card_policy", "reject")),
-                            fingerprint_key=pan_fingerprint_key(keys.master_key)).result()
+            result = ingest(
+                orjson.dumps({"events": batch}),
+                log=log,
+                writer=writer,
+                committer=committer,
+                limits=limits,
+                default_card_policy=str(log.policy.get("card_policy", "reject")),
+                fingerprint_key=pan_fingerprint_key(keys.master_key),
+            ).result()
             appended += result.appended
     return conversations, appended
 
@@ -72,20 +85,35 @@ class DemoLog:
     """A recent handed-off conversation, the one to show a new user."""
 
 
-def prepare_demo_log(engine: Engine, keys: KeyRing, *, origin_prefix: str, conversations: int,
-                     actor: dict[str, Any], operator: str,
-                     now: Callable[[], datetime]) -> DemoLog:
+def prepare_demo_log(
+    engine: Engine,
+    keys: KeyRing,
+    *,
+    origin_prefix: str,
+    conversations: int,
+    actor: dict[str, Any],
+    operator: str,
+    now: Callable[[], datetime],
+) -> DemoLog:
     """Log ``demo`` (card policy ``mask``, so the guard's masking shows), a writer and an
     auditor credential, and, when the log is empty, ``conversations`` sample conversations.
     Every creation is recorded in the tenant's system log."""
     with unit_of_work(engine) as conn:
         log = find_log(conn, DEMO_LOG) or create_log(
-            conn, keys, DEMO_LOG, origin_prefix=origin_prefix, actor=actor, now=now(),
-            card_policy="mask")
-        writer = create_credential(conn, keys, log_id=log.id, role="writer",
-                                   label="demo writer", actor=actor, now=now())
-        auditor = create_credential(conn, keys, log_id=log.id, role="auditor",
-                                    label="demo auditor", actor=actor, now=now())
+            conn,
+            keys,
+            DEMO_LOG,
+            origin_prefix=origin_prefix,
+            actor=actor,
+            now=now(),
+            card_policy="mask",
+        )
+        writer = create_credential(
+            conn, keys, log_id=log.id, role="writer", label="demo writer", actor=actor, now=now()
+        )
+        auditor = create_credential(
+            conn, keys, log_id=log.id, role="auditor", label="demo auditor", actor=actor, now=now()
+        )
         empty = log_size(conn, log.id) == 0
     if empty:
         fill(engine, keys, log.id, conversations, seed=1, operator=operator, now=now)

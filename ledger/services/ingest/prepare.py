@@ -37,9 +37,7 @@ def parse_body(body: bytes, limits: IngestLimits) -> tuple[list[Any], bool]:
     except orjson.JSONDecodeError as exc:
         raise MalformedRequest(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
-        raise MalformedRequest(
-            'request body must be a JSON object: one event or {"events": [...]}'
-        )
+        raise MalformedRequest('request body must be a JSON object: one event or {"events": [...]}')
     if "events" in doc and "specversion" not in doc:
         events = doc["events"]
         if not isinstance(events, list):
@@ -95,8 +93,13 @@ def prepare(event: ValidatedEvent, salt: bytes | None = None) -> PreparedEvent:
         outcome=event.outcome,
         resource=event.resource,
     )
-    return prepared_event(header, scope=f"conversation:{event.conversation_id}",
-                          canonical_data=canonical_data, envelope_bytes=envelope_bytes, salt=salt)
+    return prepared_event(
+        header,
+        scope=f"conversation:{event.conversation_id}",
+        canonical_data=canonical_data,
+        envelope_bytes=envelope_bytes,
+        salt=salt,
+    )
 
 
 def prepared_event(

@@ -52,8 +52,10 @@ def list_entries(
     """Entries ``[start, end)`` (``end`` None: to the head), at most ``MAX_PAGE`` of them."""
     if end is not None and end < start:
         raise InvalidRequest(f"end ({end}) must not be before start ({start})")
-    system_log.record_durably(log.tenant, read_event("entries", log, actor=reader, access=access,
-                                                     now=now, start=start, end=end))
+    system_log.record_durably(
+        log.tenant,
+        read_event("entries", log, actor=reader, access=access, now=now, start=start, end=end),
+    )
     size = log_size(conn, log.id)
     wanted_end = size if end is None else min(end, size)
     stop = min(wanted_end, start + MAX_PAGE)
@@ -75,8 +77,9 @@ def get_entry(
 ) -> dict[str, Any]:
     if seq < 0:
         raise InvalidRequest("seq must be >= 0")
-    system_log.record_durably(log.tenant, read_event("entry", log, actor=reader, access=access,
-                                                     now=now, seq=seq))
+    system_log.record_durably(
+        log.tenant, read_event("entry", log, actor=reader, access=access, now=now, seq=seq)
+    )
     found = read_entries(conn, log, seq, seq + 1, data_keys)
     if not found:
         raise NotFound(f"log {log.id!r} has no entry {seq}")
@@ -89,8 +92,16 @@ def read_entries(
     """Entries ``[start, end)`` with canonical bytes (base64), leaf hash and payload."""
     rows = entries_with_payloads(conn, log.id, start, end)
     return [
-        _present(conn, log, data_keys, seq=seq, leaf=bytes(leaf), entry_bytes=bytes(raw),
-                 data_key_id=key_id, sealed=sealed)
+        _present(
+            conn,
+            log,
+            data_keys,
+            seq=seq,
+            leaf=bytes(leaf),
+            entry_bytes=bytes(raw),
+            data_key_id=key_id,
+            sealed=sealed,
+        )
         for seq, leaf, raw, key_id, sealed in rows
     ]
 
@@ -109,7 +120,11 @@ def _present(
     entry = orjson.loads(entry_bytes)
     opened = open_payload(
         lambda key_id: data_keys.key_by_id(conn, log.id, key_id),
-        log_id=log.id, seq=seq, entry=entry, data_key_id=data_key_id, sealed=sealed,
+        log_id=log.id,
+        seq=seq,
+        entry=entry,
+        data_key_id=data_key_id,
+        sealed=sealed,
     )
     return {
         "seq": seq,

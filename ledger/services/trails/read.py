@@ -78,8 +78,12 @@ def read_trail_for(
 ) -> dict[str, Any]:
     """The auditor's use case: the read is recorded in the tenant's system log, durably, before
     anything is read (PCI DSS 10.2.1.3: fail closed), then the trail is read."""
-    system_log.record_durably(log.tenant, read_event("trail", log, actor=reader, access=access,
-                                                     now=now, conversation=conversation_id))
+    system_log.record_durably(
+        log.tenant,
+        read_event(
+            "trail", log, actor=reader, access=access, now=now, conversation=conversation_id
+        ),
+    )
     return read_trail(conn, log, conversation_id, data_keys)
 
 
@@ -102,21 +106,31 @@ def read_trail(
     for row, proof in zip(rows, proofs, strict=True):
         entry = row.entry
         opened = open_payload(
-            lambda key_id: keys.get(conn, log.id, key_id), log_id=log.id, seq=row.seq,
-            entry=row.entry, data_key_id=row.data_key_id, sealed=row.sealed,
+            lambda key_id: keys.get(conn, log.id, key_id),
+            log_id=log.id,
+            seq=row.seq,
+            entry=row.entry,
+            data_key_id=row.data_key_id,
+            sealed=row.sealed,
         )
         payload, status = opened.payload, opened.status
-        entries.append({
-            "seq": row.seq,
-            "leaf_hash": _b64(row.leaf),
-            "entry_b64": _b64(row.entry_bytes),
-            "entry": entry,
-            **opened.as_json(),
-            "inclusion_proof": {"leaf_index": row.seq, "tree_size": size,
-                                "hashes": [_b64(h) for h in proof]},
-        })
-        events.append(_trail_event(row.seq, entry, payload if status == "verified" else None,
-                                   status))
+        entries.append(
+            {
+                "seq": row.seq,
+                "leaf_hash": _b64(row.leaf),
+                "entry_b64": _b64(row.entry_bytes),
+                "entry": entry,
+                **opened.as_json(),
+                "inclusion_proof": {
+                    "leaf_index": row.seq,
+                    "tree_size": size,
+                    "hashes": [_b64(h) for h in proof],
+                },
+            }
+        )
+        events.append(
+            _trail_event(row.seq, entry, payload if status == "verified" else None, status)
+        )
     return {
         "log": log.id,
         "origin": log.origin,
@@ -151,28 +165,51 @@ def check_back_links(conversation_id: str, rows: Sequence[StoredEntry]) -> dict[
     seqs = {r.seq for r in rows}
 
     def problem(seq: int, what: str, expected: Any, found: Any, message: str) -> None:
-        problems.append({"seq": seq, "what": what, "expected": expected, "found": found,
-                         "message": f"seq {seq}: {message}"})
+        problems.append(
+            {
+                "seq": seq,
+                "what": what,
+                "expected": expected,
+                "found": found,
+                "message": f"seq {seq}: {message}",
+            }
+        )
 
     previous: int | None = None
     for row in rows:
         entry = row.entry
         if merkle.leaf_hash(row.entry_bytes) != row.leaf:
-            problem(row.seq, "leaf_hash", _b64(merkle.leaf_hash(row.entry_bytes)),
-                    _b64(row.leaf), "the entry bytes do not hash to the stored leaf hash "
-                    "(the entry was altered after it was appended)")
+            problem(
+                row.seq,
+                "leaf_hash",
+                _b64(merkle.leaf_hash(row.entry_bytes)),
+                _b64(row.leaf),
+                "the entry bytes do not hash to the stored leaf hash "
+                "(the entry was altered after it was appended)",
+            )
         if entry.get("seq") != row.seq:
-            problem(row.seq, "seq", row.seq, entry.get("seq"),
-                    f"the entry bytes name seq {entry.get('seq')}")
+            problem(
+                row.seq,
+                "seq",
+                row.seq,
+                entry.get("seq"),
+                f"the entry bytes name seq {entry.get('seq')}",
+            )
         named = (entry.get("event") or {}).get("conversation")
         if named != conversation_id:
-            problem(row.seq, "conversation", conversation_id, named,
-                    f"the entry belongs to conversation {named!r}, not {conversation_id!r} "
-                    "(it was moved into this trail)")
+            problem(
+                row.seq,
+                "conversation",
+                conversation_id,
+                named,
+                f"the entry belongs to conversation {named!r}, not {conversation_id!r} "
+                "(it was moved into this trail)",
+            )
         found = entry.get("conversation_prev")
         if found != previous:
-            problem(row.seq, "conversation_prev", previous, found,
-                    _link_message(previous, found, seqs))
+            problem(
+                row.seq, "conversation_prev", previous, found, _link_message(previous, found, seqs)
+            )
         previous = row.seq
     return {
         "status": "broken" if problems else "intact",
@@ -185,35 +222,49 @@ def check_back_links(conversation_id: str, rows: Sequence[StoredEntry]) -> dict[
 
 def _link_message(expected: int | None, found: Any, seqs: set[int]) -> str:
     if expected is None:
-        return (f"the conversation's first entry here names conversation_prev {found}; "
-                f"entry {found} is missing from the trail (removed or moved to another "
-                "conversation)")
+        return (
+            f"the conversation's first entry here names conversation_prev {found}; "
+            f"entry {found} is missing from the trail (removed or moved to another "
+            "conversation)"
+        )
     if found is None:
-        return (f"conversation_prev is null, but the previous entry of the conversation is "
-                f"seq {expected}: this entry claims to start the conversation")
+        return (
+            f"conversation_prev is null, but the previous entry of the conversation is "
+            f"seq {expected}: this entry claims to start the conversation"
+        )
     if found in seqs:
-        return (f"conversation_prev is {found}, but the previous entry of the trail is seq "
-                f"{expected}: entry {expected} is not part of the chain (added or moved in)")
-    return (f"conversation_prev is {found}, but the previous entry of the trail is seq "
-            f"{expected}: entry {found} is missing from the trail (removed or moved to "
-            "another conversation)")
+        return (
+            f"conversation_prev is {found}, but the previous entry of the trail is seq "
+            f"{expected}: entry {expected} is not part of the chain (added or moved in)"
+        )
+    return (
+        f"conversation_prev is {found}, but the previous entry of the trail is seq "
+        f"{expected}: entry {found} is missing from the trail (removed or moved to "
+        "another conversation)"
+    )
 
 
 # --- reads ---------------------------------------------------------------------------------------
 
 
-def _conversation_rows(conn: Connection, log_id: str, conversation_id: str, size: int
-                       ) -> list[StoredEntry]:
-    rows = conversation_entries(conn, log_id, conversation_id, size,
-                                limit=MAX_TRAIL_ENTRIES + 1)
+def _conversation_rows(
+    conn: Connection, log_id: str, conversation_id: str, size: int
+) -> list[StoredEntry]:
+    rows = conversation_entries(conn, log_id, conversation_id, size, limit=MAX_TRAIL_ENTRIES + 1)
     if len(rows) > MAX_TRAIL_ENTRIES:
         raise TrailTooLarge(
             f"conversation {conversation_id!r} has more than {MAX_TRAIL_ENTRIES} entries; "
             "export it instead"
         )
     return [
-        StoredEntry(int(seq), bytes(leaf), bytes(raw), _parse_entry(bytes(raw)), key_id,
-                    bytes(sealed) if sealed is not None else None)
+        StoredEntry(
+            int(seq),
+            bytes(leaf),
+            bytes(raw),
+            _parse_entry(bytes(raw)),
+            key_id,
+            bytes(sealed) if sealed is not None else None,
+        )
         for seq, leaf, raw, key_id, sealed in rows
     ]
 
@@ -226,8 +277,9 @@ def _parse_entry(raw: bytes) -> dict[str, Any]:
     return entry if isinstance(entry, dict) else {}
 
 
-def _trail_event(seq: int, entry: dict[str, Any], payload: dict[str, Any] | None,
-                 status: str) -> TrailEvent:
+def _trail_event(
+    seq: int, entry: dict[str, Any], payload: dict[str, Any] | None, status: str
+) -> TrailEvent:
     event = entry.get("event") or {}
     return TrailEvent(
         seq=seq,

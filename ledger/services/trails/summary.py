@@ -21,8 +21,13 @@ from typing import Any
 
 from ledger.services.ingest.prepare import REDACTIONS_FIELD
 
-SPEAKERS = {"customer": "customer", "human_agent": "human", "system": "system",
-            "ai_agent": "ai", "tool": "tool"}
+SPEAKERS = {
+    "customer": "customer",
+    "human_agent": "human",
+    "system": "system",
+    "ai_agent": "ai",
+    "tool": "tool",
+}
 """Author kind → the speaker an auditor sees in the transcript."""
 
 
@@ -60,12 +65,16 @@ def summarize(events: Sequence[TrailEvent]) -> dict[str, Any]:
     escalations = _of(readable, "escalation.triggered", _escalation, by_event_id)
     return {
         "overview": _overview(events, handoffs),
-        "transcript": [_utterance(e) for e in readable
-                       if e.name in ("message.created", "agent.reply")],
+        "transcript": [
+            _utterance(e) for e in readable if e.name in ("message.created", "agent.reply")
+        ],
         "tools": _tools(readable),
         "data_access": _of(readable, "data.access", _access),
-        "disclosures": [_disclosure(e) for e in readable
-                        if e.name == "data.access" and e.data.get("disclosure") is True],
+        "disclosures": [
+            _disclosure(e)
+            for e in readable
+            if e.name == "data.access" and e.data.get("disclosure") is True
+        ],
         "redactions": _redactions(readable, by_event_id),
         "escalations": escalations,
         "sentiment": _of(readable, "sentiment.scored", _sentiment),
@@ -73,16 +82,20 @@ def summarize(events: Sequence[TrailEvent]) -> dict[str, Any]:
         "suggested_actions": _suggestions(readable),
         "handoffs": handoffs,
         "derived": _derived(events, handoffs, escalations),
-        "withheld": [{"seq": e.seq, "type": e.type, "payload_status": e.payload_status}
-                     for e in events if e.payload is None],
+        "withheld": [
+            {"seq": e.seq, "type": e.type, "payload_status": e.payload_status}
+            for e in events
+            if e.payload is None
+        ],
     }
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _of(events: Iterable[TrailEvent], name: str, row: Callable[..., dict[str, Any]],
-        *extra: Any) -> list[dict[str, Any]]:
+def _of(
+    events: Iterable[TrailEvent], name: str, row: Callable[..., dict[str, Any]], *extra: Any
+) -> list[dict[str, Any]]:
     return [row(e, *extra) for e in events if e.name == name]
 
 
@@ -132,10 +145,15 @@ def _handoff_id(e: TrailEvent) -> str | None:
 
 def _utterance(e: TrailEvent) -> dict[str, Any]:
     author = e.data.get("author") or e.actor
-    row = {**_at(e), "speaker": "ai" if e.name == "agent.reply"
-           else SPEAKERS.get(str(author.get("kind")), str(author.get("kind"))),
-           "author": _who(author), "message_id": e.data.get("message_id"),
-           "text": _text(e.data.get("content"))}
+    row = {
+        **_at(e),
+        "speaker": "ai"
+        if e.name == "agent.reply"
+        else SPEAKERS.get(str(author.get("kind")), str(author.get("kind"))),
+        "author": _who(author),
+        "message_id": e.data.get("message_id"),
+        "text": _text(e.data.get("content")),
+    }
     if e.name == "agent.reply":
         generation = e.data.get("generation") or {}
         row["model"] = generation.get("model")
@@ -153,9 +171,17 @@ def _tools(events: Iterable[TrailEvent]) -> list[dict[str, Any]]:
             continue
         call_id = str(e.data.get("tool_call_id"))
         tool = e.data.get("tool") or {}
-        row = calls.setdefault(call_id, {
-            **_at(e), "tool_call_id": call_id, "tool": tool.get("name"),
-            "tool_type": tool.get("type"), "called_by": _who(e.actor), "history": []})
+        row = calls.setdefault(
+            call_id,
+            {
+                **_at(e),
+                "tool_call_id": call_id,
+                "tool": tool.get("name"),
+                "tool_type": tool.get("type"),
+                "called_by": _who(e.actor),
+                "history": [],
+            },
+        )
         row["status"] = e.data.get("status")
         row["history"].append({**_at(e), "status": e.data.get("status")})
     return list(calls.values())
@@ -163,33 +189,58 @@ def _tools(events: Iterable[TrailEvent]) -> list[dict[str, Any]]:
 
 def _access(e: TrailEvent) -> dict[str, Any]:
     d = e.data
-    return {**_at(e), "operation": d.get("operation"), "resource": d.get("resource"),
-            "fields": d.get("fields"), "classification": d.get("classification"),
-            "purpose": d.get("purpose"), "disclosure": d.get("disclosure", False),
-            "recipient": d.get("recipient"), "by": _who(e.actor)}
+    return {
+        **_at(e),
+        "operation": d.get("operation"),
+        "resource": d.get("resource"),
+        "fields": d.get("fields"),
+        "classification": d.get("classification"),
+        "purpose": d.get("purpose"),
+        "disclosure": d.get("disclosure", False),
+        "recipient": d.get("recipient"),
+        "by": _who(e.actor),
+    }
 
 
 def _disclosure(e: TrailEvent) -> dict[str, Any]:
     """The four facts of a HIPAA 164.528 accounting: date, recipient, what, purpose."""
     d = e.data
-    return {**_at(e), "recipient": d.get("recipient"), "resource": d.get("resource"),
-            "fields": d.get("fields"), "purpose": d.get("purpose")}
+    return {
+        **_at(e),
+        "recipient": d.get("recipient"),
+        "resource": d.get("resource"),
+        "fields": d.get("fields"),
+        "purpose": d.get("purpose"),
+    }
 
 
-def _redactions(events: Iterable[TrailEvent], by_event_id: dict[str, int]
-                ) -> list[dict[str, Any]]:
+def _redactions(events: Iterable[TrailEvent], by_event_id: dict[str, int]) -> list[dict[str, Any]]:
     """The guard's own records inside masked payloads (``by: ledger``) and the writers'
     ``redaction.applied`` events (``by: writer``), each pointing at the event redacted."""
     rows: list[dict[str, Any]] = []
     for e in events:
         if e.name == "redaction.applied":
             target = str((e.data.get("target") or {}).get("event_id"))
-            rows.extend({**_at(e), "by": "writer", "event_id": target,
-                         "event_seq": by_event_id.get(target), **_redaction(r)}
-                        for r in e.data.get("redactions", []))
+            rows.extend(
+                {
+                    **_at(e),
+                    "by": "writer",
+                    "event_id": target,
+                    "event_seq": by_event_id.get(target),
+                    **_redaction(r),
+                }
+                for r in e.data.get("redactions", [])
+            )
         for record in e.data.get(REDACTIONS_FIELD, []) or []:
-            rows.append({**_at(e), "by": "ledger", "event_id": e.event_id, "event_seq": e.seq,
-                         **_redaction(record)})
+            rows.append(
+                {
+                    **_at(e),
+                    "by": "ledger",
+                    "event_id": e.event_id,
+                    "event_seq": e.seq,
+                    **_redaction(record),
+                }
+            )
     return rows
 
 
@@ -201,26 +252,40 @@ def _redaction(record: dict[str, Any]) -> dict[str, Any]:
 def _escalation(e: TrailEvent, by_event_id: dict[str, int]) -> dict[str, Any]:
     d = e.data
     evidence = [str(x) for x in d.get("evidence_event_ids", [])]
-    return {**_at(e), "escalation_id": d.get("escalation_id"), "triggers": d.get("triggers", []),
-            "trigger_types": [t.get("type") for t in d.get("triggers", [])
-                              if isinstance(t, dict)],
-            "explanation": d.get("explanation"), "evidence_event_ids": evidence,
-            "evidence_seqs": [by_event_id.get(x) for x in evidence]}
+    return {
+        **_at(e),
+        "escalation_id": d.get("escalation_id"),
+        "triggers": d.get("triggers", []),
+        "trigger_types": [t.get("type") for t in d.get("triggers", []) if isinstance(t, dict)],
+        "explanation": d.get("explanation"),
+        "evidence_event_ids": evidence,
+        "evidence_seqs": [by_event_id.get(x) for x in evidence],
+    }
 
 
 def _sentiment(e: TrailEvent) -> dict[str, Any]:
     d = e.data
-    return {**_at(e), "score": d.get("score"), "label": d.get("label"), "target": d.get("target"),
-            "detector": d.get("detector")}
+    return {
+        **_at(e),
+        "score": d.get("score"),
+        "label": d.get("label"),
+        "target": d.get("target"),
+        "detector": d.get("detector"),
+    }
 
 
 def _identity(e: TrailEvent) -> dict[str, Any]:
     """Method, result and the names of the claims: never a secret (the catalogue refuses them
     at ingest, and only these fields are shown)."""
     d = e.data
-    return {**_at(e), "customer": _who(d.get("customer")), "method": d.get("method"),
-            "result": d.get("result"), "verifier": _who(d.get("verifier")),
-            "verified_claims": d.get("verified_claims", [])}
+    return {
+        **_at(e),
+        "customer": _who(d.get("customer")),
+        "method": d.get("method"),
+        "result": d.get("result"),
+        "verifier": _who(d.get("verifier")),
+        "verified_claims": d.get("verified_claims", []),
+    }
 
 
 def _suggestions(events: Iterable[TrailEvent]) -> list[dict[str, Any]]:
@@ -230,17 +295,37 @@ def _suggestions(events: Iterable[TrailEvent]) -> list[dict[str, Any]]:
         if e.name not in ("suggested_action.proposed", "suggested_action.resolved"):
             continue
         sid = str(e.data.get("suggestion_id"))
-        row = rows.setdefault(sid, {"suggestion_id": sid, "action": None, "rationale": None,
-                                    "confidence": None, "proposed_seq": None,
-                                    "proposed_at": None, "decision": "pending",
-                                    "decided_by": None, "decided_seq": None, "decided_at": None})
+        row = rows.setdefault(
+            sid,
+            {
+                "suggestion_id": sid,
+                "action": None,
+                "rationale": None,
+                "confidence": None,
+                "proposed_seq": None,
+                "proposed_at": None,
+                "decision": "pending",
+                "decided_by": None,
+                "decided_seq": None,
+                "decided_at": None,
+            },
+        )
         if e.name == "suggested_action.proposed":
-            row.update(action=e.data.get("action"), rationale=e.data.get("rationale"),
-                       confidence=e.data.get("confidence"), proposed_seq=e.seq,
-                       proposed_at=e.time, proposed_by=_who(e.actor))
+            row.update(
+                action=e.data.get("action"),
+                rationale=e.data.get("rationale"),
+                confidence=e.data.get("confidence"),
+                proposed_seq=e.seq,
+                proposed_at=e.time,
+                proposed_by=_who(e.actor),
+            )
         else:
-            row.update(decision=e.data.get("decision"), decided_by=_who(e.data.get("decided_by")),
-                       decided_seq=e.seq, decided_at=e.time)
+            row.update(
+                decision=e.data.get("decision"),
+                decided_by=_who(e.data.get("decided_by")),
+                decided_seq=e.seq,
+                decided_at=e.time,
+            )
     return list(rows.values())
 
 
@@ -249,8 +334,12 @@ def _handoffs(events: Iterable[TrailEvent]) -> list[dict[str, Any]]:
     the productive takeover, the release. The first event of each kind counts."""
     rows: dict[str, dict[str, Any]] = {}
     for e in events:
-        stage = {"handoff.requested": "requested", "handoff.accepted": "accepted",
-                 "takeover.productive": "productive", "handoff.released": "released"}.get(e.name)
+        stage = {
+            "handoff.requested": "requested",
+            "handoff.accepted": "accepted",
+            "takeover.productive": "productive",
+            "handoff.released": "released",
+        }.get(e.name)
         hid = _handoff_id(e) if stage else None
         if stage is None or hid is None:
             continue
@@ -260,13 +349,18 @@ def _handoffs(events: Iterable[TrailEvent]) -> list[dict[str, Any]]:
         row[f"{stage}_seq"], row[f"{stage}_at"] = e.seq, e.time
         d = e.data
         if stage == "requested":
-            row.update(escalation_id=d.get("escalation_id"), target=d.get("target"),
-                       requested_by=_who(e.actor), context_package=d.get("context_package"))
+            row.update(
+                escalation_id=d.get("escalation_id"),
+                target=d.get("target"),
+                requested_by=_who(e.actor),
+                context_package=d.get("context_package"),
+            )
         elif stage == "accepted":
             row["accepted_by"] = _who(d.get("assignee")) or _who(e.actor)
         elif stage == "productive":
-            row.update(productive_by=_who(d.get("by")) or _who(e.actor),
-                       productive_action=d.get("action"))
+            row.update(
+                productive_by=_who(d.get("by")) or _who(e.actor), productive_action=d.get("action")
+            )
         else:
             row["release_reason"] = d.get("reason")
     return list(rows.values())
@@ -276,31 +370,41 @@ def _named(package: Any) -> dict[str, bool] | None:
     """Whether the context package the human got named identity, sentiment and tools."""
     if not isinstance(package, dict):
         return None
-    return {"identity": bool(package.get("identity")),
-            "sentiment": bool(package.get("sentiment")),
-            "tools": bool(package.get("tool_calls_attempted"))}
+    return {
+        "identity": bool(package.get("identity")),
+        "sentiment": bool(package.get("sentiment")),
+        "tools": bool(package.get("tool_calls_attempted")),
+    }
 
 
-def _derived(events: Sequence[TrailEvent], handoffs: list[dict[str, Any]],
-             escalations: list[dict[str, Any]]) -> dict[str, Any]:
+def _derived(
+    events: Sequence[TrailEvent], handoffs: list[dict[str, Any]], escalations: list[dict[str, Any]]
+) -> dict[str, Any]:
     per_handoff = []
     for h in handoffs:
         requested = h.get("requested_at")
         accepted, productive = h.get("accepted_at"), h.get("productive_at")
-        per_handoff.append({
-            "handoff_id": h["handoff_id"],
-            "time_to_accept_seconds": (seconds_between(requested, accepted)
-                                       if requested and accepted else None),
-            "time_to_productive_takeover_seconds": (seconds_between(requested, productive)
-                                                    if requested and productive else None),
-            "context_package_named": _named(h.get("context_package")),
-        })
+        per_handoff.append(
+            {
+                "handoff_id": h["handoff_id"],
+                "time_to_accept_seconds": (
+                    seconds_between(requested, accepted) if requested and accepted else None
+                ),
+                "time_to_productive_takeover_seconds": (
+                    seconds_between(requested, productive) if requested and productive else None
+                ),
+                "context_package_named": _named(h.get("context_package")),
+            }
+        )
     mix: dict[str, int] = {}
     for esc in escalations:
         for kind in esc["trigger_types"]:
             mix[str(kind)] = mix.get(str(kind), 0) + 1
-    scores = [e.data["score"] for e in events
-              if e.name == "sentiment.scored" and isinstance(e.data.get("score"), int | float)]
+    scores = [
+        e.data["score"]
+        for e in events
+        if e.name == "sentiment.scored" and isinstance(e.data.get("score"), int | float)
+    ]
     return {
         "handoffs": per_handoff,
         "trigger_mix": mix,

@@ -58,8 +58,9 @@ Shown = str | int | None
 
 
 class _Fail(Protocol):
-    def __call__(self, check: str, message: str, expected: Shown = None,
-                 found: Shown = None) -> None: ...
+    def __call__(
+        self, check: str, message: str, expected: Shown = None, found: Shown = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +81,13 @@ class Finding:
         return text
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "check": self.check, "message": self.message,
-                "expected": self.expected, "found": self.found}
+        return {
+            "seq": self.seq,
+            "check": self.check,
+            "message": self.message,
+            "expected": self.expected,
+            "found": self.found,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +151,15 @@ class TrailReport:
             f"the conversation {self.conversation!r} is gap-free from its first entry "
             f"(seq {self.first_seq}, which names no predecessor) to seq {self.last_seq}: "
             "each entry names the one before it, and every named entry is here",
-            f"{len(self.payloads_verified)} payloads are the exact data committed in their "
-            "entries",
+            f"{len(self.payloads_verified)} payloads are the exact data committed in their entries",
         ]
 
     def not_proven(self) -> list[str]:
-        within = ("" if self.checkpoint_size is None else
-                  f" (even within this checkpoint's {self.checkpoint_size} entries)")
+        within = (
+            ""
+            if self.checkpoint_size is None
+            else f" (even within this checkpoint's {self.checkpoint_size} entries)"
+        )
         return [
             f"that the conversation has no entry after seq {self.last_seq}: back-links point "
             f"backwards, so entries appended after it{within} would simply not be in this "
@@ -172,11 +180,15 @@ class TrailReport:
             "entries": self.entries,
             "first_seq": self.first_seq,
             "last_seq": self.last_seq,
-            "checkpoint": {"size": self.checkpoint_size, "root": self.checkpoint_root,
-                           "signed_by": self.signed_by},
-            "payloads": {"verified": len(self.payloads_verified),
-                         "withheld": {k: {"count": len(v), "seqs": v}
-                                      for k, v in self.withheld.items()}},
+            "checkpoint": {
+                "size": self.checkpoint_size,
+                "root": self.checkpoint_root,
+                "signed_by": self.signed_by,
+            },
+            "payloads": {
+                "verified": len(self.payloads_verified),
+                "withheld": {k: {"count": len(v), "seqs": v} for k, v in self.withheld.items()},
+            },
             "failures": [f.as_json() for f in self.failures],
             "warnings": [w.as_json() for w in self.warnings],
             "proven": self.proven(),
@@ -195,6 +207,7 @@ def strict_json(raw: bytes) -> Any:
 
     A duplicate key would let two readers of the same hashed bytes see two different entries.
     """
+
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         obj: dict[str, Any] = {}
         for key, value in items:
@@ -276,8 +289,14 @@ def _optional(obj: dict[str, Any], key: str, path: str) -> str | None:
 
 
 def _kind(value: Any) -> str:
-    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
-                       (str, "a string"), (list, "an array"), (dict, "an object")):
+    for kind, name in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "an object"),
+    ):
         if isinstance(value, kind):
             return name
     return "null"
@@ -289,7 +308,8 @@ def parse_verifier_keys(keys: Sequence[str]) -> list[NoteVerifier]:
     if not keys:
         raise ConfigurationError(
             "no verifier key given: pass the log's key(s) as fetched from "
-            "GET /v1/logs/{log}/verifier-key or an anchor, never from the trail file")
+            "GET /v1/logs/{log}/verifier-key or an anchor, never from the trail file"
+        )
     return [NoteVerifier.from_verifier_key(k) for k in keys]
 
 
@@ -300,8 +320,14 @@ def verify_trail(trail: SavedTrail, verifiers: Sequence[NoteVerifier]) -> TrailR
     """Run checks 1-4 on ``trail`` with the auditor's ``verifiers``; collect every finding."""
     if not verifiers:
         raise ConfigurationError("no verifier key given")
-    report = TrailReport(log=trail.log, origin=trail.origin, conversation=trail.conversation,
-                         entries=len(trail.entries), first_seq=None, last_seq=None)
+    report = TrailReport(
+        log=trail.log,
+        origin=trail.origin,
+        conversation=trail.conversation,
+        entries=len(trail.entries),
+        first_seq=None,
+        last_seq=None,
+    )
     checkpoint = _check_checkpoint(trail, verifiers, report)
     previous: int | None = None
     for saved in trail.entries:
@@ -313,30 +339,53 @@ def verify_trail(trail: SavedTrail, verifiers: Sequence[NoteVerifier]) -> TrailR
     return report
 
 
-def _check_checkpoint(trail: SavedTrail, verifiers: Sequence[NoteVerifier],
-                      report: TrailReport) -> Checkpoint | None:
+def _check_checkpoint(
+    trail: SavedTrail, verifiers: Sequence[NoteVerifier], report: TrailReport
+) -> Checkpoint | None:
     fail = report.failures.append
     own = [v for v in verifiers if v.name == trail.origin]
     if not own:
         names = ", ".join(sorted({v.name for v in verifiers}))
-        fail(Finding(CHECKPOINT, f"none of your verifier keys is named after the trail's "
-                     f"origin {trail.origin!r} (yours: {names}); inclusion proofs not checked"))
+        fail(
+            Finding(
+                CHECKPOINT,
+                f"none of your verifier keys is named after the trail's "
+                f"origin {trail.origin!r} (yours: {names}); inclusion proofs not checked",
+            )
+        )
         return None
     try:
         checkpoint = open_checkpoint(trail.checkpoint, own)
     except CryptoError as exc:
-        fail(Finding(CHECKPOINT, f"the checkpoint does not open under your key(s) for "
-                     f"{trail.origin!r}: {exc}; inclusion proofs not checked"))
+        fail(
+            Finding(
+                CHECKPOINT,
+                f"the checkpoint does not open under your key(s) for "
+                f"{trail.origin!r}: {exc}; inclusion proofs not checked",
+            )
+        )
         return None
     report.signed_by = [v.verifier_key() for v in own if _opens(trail.checkpoint, v)]
     report.checkpoint_size = checkpoint.size
     report.checkpoint_root = _b64(checkpoint.root_hash)
     if checkpoint.origin != trail.origin:  # open_checkpoint: signed by a key named its origin
-        fail(Finding(CHECKPOINT, "the checkpoint is of another log",
-                     expected=trail.origin, found=checkpoint.origin))
+        fail(
+            Finding(
+                CHECKPOINT,
+                "the checkpoint is of another log",
+                expected=trail.origin,
+                found=checkpoint.origin,
+            )
+        )
     if checkpoint.size != trail.tree_size:
-        fail(Finding(CHECKPOINT, "the trail's tree_size is not the signed checkpoint's size",
-                     expected=checkpoint.size, found=trail.tree_size))
+        fail(
+            Finding(
+                CHECKPOINT,
+                "the trail's tree_size is not the signed checkpoint's size",
+                expected=checkpoint.size,
+                found=trail.tree_size,
+            )
+        )
     return checkpoint
 
 
@@ -348,9 +397,15 @@ def _opens(note: str, verifier: NoteVerifier) -> bool:
     return True
 
 
-def _check_entry(trail: SavedTrail, saved: SavedEntry, checkpoint: Checkpoint | None,
-                 previous: int | None, report: TrailReport) -> int:
+def _check_entry(
+    trail: SavedTrail,
+    saved: SavedEntry,
+    checkpoint: Checkpoint | None,
+    previous: int | None,
+    report: TrailReport,
+) -> int:
     """Checks 2-4 on one entry; returns its seq as the signed bytes state it (else the file's)."""
+
     def fail(check: str, message: str, expected: Shown = None, found: Shown = None) -> None:
         report.failures.append(Finding(check, message, saved.seq, expected, found))
 
@@ -362,8 +417,12 @@ def _check_entry(trail: SavedTrail, saved: SavedEntry, checkpoint: Checkpoint | 
         return saved.seq
     leaf = leaf_hash(raw)
     if _b64(leaf) != saved.leaf_hash:
-        fail(LEAF_HASH, "SHA-256(0x00 || entry bytes) is not the leaf hash given",
-             _b64(leaf), saved.leaf_hash)
+        fail(
+            LEAF_HASH,
+            "SHA-256(0x00 || entry bytes) is not the leaf hash given",
+            _b64(leaf),
+            saved.leaf_hash,
+        )
     try:
         entry = strict_json(raw)
     except ValueError as exc:
@@ -379,14 +438,22 @@ def _check_entry(trail: SavedTrail, saved: SavedEntry, checkpoint: Checkpoint | 
         fail(INCLUSION, "the proof's leaf_index is not the entry's seq", seq, saved.leaf_index)
     if checkpoint is not None:
         if saved.proof_tree_size != checkpoint.size:
-            fail(INCLUSION, "the proof's tree_size is not the checkpoint's size",
-                 checkpoint.size, saved.proof_tree_size)
+            fail(
+                INCLUSION,
+                "the proof's tree_size is not the checkpoint's size",
+                checkpoint.size,
+                saved.proof_tree_size,
+            )
         _check_inclusion(leaf, seq, saved.proof, checkpoint, fail)
 
     # 3. order and back-link, from the signed bytes
     if previous is not None and seq <= previous:
-        fail(ORDER, f"seq {seq} follows seq {previous}: seqs must strictly increase",
-             f"> {previous}", seq)
+        fail(
+            ORDER,
+            f"seq {seq} follows seq {previous}: seqs must strictly increase",
+            f"> {previous}",
+            seq,
+        )
     if entry is not None:
         _check_back_link(entry, previous, fail)
         # 4. payload
@@ -394,27 +461,35 @@ def _check_entry(trail: SavedTrail, saved: SavedEntry, checkpoint: Checkpoint | 
     return seq
 
 
-def _check_content(trail: SavedTrail, saved: SavedEntry, entry: dict[str, Any],
-                   fail: _Fail) -> int:
+def _check_content(trail: SavedTrail, saved: SavedEntry, entry: dict[str, Any], fail: _Fail) -> int:
     named: Any = entry.get("seq")
     seq: int = named if _is_int(named) else saved.seq
     if not _is_int(named) or named != saved.seq:
         fail(ENTRY_BYTES, "the entry bytes name another seq", saved.seq, _show(named))
     if entry.get("origin") != trail.origin:
-        fail(ENTRY_BYTES, "the entry bytes name another log origin", trail.origin,
-             _show(entry.get("origin")))
+        fail(
+            ENTRY_BYTES,
+            "the entry bytes name another log origin",
+            trail.origin,
+            _show(entry.get("origin")),
+        )
     event = entry.get("event")
     conversation = event.get("conversation") if isinstance(event, dict) else None
     if conversation != trail.conversation:
-        fail(ENTRY_BYTES, "the entry belongs to another conversation", trail.conversation,
-             _show(conversation))
+        fail(
+            ENTRY_BYTES,
+            "the entry belongs to another conversation",
+            trail.conversation,
+            _show(conversation),
+        )
     if saved.entry is not _ABSENT and not same_json(saved.entry, entry):
         fail(ENTRY_BYTES, "the file's `entry` is not what the entry bytes say")
     return seq
 
 
-def _check_inclusion(leaf: bytes, seq: int, proof: Sequence[str], checkpoint: Checkpoint,
-                     fail: _Fail) -> None:
+def _check_inclusion(
+    leaf: bytes, seq: int, proof: Sequence[str], checkpoint: Checkpoint, fail: _Fail
+) -> None:
     try:
         hashes = [_b64decode(h, f"proof hash {i}") for i, h in enumerate(proof)]
     except ValueError as exc:
@@ -432,20 +507,27 @@ def _check_back_link(entry: dict[str, Any], previous: int | None, fail: _Fail) -
         fail(BACK_LINK, "the entry bytes have no conversation_prev", previous, "absent")
     elif found != previous or (found is not None and not _is_int(found)):
         if previous is None:
-            why = (f"the trail's first entry names conversation_prev {_show(found)}: "
-                   "the conversation's earlier entries are missing from the trail")
+            why = (
+                f"the trail's first entry names conversation_prev {_show(found)}: "
+                "the conversation's earlier entries are missing from the trail"
+            )
         elif found is None:
-            why = (f"conversation_prev is null, but the previous entry of the trail is seq "
-                   f"{previous}: this entry claims to start the conversation")
+            why = (
+                f"conversation_prev is null, but the previous entry of the trail is seq "
+                f"{previous}: this entry claims to start the conversation"
+            )
         else:
-            why = (f"conversation_prev is {_show(found)}, but the previous entry of the trail "
-                   f"is seq {previous}: entry {_show(found)} is missing here or the entries "
-                   "are out of order")
+            why = (
+                f"conversation_prev is {_show(found)}, but the previous entry of the trail "
+                f"is seq {previous}: entry {_show(found)} is missing here or the entries "
+                "are out of order"
+            )
         fail(BACK_LINK, why, previous, _show(found))
 
 
-def _check_payload(saved: SavedEntry, entry: dict[str, Any], report: TrailReport,
-                   fail: _Fail) -> None:
+def _check_payload(
+    saved: SavedEntry, entry: dict[str, Any], report: TrailReport, fail: _Fail
+) -> None:
     status = saved.payload_status
 
     def warn(message: str) -> None:
@@ -455,8 +537,11 @@ def _check_payload(saved: SavedEntry, entry: dict[str, Any], report: TrailReport
         if saved.payload_b64 is not None or saved.payload_salt is not None:
             fail(PAYLOAD, "payload_b64 and payload_salt must come together")
         elif saved.payload is not None:
-            fail(PAYLOAD, "a payload is shown without its bytes and salt, so it cannot be "
-                 "checked against the entry's commitment")
+            fail(
+                PAYLOAD,
+                "a payload is shown without its bytes and salt, so it cannot be "
+                "checked against the entry's commitment",
+            )
         elif status in WITHHELD_STATUSES:
             report.withheld.setdefault(status, []).append(saved.seq)
         elif status == "verified":
@@ -472,11 +557,17 @@ def _check_payload(saved: SavedEntry, entry: dict[str, Any], report: TrailReport
     computed = payload_commitment(salt, data)
     if computed != commitment:
         if status == "mismatch":
-            warn("the server reports this payload does not match its commitment, and it does "
-                 "not: its content is not proven")
+            warn(
+                "the server reports this payload does not match its commitment, and it does "
+                "not: its content is not proven"
+            )
         else:
-            fail(PAYLOAD, "SHA-256(salt || payload bytes) is not the entry's commitment",
-                 _b64(commitment), _b64(computed))
+            fail(
+                PAYLOAD,
+                "SHA-256(salt || payload bytes) is not the entry's commitment",
+                _b64(commitment),
+                _b64(computed),
+            )
         return
     try:
         parsed = strict_json(data)
@@ -491,8 +582,7 @@ def _check_payload(saved: SavedEntry, entry: dict[str, Any], report: TrailReport
     report.payloads_verified.append(saved.seq)
 
 
-def _payload_inputs(entry: dict[str, Any], salt64: str, data64: str
-                    ) -> tuple[bytes, bytes, bytes]:
+def _payload_inputs(entry: dict[str, Any], salt64: str, data64: str) -> tuple[bytes, bytes, bytes]:
     """The entry's commitment, the salt and the payload bytes, decoded. Raises ValueError."""
     committed = entry.get("payload")
     if not isinstance(committed, dict) or committed.get("alg") != COMMITMENT_ALG:
@@ -509,8 +599,10 @@ def _payload_inputs(entry: dict[str, Any], salt64: str, data64: str
 
 def same_json(a: Any, b: Any) -> bool:
     """Equal as JSON values, types included (``true`` is not ``1``, ``1`` is not ``1.0``)."""
+
     def dump(v: Any) -> str:
         return json.dumps(v, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
     return dump(a) == dump(b)
 
 
@@ -541,7 +633,10 @@ def _null(value: Shown) -> str | int:
 
 
 def _show(value: Any) -> Shown:
-    if value is None or isinstance(value, str) or (
-            isinstance(value, int) and not isinstance(value, bool)):
+    if (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and not isinstance(value, bool))
+    ):
         return value
     return json.dumps(value)[:80]

@@ -14,14 +14,14 @@ import subprocess
 from ledger.external.http import post
 
 
-def send_alert(report: bytes, *, webhook_url: str | None, command: str | None,
-               timeout: float) -> list[str]:
+def send_alert(
+    report: bytes, *, webhook_url: str | None, command: str | None, timeout: float
+) -> list[str]:
     """Deliver ``report`` (JSON) to every configured channel; return what went undelivered."""
     undelivered: list[str] = []
     if webhook_url:
         try:
-            response = post(webhook_url, report, content_type="application/json",
-                            timeout=timeout)
+            response = post(webhook_url, report, content_type="application/json", timeout=timeout)
         except OSError as exc:
             undelivered.append(f"alert webhook unreachable: {exc}")
         else:
@@ -29,8 +29,13 @@ def send_alert(report: bytes, *, webhook_url: str | None, command: str | None,
                 undelivered.append(f"alert webhook answered {response.status}")
     if command:
         try:
-            subprocess.run(shlex.split(command), input=report, timeout=timeout,  # noqa: S603 - the operator's own command
-                           check=True, capture_output=True)
+            subprocess.run(  # noqa: S603 - the operator's own command
+                shlex.split(command),
+                input=report,
+                timeout=timeout,
+                check=True,
+                capture_output=True,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             undelivered.append(f"alert command failed: {exc}")
     return undelivered

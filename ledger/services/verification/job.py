@@ -93,14 +93,32 @@ def run_verification(
     full."""
     if rebaseline and not scope.log:
         raise ConfigurationError("--rebaseline needs --log (one log at a time)")
-    outcome = JobOutcome({
-        "status": "error", "intact": False, "mode": "full" if full or rebaseline else "incremental",
-        "host": socket.gethostname(), "started_at": format_time(now()), "logs": []})
+    outcome = JobOutcome(
+        {
+            "status": "error",
+            "intact": False,
+            "mode": "full" if full or rebaseline else "incremental",
+            "host": socket.gethostname(),
+            "started_at": format_time(now()),
+            "logs": [],
+        }
+    )
     tenants: dict[str, str] = {}
     try:
-        report = _verify(engine, data_keys=data_keys, states=states, anchor_dir=anchor_dir,
-                         scope=scope, full=full or rebaseline, rebaseline=rebaseline, jobs=jobs,
-                         tenants=tenants, outcome=outcome, now=now, progress=progress)
+        report = _verify(
+            engine,
+            data_keys=data_keys,
+            states=states,
+            anchor_dir=anchor_dir,
+            scope=scope,
+            full=full or rebaseline,
+            rebaseline=rebaseline,
+            jobs=jobs,
+            tenants=tenants,
+            outcome=outcome,
+            now=now,
+            progress=progress,
+        )
     except LedgerError as exc:
         outcome.run["error"] = f"{type(exc).__name__}: {exc}"
     else:
@@ -114,17 +132,31 @@ def run_verification(
     outcome.run["finished_at"] = format_time(now())
     if outcome.status != "intact" or outcome.problems:
         outcome.problems += send_alert(
-            json.dumps(outcome.run, indent=2).encode(), webhook_url=alerts.webhook_url,
-            command=alerts.command, timeout=alerts.timeout)
+            json.dumps(outcome.run, indent=2).encode(),
+            webhook_url=alerts.webhook_url,
+            command=alerts.command,
+            timeout=alerts.timeout,
+        )
     if recorder is not None:
         outcome.problems += _record(recorder, outcome.run, tenants, scope)
     return outcome
 
 
-def _verify(engine: Engine, *, data_keys: DataKeyStore, states: VerifierStateStore,
-            anchor_dir: Path | None, scope: Scope, full: bool, rebaseline: bool, jobs: int,
-            tenants: dict[str, str], outcome: JobOutcome, now: Callable[[], datetime],
-            progress: Progress | None) -> VerifyReport:
+def _verify(
+    engine: Engine,
+    *,
+    data_keys: DataKeyStore,
+    states: VerifierStateStore,
+    anchor_dir: Path | None,
+    scope: Scope,
+    full: bool,
+    rebaseline: bool,
+    jobs: int,
+    tenants: dict[str, str],
+    outcome: JobOutcome,
+    now: Callable[[], datetime],
+    progress: Progress | None,
+) -> VerifyReport:
     with unit_of_work(engine) as conn:
         read_only(conn, repeatable=True)
         if scope.log:
@@ -139,12 +171,21 @@ def _verify(engine: Engine, *, data_keys: DataKeyStore, states: VerifierStateSto
             except OSError as exc:
                 raise ConfigurationError(f"cannot set the verifier state aside: {exc}") from exc
             outcome.notes.append(f"re-baselining {scope.log}: previous state moved to {moved}")
-        return verify_logs(conn, logs, data_keys=data_keys, states=states,
-                           anchor_dir=anchor_dir, full=full, jobs=jobs, progress=progress)
+        return verify_logs(
+            conn,
+            logs,
+            data_keys=data_keys,
+            states=states,
+            anchor_dir=anchor_dir,
+            full=full,
+            jobs=jobs,
+            progress=progress,
+        )
 
 
-def _record(recorder: RunRecorder, run: dict[str, Any], tenants: dict[str, str],
-            scope: Scope) -> list[str]:
+def _record(
+    recorder: RunRecorder, run: dict[str, Any], tenants: dict[str, str], scope: Scope
+) -> list[str]:
     """Record the run on the server, one request per tenant (the scope's tenant alone if the
     job could not even list the logs)."""
     if not recorder.token:
@@ -157,8 +198,13 @@ def _record(recorder: RunRecorder, run: dict[str, Any], tenants: dict[str, str],
     problems = []
     for tenant, logs in by_tenant.items():
         try:
-            post_run(recorder.url, recorder.token, tenant, {**run, "logs": logs},
-                     timeout=recorder.timeout)
+            post_run(
+                recorder.url,
+                recorder.token,
+                tenant,
+                {**run, "logs": logs},
+                timeout=recorder.timeout,
+            )
         except LedgerError as exc:
             problems.append(f"run not recorded for tenant {tenant}: {exc}")
     return problems

@@ -79,17 +79,35 @@ def split(start: int, end: int, jobs: int) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if lo < hi]
 
 
-def check_range(conn: Connection, log: LogInfo, *, data_keys: DataKeyStore,
-                keys: dict[bytes, SigningKey], start: int, end: int, frontier: list[bytes],
-                prev: bytes, jobs: int, progress: Progress | None = None) -> RangeResult:
+def check_range(
+    conn: Connection,
+    log: LogInfo,
+    *,
+    data_keys: DataKeyStore,
+    keys: dict[bytes, SigningKey],
+    start: int,
+    end: int,
+    frontier: list[bytes],
+    prev: bytes,
+    jobs: int,
+    progress: Progress | None = None,
+) -> RangeResult:
     """``RangeChecker(...).run()`` over ``[start, end)``, in ``jobs`` processes when long."""
     isolation = transaction_isolation(conn)
     ranges = split(start, end, jobs if isolation in ("repeatable read", "serializable") else 1)
     later = [_claimed_start(conn, log, i, lo, hi) for i, (lo, hi) in enumerate(ranges) if i]
     if len(ranges) == 1 or any(part is None for part in later):
         # A missing node or entry at a boundary: one process finds and names it.
-        return RangeChecker(conn, log, data_keys=data_keys, keys=keys, start=start, end=end,
-                            frontier=frontier, prev=prev).run(progress)
+        return RangeChecker(
+            conn,
+            log,
+            data_keys=data_keys,
+            keys=keys,
+            start=start,
+            end=end,
+            frontier=frontier,
+            prev=prev,
+        ).run(progress)
     parts: list[Part] = [p for p in later if p is not None]
     snapshot = export_snapshot(conn)
     url = conn.engine.url.render_as_string(hide_password=False)
@@ -98,9 +116,12 @@ def check_range(conn: Connection, log: LogInfo, *, data_keys: DataKeyStore,
     workers = []
     for part in parts:
         mine, theirs = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_work, name=f"verify-{log.id}-{part.index}", daemon=True,
-                           args=(theirs, done,
-                                 Job(url, snapshot, log, data_keys, keys, part)))
+        proc = ctx.Process(
+            target=_work,
+            name=f"verify-{log.id}-{part.index}",
+            daemon=True,
+            args=(theirs, done, Job(url, snapshot, log, data_keys, keys, part)),
+        )
         proc.start()
         theirs.close()
         workers.append((proc, mine))
@@ -111,8 +132,17 @@ def check_range(conn: Connection, log: LogInfo, *, data_keys: DataKeyStore,
 
     try:
         # A failure here is the first in log order: raised at once, the others are stopped.
-        first = RangeChecker(conn, log, data_keys=data_keys, keys=keys, start=start,
-                             end=ranges[0][1], frontier=frontier, prev=prev, part=True).run(show)
+        first = RangeChecker(
+            conn,
+            log,
+            data_keys=data_keys,
+            keys=keys,
+            start=start,
+            end=ranges[0][1],
+            frontier=frontier,
+            prev=prev,
+            part=True,
+        ).run(show)
         results = [first] + [_receive(proc, pipe, log) for proc, pipe in workers]
     finally:
         for proc, pipe in workers:
@@ -131,8 +161,7 @@ def _context() -> multiprocessing.context.ForkContext | multiprocessing.context.
     return multiprocessing.get_context("spawn")
 
 
-def _claimed_start(conn: Connection, log: LogInfo, index: int, start: int,
-                   end: int) -> Part | None:
+def _claimed_start(conn: Connection, log: LogInfo, index: int, start: int, end: int) -> Part | None:
     """The state the database claims at ``start``, or None if part of it is missing."""
     coords = range_nodes(0, start)
     nodes = fetch_nodes(conn, log.id, coords)
@@ -142,8 +171,9 @@ def _claimed_start(conn: Connection, log: LogInfo, index: int, start: int,
     return Part(index, start, end, [nodes[c] for c in coords], prev)
 
 
-def _combine(log: LogInfo, results: Sequence[RangeResult | IntegrityFailure],
-             parts: Sequence[Part]) -> RangeResult:
+def _combine(
+    log: LogInfo, results: Sequence[RangeResult | IntegrityFailure], parts: Sequence[Part]
+) -> RangeResult:
     """The parts' results joined in log order; the first failure, or the first seam where a
     part does not end in the state the next one started from, is raised."""
     total = results[0]
@@ -151,12 +181,18 @@ def _combine(log: LogInfo, results: Sequence[RangeResult | IntegrityFailure],
         raise total
     for part, result in zip(parts, results[1:], strict=True):
         if total.size != part.start or total.last_leaf != part.prev:
-            raise IntegrityFailure("recomputed leaf hash differs from the stored one where"
-                                   " verification processes meet", log=log.id,
-                                   seq=part.start - 1)
+            raise IntegrityFailure(
+                "recomputed leaf hash differs from the stored one where"
+                " verification processes meet",
+                log=log.id,
+                seq=part.start - 1,
+            )
         if total.frontier != part.frontier:
-            raise IntegrityFailure("recomputed tree differs from the stored nodes where"
-                                   " verification processes meet", log=log.id, seq=part.start)
+            raise IntegrityFailure(
+                "recomputed tree differs from the stored nodes where verification processes meet",
+                log=log.id,
+                seq=part.start,
+            )
         if isinstance(result, IntegrityFailure):
             raise result
         result.entries += total.entries
@@ -171,8 +207,10 @@ def _receive(proc: Any, pipe: Pipe, log: LogInfo) -> RangeResult | IntegrityFail
         kind, value = pipe.recv()
     except EOFError:
         proc.join()
-        raise WorkerFailed(f"verification process for log {log.id} exited with code"
-                           f" {proc.exitcode} before reporting") from None
+        raise WorkerFailed(
+            f"verification process for log {log.id} exited with code"
+            f" {proc.exitcode} before reporting"
+        ) from None
     if kind == "ok":
         return RangeResult(**value)
     if kind == "failure":
@@ -194,14 +232,30 @@ def _work(pipe: Pipe, done: Any, job: Job) -> None:
     try:
         with engine.connect() as conn:
             read_in_snapshot(conn, job.snapshot)
-            result = RangeChecker(conn, job.log, data_keys=job.data_keys, keys=job.keys,
-                                  start=part.start, end=part.end, frontier=part.frontier,
-                                  prev=part.prev, part=True).run(show)
+            result = RangeChecker(
+                conn,
+                job.log,
+                data_keys=job.data_keys,
+                keys=job.keys,
+                start=part.start,
+                end=part.end,
+                frontier=part.frontier,
+                prev=part.prev,
+                part=True,
+            ).run(show)
             conn.rollback()
         message = ("ok", vars(result))
     except IntegrityFailure as failure:
-        message = ("failure", {"what": failure.what, "log": failure.log, "seq": failure.seq,
-                               "expected": failure.expected, "found": failure.found})
+        message = (
+            "failure",
+            {
+                "what": failure.what,
+                "log": failure.log,
+                "seq": failure.seq,
+                "expected": failure.expected,
+                "found": failure.found,
+            },
+        )
     except Exception as exc:  # reported to the parent, which exits 2: nothing was proven
         message = ("error", f"{type(exc).__name__}: {exc}")
     finally:

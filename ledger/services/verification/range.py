@@ -125,8 +125,14 @@ class RangeChecker:
         self.conv_evicted = start > 0  # a cache miss must then ask the index
         self.ciphers: dict[int, AESGCM | None] = {}
 
-    def fail(self, what: str, *, seq: int | None = None, expected: str | None = None,
-             found: str | None = None) -> IntegrityFailure:
+    def fail(
+        self,
+        what: str,
+        *,
+        seq: int | None = None,
+        expected: str | None = None,
+        found: str | None = None,
+    ) -> IntegrityFailure:
         return IntegrityFailure(what, log=self.log.id, seq=seq, expected=expected, found=found)
 
     def run(self, progress: Progress | None = None) -> RangeResult:
@@ -140,9 +146,13 @@ class RangeChecker:
                 progress(self.log.id, self.result.size, self.end)
             low += CHUNK
         if self.result.size != self.end:
-            raise self.fail(f"the log ends at {self.result.size} entries but its latest"
-                            f" checkpoint covers {self.end}", seq=self.result.size,
-                            expected=str(self.end), found=str(self.result.size))
+            raise self.fail(
+                f"the log ends at {self.result.size} entries but its latest"
+                f" checkpoint covers {self.end}",
+                seq=self.result.size,
+                expected=str(self.end),
+                found=str(self.result.size),
+            )
         return self.result
 
     # --- reads ---------------------------------------------------------------------------
@@ -174,8 +184,12 @@ class RangeChecker:
         ciphers = self._ciphers(chunk)
         origin, end, fail = self.log.origin, self.end, self.fail
         aad_prefix = payload_aad_prefix(self.log.id)
-        conv_last, sha256, loads, b2a = self.conv_last, hashlib.sha256, orjson.loads, \
-            binascii.b2a_base64
+        conv_last, sha256, loads, b2a = (
+            self.conv_last,
+            hashlib.sha256,
+            orjson.loads,
+            binascii.b2a_base64,
+        )
         last_leaf = res.last_leaf
         last_b64 = b64(last_leaf)
         leaves: list[bytes] = []
@@ -184,35 +198,56 @@ class RangeChecker:
             expected_seq = seq + 1
             seq, stored_leaf, entry_bytes, source, event_id, conversation = row
             if seq != expected_seq:
-                raise fail("sequence gap or reorder", seq=expected_seq,
-                           expected=str(expected_seq), found=str(seq))
+                raise fail(
+                    "sequence gap or reorder",
+                    seq=expected_seq,
+                    expected=str(expected_seq),
+                    found=str(seq),
+                )
             if seq >= end:
                 raise fail(f"entry beyond the latest signed checkpoint (size {end})", seq=seq)
             leaf = sha256(LEAF_PREFIX + entry_bytes).digest()
             if leaf != stored_leaf:
-                raise fail("leaf hash does not match the stored entry bytes", seq=seq,
-                           expected=b64(leaf), found=b64(stored_leaf))
+                raise fail(
+                    "leaf hash does not match the stored entry bytes",
+                    seq=seq,
+                    expected=b64(leaf),
+                    found=b64(stored_leaf),
+                )
             try:
                 entry = loads(entry_bytes)
                 event = entry["event"]
-                header_ok = (entry["seq"] == seq and entry["origin"] == origin
-                             and event["source"] == source and event["id"] == event_id
-                             and event["conversation"] == conversation)
+                header_ok = (
+                    entry["seq"] == seq
+                    and entry["origin"] == origin
+                    and event["source"] == source
+                    and event["id"] == event_id
+                    and event["conversation"] == conversation
+                )
                 entry_prev = entry["prev"]
                 entry_conv_prev = entry["conversation_prev"]
                 commitment = entry["payload"]["commitment"]
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise fail(f"entry bytes are not a well-formed entry: {exc}", seq=seq) from exc
             if not header_ok:
-                raise fail("entry header disagrees with its seq, origin or indexed columns",
-                           seq=seq)
+                raise fail(
+                    "entry header disagrees with its seq, origin or indexed columns", seq=seq
+                )
             if entry_prev != last_b64:
-                raise fail("hash chain broken: prev is not the previous leaf hash", seq=seq,
-                           expected=last_b64, found=str(entry_prev))
+                raise fail(
+                    "hash chain broken: prev is not the previous leaf hash",
+                    seq=seq,
+                    expected=last_b64,
+                    found=str(entry_prev),
+                )
             expected_conv_prev = conv_last.pop(conversation, None)  # re-inserted: recency
             if entry_conv_prev != expected_conv_prev:
-                raise fail("conversation back-link broken", seq=seq,
-                           expected=str(expected_conv_prev), found=str(entry_conv_prev))
+                raise fail(
+                    "conversation back-link broken",
+                    seq=seq,
+                    expected=str(expected_conv_prev),
+                    found=str(entry_conv_prev),
+                )
             conv_last[conversation] = seq
             if i >= len(payloads) or payloads[i][0] != seq:
                 raise fail("payload is missing", seq=seq)
@@ -222,15 +257,21 @@ class RangeChecker:
                 res.erased_payloads += 1
             else:
                 try:
-                    plain = cipher.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:],
-                                           aad_prefix + b"%d" % seq)  # = payload_aad()
+                    plain = cipher.decrypt(
+                        sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad_prefix + b"%d" % seq
+                    )  # = payload_aad()
                 except (InvalidTag, ValueError) as exc:
-                    raise fail("payload does not decrypt: authentication tag mismatch"
-                               " (tampered blob or wrong key)", seq=seq) from exc
+                    raise fail(
+                        "payload does not decrypt: authentication tag mismatch"
+                        " (tampered blob or wrong key)",
+                        seq=seq,
+                    ) from exc
                 # The plaintext is salt || canonical(data): its hash is the commitment, which
                 # the entry carries as canonical base64.
-                if (len(plain) < SALT_SIZE
-                        or b2a(sha256(plain).digest(), newline=False).decode() != commitment):
+                if (
+                    len(plain) < SALT_SIZE
+                    or b2a(sha256(plain).digest(), newline=False).decode() != commitment
+                ):
                     raise fail("payload does not match the entry's commitment", seq=seq)
             leaves.append(leaf)
             last_leaf = leaf
@@ -268,8 +309,10 @@ class RangeChecker:
         try:
             found = self.data_keys.keys_by_id(self.conn, self.log.id, missing)
         except CryptoError as exc:
-            raise self.fail(f"a data key of this chunk does not unwrap under the master key:"
-                            f" {exc}", seq=self.result.size) from exc
+            raise self.fail(
+                f"a data key of this chunk does not unwrap under the master key: {exc}",
+                seq=self.result.size,
+            ) from exc
         for key_id in sorted(missing):
             if key_id not in found:
                 seq = min(s for s, k, _ in chunk.payloads if k == key_id)
@@ -280,8 +323,13 @@ class RangeChecker:
 
     # --- tree and checkpoints ------------------------------------------------------------
 
-    def _extend_tree(self, first: int, leaves: list[bytes], stored: dict[tuple[int, int], bytes],
-                     checkpoints: dict[int, Any]) -> None:
+    def _extend_tree(
+        self,
+        first: int,
+        leaves: list[bytes],
+        stored: dict[tuple[int, int], bytes],
+        checkpoints: dict[int, Any],
+    ) -> None:
         """Fold the chunk's leaves into the frontier; compare every completed perfect node with
         the stored one and every checkpoint in ``(first, first + len(leaves)]``."""
         end = first + len(leaves)
@@ -299,15 +347,21 @@ class RangeChecker:
                 found = stored.get((level, index))
                 if found != acc:
                     what = "is missing" if found is None else "differs from the recomputed node"
-                    raise self.fail(f"tree node ({level}, {index}) {what}", seq=seq,
-                                    expected=b64(acc), found=b64(found) if found else None)
+                    raise self.fail(
+                        f"tree node ({level}, {index}) {what}",
+                        seq=seq,
+                        expected=b64(acc),
+                        found=b64(found) if found else None,
+                    )
             stack.append(acc)
             checkpoint = checkpoints.get(seq + 1)
             if checkpoint is not None:
                 self._check_checkpoint(checkpoint, frontier_root(stack, seq + 1))
         if computed != len(stored):
-            raise self.fail(f"{len(stored) - computed} stored tree node(s) in entries"
-                            f" [{first}, {end}) belong to no entry")
+            raise self.fail(
+                f"{len(stored) - computed} stored tree node(s) in entries"
+                f" [{first}, {end}) belong to no entry"
+            )
         self.result.root = frontier_root(stack, end) if end else EMPTY_ROOT
 
     def _stored_nodes(self, first: int, end: int) -> dict[tuple[int, int], bytes]:
@@ -327,33 +381,39 @@ class RangeChecker:
         return checkpoints_between(self.conn, self.log.id, after, upto)
 
 
-def check_checkpoint(log: LogInfo, keys: dict[bytes, SigningKey], row: Any, *,
-                     expected_root: bytes) -> None:
+def check_checkpoint(
+    log: LogInfo, keys: dict[bytes, SigningKey], row: Any, *, expected_root: bytes
+) -> None:
     """A stored checkpoint row ``(size, root, note, key_id, signed_at)``: its root, its key
     (which must still have been active when it signed), its signature and signed fields."""
     size, root, note, key_id, signed_at = row
     root, key_id = bytes(root), bytes(key_id)
 
-    def fail(what: str, expected: str | None = None, found: str | None = None
-             ) -> IntegrityFailure:
-        return IntegrityFailure(f"checkpoint at size {size}{what}", log=log.id,
-                                expected=expected, found=found)
+    def fail(what: str, expected: str | None = None, found: str | None = None) -> IntegrityFailure:
+        return IntegrityFailure(
+            f"checkpoint at size {size}{what}", log=log.id, expected=expected, found=found
+        )
 
     if root != expected_root:
-        raise fail(": root differs from the recomputed tree", expected=b64(expected_root),
-                   found=b64(root))
+        raise fail(
+            ": root differs from the recomputed tree", expected=b64(expected_root), found=b64(root)
+        )
     key = keys.get(key_id)
     if key is None:
         raise fail(f" names unknown key {key_id.hex()}")
     if key.retired_at is not None and signed_at > key.retired_at:
-        raise fail(f" was signed after its key {key_id.hex()} was retired",
-                   expected=f"signed by {key.retired_at.isoformat()}",
-                   found=f"signed at {signed_at.isoformat()}")
+        raise fail(
+            f" was signed after its key {key_id.hex()} was retired",
+            expected=f"signed by {key.retired_at.isoformat()}",
+            found=f"signed at {signed_at.isoformat()}",
+        )
     try:
         cp = open_checkpoint(note, [key.verifier])
     except CryptoError as exc:
         raise fail(f" does not verify: {exc}") from exc
     if cp.size != size or cp.root_hash != root or cp.origin != log.origin:
-        raise fail(": signed note disagrees with its row",
-                   expected=f"{log.origin} {size} {b64(root)}",
-                   found=f"{cp.origin} {cp.size} {b64(cp.root_hash)}")
+        raise fail(
+            ": signed note disagrees with its row",
+            expected=f"{log.origin} {size} {b64(root)}",
+            found=f"{cp.origin} {cp.size} {b64(cp.root_hash)}",
+        )

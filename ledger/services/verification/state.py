@@ -76,8 +76,9 @@ class VerifierStateStore:
             "keys": list(state.keys),
             "verified_at": format_time(now),
         }
-        write_atomic(self.path(state.log), json.dumps(data, indent=2).encode() + b"\n",
-                     overwrite=True)
+        write_atomic(
+            self.path(state.log), json.dumps(data, indent=2).encode() + b"\n", overwrite=True
+        )
 
     def archive(self, log_id: str, *, now: datetime) -> Path | None:
         """Move the state aside (re-baselining after an approved restore); return where."""

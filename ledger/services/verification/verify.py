@@ -77,15 +77,27 @@ class LogReport:
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "log": self.log, "intact": self.failure is None, "mode": self.mode,
-            "from_size": self.from_size, "to_size": self.to_size, "entries": self.entries,
-            "checkpoints": self.checkpoints, "anchors": self.anchors,
-            "erased_payloads": self.erased_payloads, "failure": None,
+            "log": self.log,
+            "intact": self.failure is None,
+            "mode": self.mode,
+            "from_size": self.from_size,
+            "to_size": self.to_size,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "anchors": self.anchors,
+            "erased_payloads": self.erased_payloads,
+            "failure": None,
         }
         if self.failure is not None:
             f = self.failure
-            out["failure"] = {"log": f.log, "seq": f.seq, "what": f.what,
-                              "expected": f.expected, "found": f.found, "message": str(f)}
+            out["failure"] = {
+                "log": f.log,
+                "seq": f.seq,
+                "what": f.what,
+                "expected": f.expected,
+                "found": f.found,
+                "message": str(f),
+            }
         return out
 
 
@@ -113,9 +125,18 @@ def verify_logs(
     the caller saves the new states with ``save_states`` once it is done."""
     report = VerifyReport()
     for log in logs:
-        report.logs.append(verify_log(conn, log, data_keys=data_keys,
-                                      trusted=states.load(log.id), anchor_dir=anchor_dir,
-                                      full=full, progress=progress, jobs=jobs))
+        report.logs.append(
+            verify_log(
+                conn,
+                log,
+                data_keys=data_keys,
+                trusted=states.load(log.id),
+                anchor_dir=anchor_dir,
+                full=full,
+                progress=progress,
+                jobs=jobs,
+            )
+        )
     return report
 
 
@@ -146,15 +167,24 @@ def verify_log(
     report = LogReport(log.id, "incremental" if incremental else "full")
     try:
         _LogVerification(conn, log, data_keys, trusted, report, jobs=jobs).run(
-            anchor_dir=anchor_dir, incremental=incremental, progress=progress)
+            anchor_dir=anchor_dir, incremental=incremental, progress=progress
+        )
     except IntegrityFailure as failure:
         report.failure = failure
     return report
 
 
 class _LogVerification:
-    def __init__(self, conn: Connection, log: LogInfo, data_keys: DataKeyStore,
-                 trusted: TrustedState | None, report: LogReport, *, jobs: int) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        log: LogInfo,
+        data_keys: DataKeyStore,
+        trusted: TrustedState | None,
+        report: LogReport,
+        *,
+        jobs: int,
+    ) -> None:
         self.conn = conn
         self.jobs = jobs
         self.log = log
@@ -162,20 +192,30 @@ class _LogVerification:
         self.trusted = trusted
         self.report = report
 
-    def fail(self, what: str, *, seq: int | None = None, expected: str | None = None,
-             found: str | None = None) -> IntegrityFailure:
+    def fail(
+        self,
+        what: str,
+        *,
+        seq: int | None = None,
+        expected: str | None = None,
+        found: str | None = None,
+    ) -> IntegrityFailure:
         return IntegrityFailure(what, log=self.log.id, seq=seq, expected=expected, found=found)
 
-    def run(self, *, anchor_dir: Path | None, incremental: bool,
-            progress: Progress | None) -> None:
+    def run(self, *, anchor_dir: Path | None, incremental: bool, progress: Progress | None) -> None:
         keys, pinned = self._keys()
         latest = self._latest(keys)
         size, root = latest.size, RootHash(latest.root)
         self.report.to_size = size
 
         if self.trusted is not None:
-            self._check_trusted("the last verified checkpoint (verifier state)",
-                                self.trusted.note, pinned, size, root)
+            self._check_trusted(
+                "the last verified checkpoint (verifier state)",
+                self.trusted.note,
+                pinned,
+                size,
+                root,
+            )
         min_anchor = self.trusted.checkpoint.size if incremental and self.trusted else 0
         anchors = read_anchors(anchor_dir, self.log.id, min_size=min_anchor) if anchor_dir else []
         for anchored in anchors:
@@ -187,17 +227,31 @@ class _LogVerification:
             start, prev = self.trusted.checkpoint.size, self.trusted.last_leaf
             frontier = self._frontier_at(self.trusted.checkpoint)
         self.report.from_size = start
-        result = check_range(self.conn, self.log, data_keys=self.data_keys, keys=keys,
-                             start=start, end=size, frontier=frontier, prev=prev,
-                             jobs=self.jobs, progress=progress)
+        result = check_range(
+            self.conn,
+            self.log,
+            data_keys=self.data_keys,
+            keys=keys,
+            start=start,
+            end=size,
+            frontier=frontier,
+            prev=prev,
+            jobs=self.jobs,
+            progress=progress,
+        )
         self.report.entries = result.entries
         self.report.checkpoints = result.checkpoints
         self.report.erased_payloads = result.erased_payloads
         self._check_nothing_beyond(size)
         self._check_head(result)
         self.report.trusted = TrustedState(
-            self.log.id, self.log.origin, latest.note, Checkpoint(self.log.origin, size, root),
-            result.last_leaf, tuple(v.verifier_key() for v in pinned))
+            self.log.id,
+            self.log.origin,
+            latest.note,
+            Checkpoint(self.log.origin, size, root),
+            result.last_leaf,
+            tuple(v.verifier_key() for v in pinned),
+        )
 
     # --- 1. keys -------------------------------------------------------------------------
 
@@ -210,8 +264,11 @@ class _LogVerification:
             except CryptoError as exc:
                 raise self.fail(f"stored verifier key is malformed: {exc}") from exc
             if verifier.key_id != record.key_id or verifier.name != self.log.origin:
-                raise self.fail("stored verifier key does not match its key id or origin",
-                                expected=record.key_id.hex(), found=verifier.key_id.hex())
+                raise self.fail(
+                    "stored verifier key does not match its key id or origin",
+                    expected=record.key_id.hex(),
+                    found=verifier.key_id.hex(),
+                )
             keys[record.key_id] = SigningKey(verifier, record.retired_at)
         listed = [k.verifier for k in keys.values()]
         if self.trusted is None:
@@ -220,12 +277,18 @@ class _LogVerification:
         self._follow_rotations(pinned)
         for verifier in pinned:
             if verifier not in listed:
-                raise self.fail("pinned verifier key is no longer in the database (replaced?)",
-                                expected=verifier.verifier_key(), found="absent")
+                raise self.fail(
+                    "pinned verifier key is no longer in the database (replaced?)",
+                    expected=verifier.verifier_key(),
+                    found="absent",
+                )
         for verifier in listed:
             if verifier not in pinned:
-                raise self.fail("verifier key is neither pinned nor certified by a signed"
-                                " rotation from a pinned key", found=verifier.verifier_key())
+                raise self.fail(
+                    "verifier key is neither pinned nor certified by a signed"
+                    " rotation from a pinned key",
+                    found=verifier.verifier_key(),
+                )
         return keys, pinned
 
     def _follow_rotations(self, pinned: list[NoteVerifier]) -> None:
@@ -244,8 +307,10 @@ class _LogVerification:
                 try:
                     open_rotation(statement, rotation.old)
                 except CryptoError as exc:
-                    raise self.fail(f"rotation statement to {rotation.new.verifier_key()}"
-                                    f" does not verify: {exc}") from exc
+                    raise self.fail(
+                        f"rotation statement to {rotation.new.verifier_key()}"
+                        f" does not verify: {exc}"
+                    ) from exc
                 pinned.append(rotation.new)
                 changed = True
 
@@ -256,13 +321,19 @@ class _LogVerification:
             latest = latest_checkpoint(self.conn, self.log.id)
         except NotFound:
             raise self.fail("log has no checkpoint") from None
-        check_checkpoint(self.log, keys, (latest.size, latest.root, latest.note, latest.key_id,
-                                          latest.signed_at), expected_root=latest.root)
+        check_checkpoint(
+            self.log,
+            keys,
+            (latest.size, latest.root, latest.note, latest.key_id, latest.signed_at),
+            expected_root=latest.root,
+        )
         head = self._head()
         if head.size != latest.size or head.root != latest.root:
-            raise self.fail("head row disagrees with the latest signed checkpoint",
-                            expected=f"size {latest.size} root {b64(latest.root)}",
-                            found=f"size {head.size} root {b64(head.root)}")
+            raise self.fail(
+                "head row disagrees with the latest signed checkpoint",
+                expected=f"size {latest.size} root {b64(latest.root)}",
+                found=f"size {head.size} root {b64(head.root)}",
+            )
         return latest
 
     def _head(self) -> StoredHead:
@@ -273,16 +344,21 @@ class _LogVerification:
 
     # --- 3. trusted checkpoints ----------------------------------------------------------
 
-    def _check_anchor(self, anchored: AnchoredNote, pinned: list[NoteVerifier], size: int,
-                      root: bytes) -> None:
+    def _check_anchor(
+        self, anchored: AnchoredNote, pinned: list[NoteVerifier], size: int, root: bytes
+    ) -> None:
         where = f"anchored checkpoint {anchored.source}"
         checkpoint = self._check_trusted(where, anchored.note, pinned, size, root)
         if checkpoint.size != anchored.size:
-            raise self.fail(f"{where} holds a checkpoint of another size",
-                            expected=str(anchored.size), found=str(checkpoint.size))
+            raise self.fail(
+                f"{where} holds a checkpoint of another size",
+                expected=str(anchored.size),
+                found=str(checkpoint.size),
+            )
 
-    def _check_trusted(self, where: str, note: str, pinned: list[NoteVerifier], size: int,
-                       root: bytes) -> Checkpoint:
+    def _check_trusted(
+        self, where: str, note: str, pinned: list[NoteVerifier], size: int, root: bytes
+    ) -> Checkpoint:
         """``note`` must be signed by a pinned key, and the database's latest checkpoint
         (``size``, ``root``) must extend it: proven with the stored nodes."""
         try:
@@ -290,20 +366,25 @@ class _LogVerification:
         except CryptoError as exc:
             raise self.fail(f"{where} is not signed by a pinned key of the log: {exc}") from exc
         if checkpoint.origin != self.log.origin:
-            raise self.fail(f"{where} belongs to another log", expected=self.log.origin,
-                            found=checkpoint.origin)
+            raise self.fail(
+                f"{where} belongs to another log", expected=self.log.origin, found=checkpoint.origin
+            )
         if checkpoint.size > size:
-            raise self.fail(f"{where} has size {checkpoint.size}, beyond the database's latest"
-                            " checkpoint: entries were truncated or the database rolled back",
-                            expected=f"size >= {checkpoint.size}", found=f"size {size}")
+            raise self.fail(
+                f"{where} has size {checkpoint.size}, beyond the database's latest"
+                " checkpoint: entries were truncated or the database rolled back",
+                expected=f"size >= {checkpoint.size}",
+                found=f"size {size}",
+            )
         try:
             proof = consistency_proof(self.conn, self.log.id, checkpoint.size, size)
             verify_consistency(checkpoint.size, size, proof, checkpoint.root_hash, root)
         except ConsistencyProofInvalid as exc:
-            raise self.fail(f"the database is not consistent with {where} (size"
-                            f" {checkpoint.size}): {exc}",
-                            expected=f"a tree extending root {b64(checkpoint.root_hash)}",
-                            found=f"size {size} root {b64(root)}") from exc
+            raise self.fail(
+                f"the database is not consistent with {where} (size {checkpoint.size}): {exc}",
+                expected=f"a tree extending root {b64(checkpoint.root_hash)}",
+                found=f"size {size} root {b64(root)}",
+            ) from exc
         return checkpoint
 
     # --- 4/5. around the entries ---------------------------------------------------------
@@ -314,9 +395,12 @@ class _LogVerification:
         nodes = fetch_nodes(self.conn, self.log.id, coords)
         frontier = [nodes[c] for c in coords]
         if frontier_root(frontier, checkpoint.size) != checkpoint.root_hash:
-            raise self.fail(f"stored tree nodes at size {checkpoint.size} do not fold to the"
-                            " last verified root", expected=b64(checkpoint.root_hash),
-                            found=b64(frontier_root(frontier, checkpoint.size)))
+            raise self.fail(
+                f"stored tree nodes at size {checkpoint.size} do not fold to the"
+                " last verified root",
+                expected=b64(checkpoint.root_hash),
+                found=b64(frontier_root(frontier, checkpoint.size)),
+            )
         return frontier
 
     def _check_nothing_beyond(self, size: int) -> None:
@@ -325,18 +409,25 @@ class _LogVerification:
         for table, what in tables:
             seq = first_seq_at_or_beyond(self.conn, table, self.log.id, size)
             if seq is not None:
-                raise self.fail(f"{what} beyond the latest signed checkpoint (size {size})",
-                                seq=seq)
+                raise self.fail(
+                    f"{what} beyond the latest signed checkpoint (size {size})", seq=seq
+                )
         node = tree_node_beyond(self.conn, self.log.id, list(range(1, MAX_LEVELS)), size)
         if node is not None:
-            raise self.fail(f"stored tree node ({node[0]}, {node[1]}) lies beyond the log"
-                            f" (size {size})")
+            raise self.fail(
+                f"stored tree node ({node[0]}, {node[1]}) lies beyond the log (size {size})"
+            )
 
     def _check_head(self, result: RangeResult) -> None:
         head = self._head()
-        if (head.size != result.size or head.root != result.root
-                or head.frontier != pack_frontier(result.frontier)
-                or head.last_leaf != result.last_leaf):
-            raise self.fail("head row disagrees with the recomputed log",
-                            expected=f"size {result.size} root {b64(result.root)}",
-                            found=f"size {head.size} root {b64(head.root)}")
+        if (
+            head.size != result.size
+            or head.root != result.root
+            or head.frontier != pack_frontier(result.frontier)
+            or head.last_leaf != result.last_leaf
+        ):
+            raise self.fail(
+                "head row disagrees with the recomputed log",
+                expected=f"size {result.size} root {b64(result.root)}",
+                found=f"size {head.size} root {b64(head.root)}",
+            )
