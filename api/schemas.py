@@ -170,6 +170,35 @@ class RecordedRun(BaseModel):
     checkpoint: str
 
 
+# --- exports -------------------------------------------------------------------------------------
+
+
+class ExportRequest(BaseModel):
+    """What to export (documentation: the body is checked by the export's own rules, which say
+    precisely what is wrong)."""
+
+    profile: Literal["soc2-population", "pci-dss-10", "hipaa-disclosures"]
+    format: Literal["bundle", "jsonl", "csv", "ocsf", "html"] = "bundle"
+    start_seq: int | None = Field(None, ge=0, description="a seq range [start_seq, end_seq)")
+    end_seq: int | None = Field(None, ge=1)
+    from_time: str | None = Field(None, description="a received_at range, RFC 3339 UTC")
+    to_time: str | None = None
+    conversations: list[str] | None = Field(None, description="whole conversations by id")
+    data_subject: str | None = Field(None, description="every conversation of this customer")
+    event_types: list[str] | None = Field(None, description="which entries are reported")
+    sample: int | None = Field(
+        None, ge=1, description="entries drawn by handoff-ledger/sample/v1 from the range"
+    )
+    seed: str | None = Field(None, description="the auditor's part of the sample's seed")
+    since_checkpoint: str | None = Field(
+        None,
+        description="a signed checkpoint the auditor holds: the bundle proves consistency from it",
+    )
+    include: list[Literal["jsonl", "csv", "ocsf", "html"]] | None = Field(
+        None, description="rendered formats a bundle carries under reports/"
+    )
+
+
 # --- operations ----------------------------------------------------------------------------------
 
 

@@ -10,10 +10,14 @@
     ├── CanonicalizationError          a value has no RFC 8785 form (NaN, huge int, bad key)
     ├── ClientError                    the caller's fault
     │   ├── MalformedRequest           not JSON, wrong shape
-    │   │   └── TrailFileMalformed     a file given as a saved trail is not one
+    │   │   ├── TrailFileMalformed     a file given as a saved trail is not one
+    │   │   └── BundleMalformed        a file given as an evidence bundle is not one (not a
+    │   │                              zip, no manifest, unsafe name, over a size limit)
     │   ├── InvalidRequest             well formed, but asks for what cannot be (a bad range,
     │   │                              a role that does not exist, a log only the ledger writes)
     │   ├── EventInvalid               names the field by JSON Pointer (and batch index)
+    │   ├── ExportInvalid              an export that cannot be made as asked (profile, range,
+    │   │                              sample, data subject, since_checkpoint)
     │   ├── PayloadTooLarge            an event, a batch or a body over its limit
     │   │   └── TrailTooLarge          a conversation too long to serve whole
     │   ├── Conflict                   the request contradicts what the ledger holds
@@ -84,6 +88,11 @@ class TrailFileMalformed(MalformedRequest):
     """The file is not a saved trail (not JSON, or the wrong shape): nothing can be checked."""
 
 
+class BundleMalformed(MalformedRequest):
+    """The file is not an evidence bundle (not a zip, no manifest, a name that is unsafe, a
+    member or total over its size limit): nothing can be checked, nothing was extracted."""
+
+
 class InvalidRequest(ClientError):
     """Well formed, but asks for something that cannot be done."""
 
@@ -100,6 +109,10 @@ class EventInvalid(ClientError):
         """The same error, its pointer rebased into a request that held many events."""
         prefix = f"/events/{index}" if batch else ""
         return EventInvalid(prefix + self.pointer, self.detail)
+
+
+class ExportInvalid(ClientError):
+    """An export request that cannot be made as asked; nothing is exported or recorded."""
 
 
 class PayloadTooLarge(ClientError):

@@ -12,13 +12,23 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ledger.cli import admin, anchor, demo, serve, trail, verify, verify_trail
+from ledger.cli import (
+    admin,
+    anchor,
+    demo,
+    export,
+    serve,
+    trail,
+    verify,
+    verify_bundle,
+    verify_trail,
+)
 from ledger.cli.common import Handler, dispose_engines
 from ledger.cli.errors import exit_code_for, message_for
 from ledger.errors import LedgerError
 from ledger.settings import load_settings
 
-COMMAND_GROUPS = (serve, admin, verify, anchor, trail, demo, verify_trail)
+COMMAND_GROUPS = (serve, admin, verify, anchor, trail, export, demo, verify_trail, verify_bundle)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -215,6 +215,38 @@ def credential_event(
     )
 
 
+def export_created_event(
+    log: LogInfo,
+    *,
+    actor: dict[str, Any],
+    access: Access,
+    query: dict[str, Any],
+    selection: str,
+    tree_size: int,
+    count: int,
+    digest: dict[str, str],
+    now: datetime,
+) -> PreparedEvent:
+    """``ledger.export.created.v1``: who exported what, recorded before it is served (PCI DSS
+    10.2.1.3). ``digest`` names the manifest's (a bundle) or the file's SHA-256."""
+    return system_event(
+        "export.created",
+        stream="exports",
+        now=now,
+        actor=actor,
+        data={
+            "log": log.id,
+            **access.as_data(),
+            "query": query,
+            "selection": selection,
+            "tree_size": tree_size,
+            "count": count,
+            "digest": digest,
+        },
+        resource={"type": "log", "id": log.id},
+    )
+
+
 def service_event(change: str, *, instance: str, version: str, now: datetime) -> PreparedEvent:
     """``service.started`` / ``service.stopped``: audit logging for a tenant starts or stops in
     one server process (PCI DSS 10.2.1.6)."""

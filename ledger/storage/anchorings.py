@@ -7,6 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from ledger.storage.checkpoints import StoredCheckpoint, checkpoint_at
+
 _ANCHORING_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('handoff-ledger/anchoring'))"
 
 
@@ -34,6 +36,14 @@ def insert_anchoring(
         ),
         {"log": log_id, "sink": sink, "size": size, "root": root, "at": anchored_at},
     )
+
+
+def last_anchored_checkpoint(conn: Connection, log_id: str) -> StoredCheckpoint | None:
+    """The largest of the log's checkpoints that a sink took; None if none was anchored."""
+    size = conn.execute(
+        text("SELECT max(size) FROM anchorings WHERE log_id = :log"), {"log": log_id}
+    ).scalar_one_or_none()
+    return None if size is None else checkpoint_at(conn, log_id, int(size))
 
 
 def has_entries_other_than(conn: Connection, log_id: str, *, since: int, event_type: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -32,7 +33,23 @@ def latest_checkpoint(conn: Connection, log_id: str) -> StoredCheckpoint:
     ).one_or_none()
     if row is None:
         raise NotFound(f"log {log_id!r} has no checkpoint")
+    return _stored(row)
+
+
+def _stored(row: Any) -> StoredCheckpoint:
     return StoredCheckpoint(int(row[0]), bytes(row[1]), str(row[2]), bytes(row[3]), row[4])
+
+
+def checkpoint_at(conn: Connection, log_id: str, size: int) -> StoredCheckpoint | None:
+    """The log's signed checkpoint of ``size``; None if it signed none of that size."""
+    row = conn.execute(
+        text(
+            "SELECT size, root, note, key_id, signed_at FROM checkpoints"
+            " WHERE log_id = :log AND size = :size"
+        ),
+        {"log": log_id, "size": size},
+    ).one_or_none()
+    return None if row is None else _stored(row)
 
 
 def insert_checkpoint(

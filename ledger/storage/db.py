@@ -133,6 +133,13 @@ def driver_connection(conn: Connection) -> psycopg.Connection[Any]:
     return pg
 
 
+def binary_cursor(conn: Connection) -> psycopg.Cursor[Any]:
+    """A cursor on the raw connection that reads bytea and integers in binary (no hex text to
+    parse: the verifier and exports read the log a chunk at a time through these)."""
+    cur: psycopg.Cursor[Any] = driver_connection(conn).cursor(binary=True)
+    return cur
+
+
 def upgrade_schema(url: str, revision: str = "head") -> None:
     from alembic import command
 

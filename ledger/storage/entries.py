@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, TypeAlias
+from datetime import datetime
+from typing import Any, Literal, TypeAlias
 
 from sqlalchemy import Connection, Row, text
+
+from ledger.storage.db import binary_cursor
 
 EntryRow: TypeAlias = "Row[int, bytes, bytes, int | None, bytes | None]"
 """``(seq, leaf_hash, entry, data_key_id, sealed)``; the payload columns are None where an entry
@@ -78,3 +81,79 @@ def latest_conversation_of_type(conn: Connection, log_id: str, event_type: str) 
         {"log": log_id, "type": event_type},
     ).scalar_one_or_none()
     return None if found is None else str(found)
+
+
+# --- the log a chunk at a time -------------------------------------------------------------
+
+
+def chunk_rows(
+    conn: Connection, log_id: str, low: int, high: int
+) -> tuple[list[Any], list[Any]] | None:
+    """Entry and payload rows of seqs ``[low, high)`` in seq order; None if it has no entry."""
+    # Entry rows are (seq, leaf_hash, entry, source, event_id, conversation_id), payload rows
+    # (seq, data_key_id, sealed). Entries and payloads are read apart, each by a primary-key
+    # range: a join lets stale statistics pick a plan quadratic in the log.
+    with binary_cursor(conn) as cur:
+        cur.execute(
+            "SELECT seq, leaf_hash, entry, source, event_id, conversation_id"
+            " FROM entries WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
+            (log_id, low, high),
+        )
+        rows: list[Any] = cur.fetchall()
+        if not rows:
+            return None
+        cur.execute(
+            "SELECT seq, data_key_id, sealed FROM payloads"
+            " WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
+            (log_id, low, high),
+        )
+        payloads: list[Any] = cur.fetchall()
+    return rows, payloads
+
+
+# --- what exports select ---------------------------------------------------------------------
+
+
+def seq_bounds_received(
+    conn: Connection, log_id: str, *, since: datetime, before: datetime, size: int
+) -> tuple[int, int] | None:
+    """The first and last seq below ``size`` whose ``received_at`` is in ``[since, before)``;
+    None if there is none. Reads every entry of the log below ``size`` (no index on the time:
+    an export is rare, and an index would cost every append)."""
+    row = conn.execute(
+        text(
+            "SELECT min(seq), max(seq) FROM entries WHERE log_id = :log AND seq < :size"
+            " AND received_at >= :since AND received_at < :before"
+        ),
+        {"log": log_id, "size": size, "since": since, "before": before},
+    ).one()
+    return None if row[0] is None else (int(row[0]), int(row[1]))
+
+
+def conversations_containing(
+    conn: Connection, log_id: str, fragment: bytes, *, size: int
+) -> list[str]:
+    """The conversations of the entries below ``size`` whose exact (canonical) bytes contain
+    ``fragment``, in order of first appearance."""
+    rows = conn.execute(
+        text(
+            "SELECT conversation_id FROM entries WHERE log_id = :log AND seq < :size"
+            " AND position(:fragment IN entry) > 0 GROUP BY conversation_id ORDER BY min(seq)"
+        ),
+        {"log": log_id, "size": size, "fragment": fragment},
+    )
+    return [str(r[0]) for r in rows]
+
+
+def entries_of_types(
+    conn: Connection, log_id: str, event_types: Sequence[str], *, size: int
+) -> Sequence[EntryRow]:
+    """Rows ``(seq, leaf_hash, entry, data_key_id, sealed)`` of the entries below ``size`` of
+    the given types, in seq order (a tenant's system log: its read events)."""
+    return conn.execute(
+        text(
+            _WITH_PAYLOAD + " WHERE e.log_id = :log AND e.seq < :size"
+            " AND e.event_type = ANY(:types) ORDER BY e.seq"
+        ),
+        {"log": log_id, "size": size, "types": list(event_types)},
+    ).all()

@@ -4,7 +4,7 @@ perfect subtree hashes the sequencer stored in ``tree_nodes``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection
 
@@ -49,3 +49,15 @@ def inclusion_proof(conn: Connection, log_id: str, index: int, size: int) -> lis
 def consistency_proof(conn: Connection, log_id: str, size1: int, size2: int) -> list[bytes]:
     nodes = fetch_nodes(conn, log_id, merkle.consistency_proof_nodes(size1, size2))
     return merkle.consistency_proof(size1, size2, nodes)
+
+
+def inclusion_proofs(
+    conn: Connection, log_id: str, seqs: Sequence[int], size: int
+) -> list[list[bytes]]:
+    """RFC 9162 audit paths of every leaf in ``seqs`` in the tree of ``size``, from one fetch
+    of the union of the stored nodes they need (neighbouring leaves share most of theirs)."""
+    wanted: set[tuple[int, int]] = set()
+    for seq in seqs:
+        wanted.update(merkle.inclusion_proof_nodes(seq, size))
+    nodes = fetch_nodes(conn, log_id, wanted)
+    return [merkle.inclusion_proof(seq, size, nodes) for seq in seqs]

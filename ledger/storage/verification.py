@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, text
 
 from ledger.errors import WorkerFailed
+from ledger.storage.db import binary_cursor
 
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
@@ -41,46 +41,11 @@ def head_row(conn: Connection, log_id: str) -> StoredHead | None:
     return StoredHead(int(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]))
 
 
-# --- the log a chunk at a time -------------------------------------------------------------
-
-
-def _binary_cursor(conn: Connection) -> psycopg.Cursor[Any]:
-    pg = conn.connection.driver_connection
-    assert pg is not None
-    cur: psycopg.Cursor[Any] = pg.cursor(binary=True)
-    return cur
-
-
-def chunk_rows(
-    conn: Connection, log_id: str, low: int, high: int
-) -> tuple[list[Any], list[Any]] | None:
-    """Entry and payload rows of seqs ``[low, high)`` in seq order; None if it has no entry."""
-    # Entry rows are (seq, leaf_hash, entry, source, event_id, conversation_id), payload rows
-    # (seq, data_key_id, sealed). Entries and payloads are read apart, each by a primary-key
-    # range: a join lets stale statistics pick a plan quadratic in the log.
-    with _binary_cursor(conn) as cur:
-        cur.execute(
-            "SELECT seq, leaf_hash, entry, source, event_id, conversation_id"
-            " FROM entries WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
-            (log_id, low, high),
-        )
-        rows: list[Any] = cur.fetchall()
-        if not rows:
-            return None
-        cur.execute(
-            "SELECT seq, data_key_id, sealed FROM payloads"
-            " WHERE log_id = %s AND seq >= %s AND seq < %s ORDER BY seq",
-            (log_id, low, high),
-        )
-        payloads: list[Any] = cur.fetchall()
-    return rows, payloads
-
-
 def last_seqs_before(
     conn: Connection, log_id: str, conversations: list[str], before: int
 ) -> list[Any]:
     """``(conversation, its last seq below before, or None)`` for each of ``conversations``."""
-    with _binary_cursor(conn) as cur:
+    with binary_cursor(conn) as cur:
         cur.execute(
             "SELECT c.id, (SELECT max(e.seq) FROM entries e WHERE e.log_id = %s"
             "   AND e.conversation_id = c.id AND e.seq < %s)"
@@ -94,7 +59,7 @@ def tree_nodes_in(
     conn: Connection, log_id: str, levels: list[int], first: int, end: int
 ) -> dict[tuple[int, int], bytes]:
     """Stored node hashes by ``(level, idx)``: ``idx`` in ``[first >> level, end >> level)``."""
-    with _binary_cursor(conn) as cur:
+    with binary_cursor(conn) as cur:
         cur.execute(  # OFFSET 0: one index range scan per level, never a scan of the log
             "SELECT w.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[],"
             " %s::bigint[]) AS w(level, lo, hi) CROSS JOIN LATERAL (SELECT idx, hash"
@@ -107,7 +72,7 @@ def tree_nodes_in(
 
 def checkpoints_between(conn: Connection, log_id: str, after: int, upto: int) -> dict[int, Any]:
     """Checkpoint rows ``(size, root, note, key_id, signed_at)``, after < size <= upto, by size."""
-    with _binary_cursor(conn) as cur:
+    with binary_cursor(conn) as cur:
         cur.execute(
             "SELECT size, root, note, key_id, signed_at FROM checkpoints"
             " WHERE log_id = %s AND size > %s AND size <= %s",

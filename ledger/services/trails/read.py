@@ -32,7 +32,7 @@ from ledger.services.trails.summary import TrailEvent, summarize
 from ledger.storage.checkpoints import latest_checkpoint
 from ledger.storage.entries import conversation_entries
 from ledger.storage.keystore import DataKeyStore
-from ledger.storage.proofs import fetch_nodes
+from ledger.storage.proofs import inclusion_proofs
 
 MAX_TRAIL_ENTRIES = 10_000
 """A trail is served whole (it must be complete to prove anything); beyond this, use exports."""
@@ -141,18 +141,6 @@ def read_trail(
         "summary": summarize(events),
         "entries": entries,
     }
-
-
-def inclusion_proofs(
-    conn: Connection, log_id: str, seqs: Sequence[int], size: int
-) -> list[list[bytes]]:
-    """RFC 9162 audit paths of every leaf in ``seqs`` in the tree of ``size``, from one fetch
-    of the union of the stored nodes they need (neighbouring leaves share most of theirs)."""
-    wanted: set[tuple[int, int]] = set()
-    for seq in seqs:
-        wanted.update(merkle.inclusion_proof_nodes(seq, size))
-    nodes = fetch_nodes(conn, log_id, wanted)
-    return [merkle.inclusion_proof(seq, size, nodes) for seq in seqs]
 
 
 def check_back_links(conversation_id: str, rows: Sequence[StoredEntry]) -> dict[str, Any]:

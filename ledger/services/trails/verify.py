@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -455,7 +455,7 @@ def _check_entry(
             seq,
         )
     if entry is not None:
-        _check_back_link(entry, previous, fail)
+        check_back_link(entry, previous, fail)
         # 4. payload
         _check_payload(saved, entry, report, fail)
     return seq
@@ -501,24 +501,31 @@ def _check_inclusion(
         fail(INCLUSION, f"the entry is not proven in the signed checkpoint: {exc}")
 
 
-def _check_back_link(entry: dict[str, Any], previous: int | None, fail: _Fail) -> None:
+def check_back_link(
+    entry: Mapping[str, Any], previous: int | None, fail: _Fail, *, where: str = "the trail"
+) -> None:
+    """The back-link chain of one conversation, one entry at a time: ``entry`` (parsed from its
+    signed bytes) must name ``previous`` as its ``conversation_prev``, the seq of the entry
+    before it in ``where`` (None for the first, which names no predecessor). Reports through
+    ``fail(BACK_LINK, ...)``. Shared with the evidence-bundle verifier, whose ``entries``
+    selection holds whole conversations (``ledger.services.exports.verify``)."""
     found = entry.get("conversation_prev", _ABSENT)
     if found is _ABSENT:
         fail(BACK_LINK, "the entry bytes have no conversation_prev", previous, "absent")
     elif found != previous or (found is not None and not _is_int(found)):
         if previous is None:
             why = (
-                f"the trail's first entry names conversation_prev {_show(found)}: "
-                "the conversation's earlier entries are missing from the trail"
+                f"the first entry of {where} names conversation_prev {_show(found)}: "
+                f"the conversation's earlier entries are missing from {where}"
             )
         elif found is None:
             why = (
-                f"conversation_prev is null, but the previous entry of the trail is seq "
+                f"conversation_prev is null, but the previous entry of {where} is seq "
                 f"{previous}: this entry claims to start the conversation"
             )
         else:
             why = (
-                f"conversation_prev is {_show(found)}, but the previous entry of the trail "
+                f"conversation_prev is {_show(found)}, but the previous entry of {where} "
                 f"is seq {previous}: entry {_show(found)} is missing here or the entries "
                 "are out of order"
             )

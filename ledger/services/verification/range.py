@@ -43,13 +43,9 @@ from ledger.core.sealing import NONCE_SIZE, payload_aad_prefix, payload_cipher
 from ledger.core.signing import NoteVerifier
 from ledger.domain import LogInfo
 from ledger.errors import CryptoError, IntegrityFailure
+from ledger.storage.entries import chunk_rows
 from ledger.storage.keystore import DataKeyStore
-from ledger.storage.verification import (
-    checkpoints_between,
-    chunk_rows,
-    last_seqs_before,
-    tree_nodes_in,
-)
+from ledger.storage.verification import checkpoints_between, last_seqs_before, tree_nodes_in
 
 CHUNK = 5000
 MAX_LEVELS = 64
