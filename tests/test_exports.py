@@ -233,3 +233,23 @@ def test_a_tampered_bundle_fails(client: Any, token: Any, filled: str, tmp_path:
                 data = data.replace(b'"payload_status":"verified"', b'"payload_status":"erased"', 1)
             dst.writestr(name, data)
     assert not verify(client, filled, buf.getvalue(), tmp_path).intact
+
+
+def test_a_bundle_proves_consistency_from_a_checkpoint_the_auditor_holds(
+    client: Any, token: Any, example_log: str, tmp_path: Path
+) -> None:
+    held = client.get(f"/v1/logs/{example_log}/checkpoint").text  # size 16
+    writer = token(example_log, "writer")
+    batch = {"events": [make_event("c-later", n) for n in range(5)]}
+    assert (
+        client.post(f"/v1/logs/{example_log}/events", json=batch, headers=auth(writer)).status_code
+        == 201
+    )
+    r = export(client, token, example_log, profile="soc2-population", since_checkpoint=held)
+    assert r.status_code == 200, r.text
+    with open_zip(r.content) as z:
+        consistency = json.loads(z.read("consistency.json"))
+    assert consistency["from"] == held
+    assert consistency["from_size"] == 16
+    assert consistency["to_size"] == 21
+    assert verify(client, example_log, r.content, tmp_path).intact
