@@ -4,6 +4,8 @@ database against what was anchored (PCI DSS 10.3.3)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -226,3 +228,37 @@ def _every_anchoring_recorded(url: str) -> bool:
             )
     finally:
         engine.dispose()
+
+
+def test_secrets_in_sink_urls_are_never_recorded_or_printed(
+    cli: Cli,
+    new_log: Any,
+    append_direct: Any,
+    engine: Engine,
+    client: Any,
+    token: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A webhook URL's user, password and query key are used to send, and appear nowhere the
+    ledger records or prints: not the system log, not the anchorings table, not the output."""
+    hook = Receiver()
+    secret = f"s3cr3t-{secrets.token_hex(8)}"
+    url = hook.url.replace("http://", f"http://anchor:{secret}@") + f"?key={secret}-q"
+    monkeypatch.setenv("LEDGER_ANCHOR_WEBHOOK_URL", url)
+    try:
+        log_id = new_log()
+        append_direct(log_id, 3)
+        code, out, err = cli("anchor", "--log", log_id)
+        assert code == 0, out + err
+        [(path, headers, _)] = hook.requests
+        assert path == f"/hook?key={secret}-q"  # sent: the sink gets what it was configured
+        assert secret in base64.b64decode(headers["Authorization"].split()[1]).decode()
+        assert secret not in out + err
+        with unit_of_work(engine) as conn:
+            rows = conn.exec_driver_sql("SELECT * FROM anchorings").all()
+        assert rows
+        assert secret not in repr(rows)
+        for e in system_entries(client, token, log_id):
+            assert secret not in json.dumps(e)
+    finally:
+        hook.close()

@@ -33,7 +33,7 @@ from ledger.core.entry import b64
 from ledger.domain import LogInfo, PreparedEvent
 from ledger.errors import IntegrityFailure, LedgerError
 from ledger.external.files import log_file_stem, write_atomic
-from ledger.external.http import check_url, post
+from ledger.external.http import check_url, post, redacted
 from ledger.services.system_log import SystemLog, system_event
 from ledger.settings import Settings
 from ledger.storage.anchorings import (
@@ -83,7 +83,7 @@ class WebhookSink:
     def __init__(self, url: str, timeout: float) -> None:
         self.url = check_url(url, "LEDGER_ANCHOR_WEBHOOK_URL")
         self.timeout = timeout
-        self.name = f"webhook:{url}"
+        self.name = f"webhook:{redacted(url)}"  # recorded: never the URL's secrets
 
     def publish(self, conn: Connection, log: LogInfo, cp: StoredCheckpoint) -> dict[str, Any]:
         response = post(

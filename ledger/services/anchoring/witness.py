@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Connection
 
@@ -35,7 +36,9 @@ def add_checkpoint_body(old: int, proof: list[bytes], note: str) -> bytes:
 
 class WitnessSink:
     def __init__(self, url: str, key: CosignerVerifier, timeout: float) -> None:
-        self.url = check_url(url, "LEDGER_ANCHOR_WITNESS_URL").rstrip("/") + "/add-checkpoint"
+        # The submission prefix's path gets /add-checkpoint; a key in its query stays there.
+        parts = urlsplit(check_url(url, "LEDGER_ANCHOR_WITNESS_URL"))
+        self.url = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/add-checkpoint"))
         self.key = key
         self.timeout = timeout
         self.witness = key.verifier_key()
