@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     """Extra time the sequencer waits for more requests before committing (0: only what queued)."""
     card_policy: Literal["reject", "mask"] = "reject"
     pool_size: int = 8
+    approval_ttl_hours: float = Field(default=24.0, gt=0)
+    """How long a privacy request (erasure, hold, release) waits for a second admin's approval
+    before it expires."""
 
     # Verification job (`ledger verify`) and what it tells whom.
     verifier_state_dir: Path | None = None
@@ -81,6 +84,13 @@ class Settings(BaseSettings):
     @cached_property
     def master_key_bytes(self) -> bytes:
         """The master key; in development a key file under data_dir is made once and reused."""
+        return self.master_key_for(create=True)
+
+    def master_key_for(self, *, create: bool) -> bytes:
+        """The master key. ``create``: in development, make the key file under ``data_dir`` if
+        it is missing (setting up); otherwise a missing key is a ``ConfigurationError`` (a
+        command run from the wrong folder must say so, not work with a new key and find every
+        payload undecryptable)."""
         if self.master_key:
             try:
                 key = base64.b64decode(self.master_key, validate=True)
@@ -93,6 +103,13 @@ class Settings(BaseSettings):
             raise ConfigurationError("LEDGER_MASTER_KEY is required when LEDGER_ENV=production")
         path = self.data_dir / "master.key"
         if not path.exists():
+            if not create:
+                raise ConfigurationError(
+                    f"no master key: LEDGER_MASTER_KEY is unset and {path.resolve()} does not "
+                    "exist (the data directory is LEDGER_DATA_DIR, default ./.ledger of the "
+                    "folder you run from: run from the folder the ledger was set up in, or set "
+                    "LEDGER_DATA_DIR or LEDGER_MASTER_KEY)"
+                )
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:

@@ -22,8 +22,15 @@ import json
 import sys
 from typing import Any, NotRequired, TypedDict, TypeGuard
 
-import nacl.exceptions
-import nacl.signing
+try:
+    import nacl.exceptions
+    import nacl.signing
+except ImportError:  # could not run: that is exit 2, never "a check failed"
+    print(
+        "verify_trail_standalone: cannot run: PyNaCl is not installed (pip install pynacl)",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 Key = tuple[str, bytes, bytes]  # name, 4-byte key ID, Ed25519 public key
 BAD = (ValueError, TypeError, KeyError)  # what junk in a file raises

@@ -14,7 +14,7 @@ from ledger.settings import Settings
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
     from ledger.storage.db import upgrade_schema
 
-    upgrade_schema(database_url(settings))
+    upgrade_schema(database_url(settings, setup=True))
     print("schema is at head", file=sys.stderr)
     return EXIT_OK
 
@@ -23,10 +23,10 @@ def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.admin.logs import create_log
     from ledger.storage.db import unit_of_work
 
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, setup=True)) as conn:
         info = create_log(
             conn,
-            key_ring(settings),
+            key_ring(settings, setup=True),
             args.id,
             origin_prefix=settings.origin_prefix,
             actor=operator(),

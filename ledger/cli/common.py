@@ -1,4 +1,12 @@
-"""Shared pieces of the CLI: the clock, the database and its engines."""
+"""Shared pieces of the CLI: the clock, the database and its engines.
+
+Where a command finds its database and master key: ``LEDGER_DATABASE_URL`` and
+``LEDGER_MASTER_KEY``, else the embedded database and key file under ``LEDGER_DATA_DIR``
+(default ``./.ledger`` of the folder it runs from). Only the commands that set the ledger up
+(``serve``, ``db upgrade``, ``logs create``, ``demo``) create them when they are missing; every
+other command says what is missing and exits 2, rather than work on a new, empty database or
+a new key (where every payload would look tampered with).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from ledger.errors import ConfigurationError
 from ledger.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,19 +38,29 @@ def operator() -> dict[str, str]:
     return {"kind": "system", "id": f"cli:{getpass.getuser()}@{socket.gethostname()}"}
 
 
-def key_ring(settings: Settings) -> KeyRing:
-    """The master key and fresh caches, for this command's run."""
+def key_ring(settings: Settings, *, setup: bool = False) -> KeyRing:
+    """The master key and fresh caches, for this command's run (``setup``: make the
+    development key file if it is missing)."""
     from ledger.storage.keystore import KeyRing
 
-    return KeyRing.from_master(settings.master_key_bytes)
+    return KeyRing.from_master(settings.master_key_for(create=setup))
 
 
-def database_url(settings: Settings) -> str:
-    """The configured server, or the embedded one under the data directory."""
+def database_url(settings: Settings, *, setup: bool = False) -> str:
+    """The configured server, or the embedded one under the data directory (``setup``: start a
+    new one there if there is none)."""
     if settings.database_url:
         return settings.database_url
     from ledger.embedded import embedded_database_url
 
+    pgdata = settings.data_dir / "pgdata"
+    if not setup and not pgdata.is_dir():
+        raise ConfigurationError(
+            f"no database: LEDGER_DATABASE_URL is unset and there is no embedded database at "
+            f"{pgdata.resolve()} (the data directory is LEDGER_DATA_DIR, default ./.ledger of "
+            "the folder you run from: run from the folder the ledger was set up in, or set "
+            "LEDGER_DATABASE_URL)"
+        )
     url = embedded_database_url(settings.data_dir)
     settings.database_url = url
     return url
@@ -50,12 +69,12 @@ def database_url(settings: Settings) -> str:
 _engines: list[Engine] = []
 
 
-def engine(settings: Settings, *, as_app: bool = False) -> Engine:
+def engine(settings: Settings, *, as_app: bool = False, setup: bool = False) -> Engine:
     """An engine for this command; ``main`` disposes of every one before it returns."""
     from ledger.storage.db import make_engine
 
     role = settings.db_role if as_app else None
-    eng = make_engine(database_url(settings), role=role, pool_size=2)
+    eng = make_engine(database_url(settings, setup=setup), role=role, pool_size=2)
     _engines.append(eng)
     return eng
 

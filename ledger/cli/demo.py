@@ -50,8 +50,8 @@ def fill(
     from ledger.services.demo.fill import fill as fill_log
 
     return fill_log(
-        engine(settings),
-        key_ring(settings),
+        engine(settings, setup=True),
+        key_ring(settings, setup=True),
         log_id,
         count,
         seed=seed,

@@ -25,7 +25,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import schema_is_current, upgrade_schema
 
     embedded = settings.database_url is None
-    url = database_url(settings)
+    url = database_url(settings, setup=True)
     if embedded or settings.migrate_on_start:
         upgrade_schema(url)
     elif not schema_is_current(url):
@@ -75,8 +75,8 @@ def _demo_setup(settings: Settings, port: int) -> None:
         file=sys.stderr,
     )
     demo = prepare_demo_log(
-        engine(settings),
-        key_ring(settings),
+        engine(settings, setup=True),
+        key_ring(settings, setup=True),
         origin_prefix=settings.origin_prefix,
         conversations=DEMO_CONVERSATIONS,
         actor=operator(),

@@ -34,7 +34,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     timeout = settings.http_timeout_seconds
     outcome = run_verification(
         engine(settings),
-        data_keys=DataKeyStore(settings.master_key_bytes),
+        data_keys=DataKeyStore(settings.master_key_for(create=False)),
         states=VerifierStateStore(settings.verifier_state_path),
         anchor_dir=settings.anchor_dir,
         scope=Scope(log=args.log, tenant=args.tenant),
