@@ -48,6 +48,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "ledger.server",
         "ledger.services",
         "ledger.storage",
+        "ledger.events",
         "ledger.domain",
         "ledger.core",
         "ledger.errors",

@@ -13,6 +13,7 @@ from typing import Any
 
 from ledger.cli.common import add_command, engine, key_ring, now, operator
 from ledger.cli.errors import EXIT_INTEGRITY, EXIT_OK
+from ledger.cli.text import printable, printable_data
 from ledger.settings import Settings
 
 
@@ -66,7 +67,11 @@ def register(sub: Any) -> None:
 
 
 def render(body: dict[str, Any]) -> str:
-    """The trail as sections an auditor reads top to bottom; ``--json`` has everything."""
+    """The trail as sections an auditor reads top to bottom; ``--json`` has everything. Every
+    value from an event is shown escaped (``printable_data``): writers' text never drives the
+    terminal."""
+    checkpoint = body["checkpoint"]  # a signed note: its own lines, each shown escaped
+    body = printable_data(body)
     s = body["summary"]
     o = s["overview"]
     links = body["back_links"]
@@ -102,7 +107,7 @@ def render(body: dict[str, Any]) -> str:
     lines.append("Entries (seq, time, type, actor, payload, leaf hash)")
     lines += ["  " + _entry(e) for e in body["entries"]]
     lines.append("Checkpoint")
-    lines += ["  " + line for line in body["checkpoint"].rstrip("\n").splitlines()]
+    lines += ["  " + printable(line) for line in checkpoint.rstrip("\n").splitlines()]
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.cli.common import add_command
 from ledger.cli.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK
+from ledger.cli.text import printable
 from ledger.cli.verify_trail import read_keys_file
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.settings import Settings
@@ -180,4 +181,4 @@ def render(report: BundleReport) -> str:
         else f"RESULT: FAILED ({count} failure{'s' if count > 1 else ''}); nothing above "
         "is proven until each is explained"
     )
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # file data is shown, not obeyed

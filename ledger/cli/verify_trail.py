@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.cli.common import add_command
 from ledger.cli.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK
+from ledger.cli.text import printable
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 
@@ -120,7 +121,7 @@ def render(report: TrailReport) -> str:
         else f"RESULT: FAILED ({count} failure{'s' if count > 1 else ''}); nothing above "
         "is proven until each is explained"
     )
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # file data is shown, not obeyed
 
 
 def _seqs(seqs: list[int], limit: int = 20) -> str:

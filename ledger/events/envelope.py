@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.errors import EventInvalid
-from ledger.events.fields import MAX_ID_LENGTH
+from ledger.events.fields import CONTROL_CHARACTERS, MAX_ID_LENGTH
 from ledger.events.guard import reject_card_data
 from ledger.events.pointer import join
 
@@ -52,7 +52,6 @@ TIME_PATTERN: Final = re.compile(
 DATACONTENTTYPE_PATTERN: Final = re.compile(
     r"application/json(?:\s*;\s*charset=\"?utf-8\"?)?", re.IGNORECASE
 )
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def parse_envelope(raw: dict[str, Any]) -> Envelope:
         raise EventInvalid("/specversion", f'must be "{SPECVERSION}" (CloudEvents 1.0)')
 
     event_id = _string(raw, "id", "an identifier")
-    if len(event_id) > MAX_ID_LENGTH or _CONTROL.search(event_id):
+    if len(event_id) > MAX_ID_LENGTH or CONTROL_CHARACTERS.search(event_id):
         raise EventInvalid(
             "/id", f"must be 1 to {MAX_ID_LENGTH} characters without control characters"
         )

@@ -7,6 +7,7 @@ send is what is stored.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -29,8 +30,29 @@ MAX_ID_LENGTH: Final = 256
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 """Any non-empty string."""
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
-"""A writer's identifier: a non-empty string of at most 256 characters, never a JSON number."""
+CONTROL_CHARACTERS: Final = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+"""C0 and C1 controls, DEL, line and paragraph separators, bidirectional overrides and isolates:
+never in an identifier (they would reach an operator's terminal and an auditor's page as
+commands, not text)."""
+
+
+def _no_control_characters(value: str) -> str:
+    if CONTROL_CHARACTERS.search(value):
+        raise PydanticCustomError(
+            "control_character", "must not hold control characters (C0/C1, separators, bidi)"
+        )
+    return value
+
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(_no_control_characters),
+]
+"""A writer's identifier: a non-empty string of at most 256 characters without control
+characters, never a JSON number."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 """An open vocabulary term in snake_case, e.g. ``classification`` or ``otp_email``."""
