@@ -62,6 +62,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "ledger.services",
         "ledger.storage",
         "ledger.domain",
+        "ledger.core",
         "ledger.events",
         "ledger.errors",
         "ledger.settings",

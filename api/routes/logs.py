@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from api.deps import AuditorAuth, State, access_of
 from api.schemas import EntriesPage, Entry
+from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.services.reads import entries
 from ledger.services.system_log import credential_actor
 from ledger.storage.checkpoints import latest_checkpoint
@@ -56,8 +57,8 @@ def list_entries(
     request: Request,
     state: State,
     auditor: AuditorAuth,
-    start: int = Query(0, ge=0),
-    end: int | None = Query(None, ge=0),
+    start: int = Query(0, ge=0, le=MAX_SAFE_INTEGER),
+    end: int | None = Query(None, ge=0, le=MAX_SAFE_INTEGER),
 ) -> Response:
     with unit_of_work(state.engine) as conn:
         page = entries.list_entries(
@@ -88,7 +89,13 @@ def list_entries(
     response_model=Entry,
     summary="One entry by sequence number",
 )
-def get_entry(log: str, seq: int, request: Request, state: State, auditor: AuditorAuth) -> Response:
+def get_entry(
+    log: str,
+    request: Request,
+    state: State,
+    auditor: AuditorAuth,
+    seq: int = Path(ge=0, le=MAX_SAFE_INTEGER),
+) -> Response:
     with unit_of_work(state.engine) as conn:
         entry = entries.get_entry(
             conn,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ReaderAuth, State
 from api.schemas import ConsistencyProof, InclusionProof
+from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.services.reads import proofs
 from ledger.storage.db import unit_of_work
 
@@ -23,8 +24,8 @@ def inclusion(
     log: str,
     state: State,
     _reader: ReaderAuth,
-    seq: int = Query(ge=0),
-    tree_size: int = Query(ge=1),
+    seq: int = Query(ge=0, le=MAX_SAFE_INTEGER),
+    tree_size: int = Query(ge=1, le=MAX_SAFE_INTEGER),
 ) -> InclusionProof:
     with unit_of_work(state.engine) as conn:
         hashes = proofs.inclusion_proof(conn, state.log_info(log), seq, tree_size)
@@ -36,8 +37,8 @@ def consistency(
     log: str,
     state: State,
     _reader: ReaderAuth,
-    first: int = Query(ge=0),
-    second: int = Query(ge=0),
+    first: int = Query(ge=0, le=MAX_SAFE_INTEGER),
+    second: int = Query(ge=0, le=MAX_SAFE_INTEGER),
 ) -> ConsistencyProof:
     with unit_of_work(state.engine) as conn:
         hashes = proofs.consistency_proof(conn, state.log_info(log), first, second)

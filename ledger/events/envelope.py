@@ -42,7 +42,9 @@ CORE_ATTRIBUTES: Final = frozenset(
     {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "data"}
 )
 MAX_SOURCE_LENGTH: Final = 2048
-SUBJECT_PATTERN: Final = re.compile(r"conversations/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})")
+CONVERSATION_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+"""What a conversation id may be: anything else names no conversation of any log."""
+SUBJECT_PATTERN: Final = re.compile(f"conversations/({CONVERSATION_ID.pattern})")
 SOURCE_PATTERN: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:|/)[!-~]*")
 EXTENSION_NAME: Final = re.compile(r"[a-z0-9]{1,20}")
 TIME_PATTERN: Final = re.compile(

@@ -17,7 +17,9 @@ from sqlalchemy import Engine
 
 import ledger
 from ledger.domain import AppendRequest, AppendResult, LogInfo, PreparedEvent, Principal
+from ledger.errors import NotFound
 from ledger.services.admin.credentials import authenticate, token_hash
+from ledger.services.admin.logs import is_log_reference
 from ledger.services.anchoring.anchor import sinks_from_settings
 from ledger.services.anchoring.schedule import AnchorScheduler
 from ledger.services.system_log import SystemLog, service_event
@@ -96,6 +98,8 @@ class LedgerState:
 
     def log_info(self, log_id: str) -> LogInfo:
         """The log (cached for seconds; ``NotFound`` if there is none)."""
+        if not is_log_reference(log_id):  # e.g. a NUL: never sent to the database
+            raise NotFound(f"no log {log_id!r}")
 
         def load() -> LogInfo:
             with unit_of_work(self.engine) as conn:

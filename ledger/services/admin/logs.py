@@ -15,12 +15,26 @@ from ledger.core.merkle import EMPTY_ROOT
 from ledger.core.types import RootHash
 from ledger.domain import LogInfo
 from ledger.errors import InvalidRequest, LogExists
-from ledger.services.system_log import SystemLog, log_created_event, system_log_id
+from ledger.services.system_log import (
+    SYSTEM_SUFFIX,
+    SystemLog,
+    log_created_event,
+    system_log_id,
+)
 from ledger.storage.checkpoints import insert_checkpoint
 from ledger.storage.keystore import KeyRing, create_signing_key
 from ledger.storage.logs import find_log, insert_log
 
 LOG_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+"""A log id, and a tenant's name (its system log is ``{tenant}.system``)."""
+
+
+def is_log_reference(text: str) -> bool:
+    """Whether ``text`` can name a log at all: an events log's id or a tenant's system log.
+    Anything else (a NUL, a slash, 2,000 characters) names no log and need not be looked up."""
+    return bool(LOG_ID.fullmatch(text.removesuffix(SYSTEM_SUFFIX)))
+
+
 CARD_POLICIES = ("reject", "mask")
 
 
@@ -43,6 +57,10 @@ def create_log(
     if card_policy not in CARD_POLICIES:
         raise InvalidRequest(f"card policy must be one of {', '.join(CARD_POLICIES)}")
     tenant = tenant or log_id
+    if not LOG_ID.fullmatch(tenant):
+        raise InvalidRequest(
+            f"tenant {tenant!r} must be 1-63 characters of a-z, 0-9 and '-', starting alphanumeric"
+        )
     if find_log(conn, log_id) is not None:
         raise LogExists(f"log {log_id!r} already exists")
     info = _new_log(

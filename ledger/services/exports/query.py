@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.errors import ExportInvalid
+from ledger.events.fields import CONTROL_CHARACTERS
 from ledger.services.exports.model import FORMATS, PROFILES, Format, Profile, RenderedFormat
 
 RENDERED: tuple[RenderedFormat, ...] = ("jsonl", "csv", "ocsf", "html")
@@ -153,8 +155,8 @@ def _seq(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ExportInvalid(f"{name} must be an integer >= 0")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SAFE_INTEGER:
+        raise ExportInvalid(f"{name} must be an integer from 0 to {MAX_SAFE_INTEGER}")
     return value
 
 
@@ -171,6 +173,8 @@ def _text(body: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
         raise ExportInvalid(f"{name} must be a string of 1 to {MAX_TEXT} characters")
+    if CONTROL_CHARACTERS.search(value):
+        raise ExportInvalid(f"{name} must not hold control characters")
     return value
 
 
@@ -183,6 +187,8 @@ def _texts(body: dict[str, Any], name: str) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str) or not item or len(item) > MAX_TEXT:
             raise ExportInvalid(f"{name} holds strings of 1 to {MAX_TEXT} characters")
+        if CONTROL_CHARACTERS.search(item):
+            raise ExportInvalid(f"{name} holds strings without control characters")
     return tuple(dict.fromkeys(value))
 
 

@@ -1,0 +1,120 @@
+"""500s from input (issue 16, class 6): every identifier and number a client sends is checked
+before it reaches PostgreSQL or the system log, and answered with a precise 4xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+BIG = 2**53
+
+
+def auth(tok: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tok}"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/logs/a%00b/checkpoint",
+        "/v1/logs/a%00b/verifier-key",
+        "/v1/logs/a%00b/entries",
+        "/v1/logs/a%00b/events",
+        "/v1/logs/" + "x" * 2000 + "/checkpoint",
+        "/v1/logs/..%2F..%2Fetc/checkpoint",
+    ],
+)
+def test_a_log_id_that_names_no_log_is_a_404_with_or_without_a_token(
+    client: Any, path: str
+) -> None:
+    for headers in ({}, auth("hlt_forged")):
+        if path.endswith("/events"):
+            r = client.post(path, json={}, headers=headers)
+        else:
+            r = client.get(path, headers=headers)
+        assert r.status_code in (401, 404), r.text
+        assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_conversation_id_that_names_no_conversation_is_a_404(
+    client: Any, new_log: Any, token: Any
+) -> None:
+    log_id = new_log()
+    r = client.get(
+        f"/v1/logs/{log_id}/conversations/c%00x/trail", headers=auth(token(log_id, "auditor"))
+    )
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"entries?start={BIG}",
+        f"entries?start=0&end={BIG}",
+        f"entries/{BIG}",
+        f"entries/{2**70}",
+        f"proofs/inclusion?seq={BIG}&tree_size=1",
+        f"proofs/inclusion?seq=0&tree_size={BIG}",
+        f"proofs/consistency?first={BIG}&second=1",
+        f"proofs/consistency?first=0&second={2**64}",
+    ],
+)
+def test_numbers_at_or_beyond_2_53_are_a_422(
+    client: Any, new_log: Any, token: Any, query: str
+) -> None:
+    log_id = new_log()
+    r = client.get(f"/v1/logs/{log_id}/{query}", headers=auth(token(log_id, "auditor")))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_verification_report_with_a_huge_number_is_a_422(
+    client: Any, new_log: Any, token: Any
+) -> None:
+    log_id = new_log()
+    system = f"{log_id}.system"
+    run = {
+        "status": "intact",
+        "intact": True,
+        "mode": "full",
+        "host": "h",
+        "started_at": "2026-12-06T00:00:00Z",
+        "finished_at": "2026-12-06T00:00:01Z",
+        "logs": [
+            {
+                "log": log_id,
+                "intact": True,
+                "mode": "full",
+                "from_size": 0,
+                "to_size": BIG,
+                "entries": 0,
+                "checkpoints": 0,
+                "anchors": 0,
+                "erased_payloads": 0,
+            }
+        ],
+    }
+    r = client.post(
+        f"/v1/logs/{system}/verifications", json=run, headers=auth(token(system, "verifier"))
+    )
+    assert r.status_code == 422, r.text
+
+
+def test_an_export_naming_a_conversation_with_a_nul_is_a_422(
+    client: Any, new_log: Any, token: Any
+) -> None:
+    log_id = new_log()
+    r = client.post(
+        f"/v1/logs/{log_id}/exports",
+        json={"profile": "pci-dss-10", "conversations": ["c\x00x"]},
+        headers=auth(token(log_id, "auditor")),
+    )
+    assert r.status_code == 422, r.text
+
+
+def test_a_tenant_name_that_cannot_name_a_system_log_is_refused(ledger_cli: Any) -> None:
+    code, _, err = ledger_cli("logs", "create", "good-log", "--tenant", "bad tenant/..")
+    assert code == 2
+    assert "tenant" in err
