@@ -275,3 +275,28 @@ def test_service_start_and_stop_are_logged_per_tenant(
             {"log": f"{log_id}.system"},
         ).all()
     assert [row[0] for row in rows] == ["ledger.service.started.v1", "ledger.service.stopped.v1"]
+
+
+def test_a_retry_spelling_the_same_instant_differently_is_the_same_event(
+    client: Any, new_log: Any, token: Any
+) -> None:
+    """Issue 16, class 5: compare what is stored, not how it was spelled."""
+    log_id = new_log()
+    writer = token(log_id, "writer")
+    first = make_event("c-spell", 0)
+    first["time"] = "2026-11-20T09:14:01Z"
+    r1 = client.post(f"/v1/logs/{log_id}/events", json=first, headers=auth(writer))
+    assert r1.status_code == 201, r1.text
+    for spelling, content_type in (
+        ("2026-11-20T09:14:01.000+00:00", "application/json"),
+        ("2026-11-20T10:14:01.000000+01:00", "application/json; charset=utf-8"),
+    ):
+        retry = {**first, "time": spelling, "datacontenttype": content_type}
+        r2 = client.post(f"/v1/logs/{log_id}/events", json=retry, headers=auth(writer))
+        assert r2.status_code == 200, r2.text
+        assert r2.json()["receipts"] == r1.json()["receipts"]
+    other = {**first, "time": "2026-11-20T09:14:02Z"}
+    assert (
+        client.post(f"/v1/logs/{log_id}/events", json=other, headers=auth(writer)).status_code
+        == 409
+    )

@@ -59,7 +59,8 @@ DATACONTENTTYPE_PATTERN: Final = re.compile(
 @dataclass(frozen=True)
 class Envelope:
     """The envelope's attributes, checked. ``time`` is normalised; ``attributes`` is the
-    envelope as posted minus ``data``, ``datacontenttype`` filled in if it was left out."""
+    envelope as posted minus ``data``, with ``time`` normalised and ``datacontenttype`` written
+    one way (what a retry is compared on)."""
 
     id: str
     source: str
@@ -107,8 +108,10 @@ def parse_envelope(raw: dict[str, Any]) -> Envelope:
         content_type = raw["datacontenttype"]
         if not isinstance(content_type, str) or not DATACONTENTTYPE_PATTERN.fullmatch(content_type):
             raise EventInvalid("/datacontenttype", f'must be "{DATACONTENTTYPE}"')
-    else:
-        attributes["datacontenttype"] = DATACONTENTTYPE
+    # What is compared on a retry is what the ledger keeps, not how it was spelled: the same
+    # instant in another notation, or the same content type, is the same event.
+    attributes["datacontenttype"] = DATACONTENTTYPE
+    attributes["time"] = time
 
     data = _require(raw, "data")
     if not isinstance(data, dict):
