@@ -21,3 +21,8 @@ def embedded_database_url(data_dir: Path) -> str:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     _servers.append(server)
     return str(server.get_uri())
+
+
+def is_embedded(url: str) -> bool:
+    """Whether ``url`` is that of an embedded server this process started."""
+    return any(str(server.get_uri()) == url for server in _servers)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,36 @@ def test_the_standalone_verifier_without_pynacl_cannot_run(tmp_path: Path) -> No
     assert done.stderr.strip() == (
         "verify_trail_standalone: cannot run: PyNaCl is not installed (pip install pynacl)"
     )
+
+
+def test_ledger_piped_into_head_ends_quietly(tmp_path: Path, db_url: str, new_log: Any) -> None:
+    """`ledger … | head`: the reader leaves early; no BrokenPipeError traceback."""
+    for _ in range(3):
+        new_log()  # something to list
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(PYTHONPATH=str(ROOT), LEDGER_DATABASE_URL=db_url)
+    ledger = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "logs", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert ledger.stdout is not None
+    ledger.stdout.close()  # as `head` does once it has its lines
+    _, err = ledger.communicate(timeout=60)
+    assert b"Traceback" not in err
+    assert ledger.returncode == 0
+
+
+def test_credentials_are_listed_without_tokens(
+    ledger_cli: object, new_log: object, token: object
+) -> None:
+    log_id = new_log()  # type: ignore[operator]
+    secret = token(log_id, "auditor")  # type: ignore[operator]
+    code, out, _ = ledger_cli("credentials", "list", "--log", log_id)  # type: ignore[operator]
+    assert code == 0
+    [line] = out.splitlines()
+    assert "\tauditor\ttest auditor\t" in line
+    assert line.endswith("\tactive")
+    assert secret not in out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +18,7 @@ from ledger.cli import (
     anchor,
     demo,
     export,
+    privacy,
     serve,
     trail,
     verify,
@@ -24,11 +26,22 @@ from ledger.cli import (
     verify_trail,
 )
 from ledger.cli.common import Handler, dispose_engines
-from ledger.cli.errors import exit_code_for, message_for
+from ledger.cli.errors import EXIT_OK, exit_code_for, message_for
 from ledger.errors import LedgerError
 from ledger.settings import load_settings
 
-COMMAND_GROUPS = (serve, admin, verify, anchor, trail, export, demo, verify_trail, verify_bundle)
+COMMAND_GROUPS = (
+    serve,
+    admin,
+    verify,
+    anchor,
+    trail,
+    export,
+    privacy,
+    demo,
+    verify_trail,
+    verify_bundle,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,5 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as exc:
         print(f"ledger: {message_for(exc)}", file=sys.stderr)
         return exit_code_for(type(exc))
+    except BrokenPipeError:
+        # The reader went away (`ledger trail --json | head`): not our failure, and nothing
+        # more to say. Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     finally:
         dispose_engines()

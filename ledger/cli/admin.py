@@ -8,6 +8,8 @@ from typing import Any
 
 from ledger.cli.common import add_command, database_url, engine, key_ring, now, operator
 from ledger.cli.errors import EXIT_OK
+from ledger.cli.text import printable
+from ledger.core.entry import format_time
 from ledger.settings import Settings
 
 
@@ -77,6 +79,21 @@ def cmd_credentials_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_credentials_list(settings: Settings, args: argparse.Namespace) -> int:
+    """The log's credentials: id, role, label, created, revoked (tokens are never stored)."""
+    from ledger.storage.credentials import list_credentials
+    from ledger.storage.db import unit_of_work
+    from ledger.storage.logs import get_log
+
+    with unit_of_work(engine(settings)) as conn:
+        get_log(conn, args.log)
+        records = list_credentials(conn, args.log)
+    for c in records:
+        revoked = f"revoked {format_time(c.revoked_at)}" if c.revoked_at else "active"
+        print(f"{c.id}\t{c.role}\t{printable(c.label)}\t{format_time(c.created_at)}\t{revoked}")
+    return EXIT_OK
+
+
 def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> int:
     """The signing key of a log that has none active; a log with one is rotated instead."""
     from ledger.services.admin.signing_keys import generate_first_key
@@ -140,6 +157,8 @@ def register(sub: Any) -> None:
     cc.add_argument("--log", required=True)
     cc.add_argument("--role", required=True, choices=["writer", "auditor", "verifier", "admin"])
     cc.add_argument("--label", default="")
+    cl = add_command(creds, "list", cmd_credentials_list, "a log's credentials, revoked ones too")
+    cl.add_argument("--log", required=True)
     cr = add_command(
         creds,
         "revoke",

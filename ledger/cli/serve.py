@@ -49,13 +49,27 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # (ledger/server/workers.py says why). It stops on SIGTERM and returns.
         from ledger.server import workers as pool
 
-        status = pool.serve(APP, host=host, port=port, workers=workers)
+        try:
+            status = pool.serve(APP, host=host, port=port, workers=workers)
+        finally:
+            _say_stopped(url)
         return EXIT_OK if status == 0 else EXIT_FAILED
     # uvicorn re-raises SIGTERM once it has shut down; with the default handler the process
     # would die before the embedded PostgreSQL is stopped. Exit normally instead.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    uvicorn.run(APP, factory=True, host=host, port=port, log_level="warning", access_log=False)
+    try:
+        uvicorn.run(APP, factory=True, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        _say_stopped(url)
     return EXIT_OK
+
+
+def _say_stopped(url: str) -> None:
+    """The last line an operator sees when the server stops (Ctrl-C, SIGTERM)."""
+    from ledger.embedded import is_embedded
+
+    also = "; the embedded PostgreSQL stops with it" if is_embedded(url) else ""
+    print(f"ledger stopped{also}", file=sys.stderr)
 
 
 DEMO_CONVERSATIONS = 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, text
@@ -45,3 +46,27 @@ def active_principal(conn: Connection, token_hash: bytes) -> Principal | None:
         {"h": token_hash},
     ).one_or_none()
     return None if row is None else Principal(int(row[0]), row[1], row[2], row[3])
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRecord:
+    """A credential as listed (never its token: only its hash is stored)."""
+
+    id: int
+    log_id: str
+    role: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_credentials(conn: Connection, log_id: str) -> list[CredentialRecord]:
+    """Every credential of the log, revoked ones included, oldest first."""
+    rows = conn.execute(
+        text(
+            "SELECT id, log_id, role, label, created_at, revoked_at FROM credentials"
+            " WHERE log_id = :log ORDER BY id"
+        ),
+        {"log": log_id},
+    )
+    return [CredentialRecord(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
