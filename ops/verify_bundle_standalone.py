@@ -5,34 +5,21 @@
                                                    [--json]
 
 KEY is the log's verifier key (name+hexid+base64) as YOU got it (GET /v1/logs/{log}/verifier-key
-earlier, an anchor), never the bundle's. The bundle's format is docs/evidence-bundle.md; the
-checks are its seven, in its order, named as `ledger verify-bundle` names them:
+earlier, or an anchor), never the bundle's. The bundle's format is docs/evidence-bundle.md ("the
+doc"). This script makes the checks of its section "What verify-bundle checks", in that order,
+one method each (check_1_zip ... check_7_consistency), and names each failure as `ledger
+verify-bundle` does: file, seq, check, expected and found. It is written to be read; the
+package's verifier makes the same checks, faster.
 
-1. the zip: safe names (relative, no "..", no backslash, no drive), each member under its size
-   limit, the total under its limit, no member inflating more than 100:1 (a zip bomb). Members
-   are read in memory; nothing is ever written to disk. Else: exit 2.
-2. manifest_sig: manifest.sig, a C2SP signed note "handoff-ledger/evidence-bundle/v1 / origin /
-   SHA-256 of manifest.json", opens under your key (or a key your key certified by a rotation
-   statement, rotations/<i>.note); manifest: canonical JSON (RFC 8785) of format v1.
-3. files: every file's SHA-256 is the manifest's; no file missing, none added.
-4. checkpoint: a C2SP checkpoint signed by your key; its origin, size and root are the manifest's.
-5. each line of entries.jsonl: canonical JSON (line), seq ascending (order), SHA-256(0x00 ||
-   entry bytes) = leaf_hash (leaf_hash), the entry bytes name the seq and origin (entry_bytes),
-   SHA-256(salt || payload) = the entry's commitment when a payload is there (payload).
-6. the selection: range (every seq of [s, e); the leaves folded onto proofs/range.json's "left"
-   give the root at e, and its RFC 9162 consistency proof leads to the signed root: range_proof);
-   entries (a c2sp.org/tlog-proof per entry: inclusion; each conversation one back-linked chain:
-   back_link, conversations); sample (the seqs handoff-ledger/sample/v1 draws from the signed
-   root and the seed: sample); count, first and last as entries.jsonl says.
-7. consistency: consistency.json, if present, from an earlier checkpoint signed by your key.
-
-Exit 0 all pass, 1 a check failed (file, seq, check, expected vs found), 2 cannot run.
+Exit 0: every check passed. 1: a check failed. 2: it could not run (not a zip, an unsafe zip, no
+manifest.json, no key of yours for the bundle's log).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import math
@@ -40,47 +27,60 @@ import re
 import sys
 import zipfile
 import zlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, TypeVar
 
 import nacl.exceptions
 import nacl.signing
 
-Key = tuple[str, bytes, bytes]  # name, 4-byte key ID, Ed25519 public key
-BAD = (ValueError, TypeError, KeyError, IndexError, AttributeError)  # what junk raises
+T = TypeVar("T")
+Key = tuple[str, bytes, bytes]  # a note verifier key: name, 4-byte key ID, Ed25519 public key
+BAD = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)  # junk raises
 
 FORMAT = "handoff-ledger/evidence-bundle/v1"
-SAMPLE_ALGORITHM = "handoff-ledger/sample/v1"
+SAMPLE = "handoff-ledger/sample/v1"
+PROFILES = ("soc2-population", "pci-dss-10", "hipaa-disclosures")
 STATUSES = ("verified", "erased", "missing", "undecryptable", "mismatch", "withheld")
 LINE_FIELDS = {"seq", "leaf_hash", "entry_b64", "payload_status", "payload_b64", "payload_salt"}
-SMALL, MANIFEST_MAX, STREAMED, TOTAL = 1 << 20, 64 << 20, 64 << 30, 128 << 30
-MAX_MEMBERS, MAX_RATIO, RATIO_FLOOR, MAX_LINE = 2_000_000, 100, 1 << 20, 16 << 20
-MAX_FINDINGS = 1000
-MAX_SAFE = 2**53 - 1
-ROTATION = re.compile(r"rotations/(0|[1-9][0-9]{0,8})\.note")
-TLOG = re.compile(r"proofs/(0|[1-9][0-9]{0,18})\.tlog-proof")
-PROFILES = ("soc2-population", "pci-dss-10", "hipaa-disclosures")
-SELECTIONS = ("range", "entries", "sample")
+MAX_SAFE = 2**53 - 1  # RFC 8785 numbers are doubles: no exact form for a larger integer
+
+# "Files": these names, and no other.
 MANIFEST, SIG, CHECKPOINT, KEYS = "manifest.json", "manifest.sig", "checkpoint", "verifier-keys"
 ENTRIES, RANGE, CONSISTENCY = "entries.jsonl", "proofs/range.json", "consistency.json"
-FIXED = {MANIFEST, SIG, CHECKPOINT, KEYS, ENTRIES, RANGE, CONSISTENCY}
 REPORTS = {"reports/" + n for n in ("entries.jsonl", "rows.csv", "report.html", "ocsf.jsonl")}
-PAY = ("payload_b64", "payload_salt")
-Fields = tuple[int, bytes, bytes, str, bytes | None, bytes | None]
-# seq, entry bytes, leaf_hash as given, payload_status, payload bytes, salt
+ROTATION = re.compile(r"rotations/(0|[1-9][0-9]{0,8})\.note")
+TLOG = re.compile(r"proofs/(0|[1-9][0-9]{0,18})\.tlog-proof")
+
+# Check 1's limits (the package's), on the sizes the zip declares, before a byte is inflated.
+SMALL, MANIFEST_MAX, STREAMED, TOTAL = 1 << 20, 64 << 20, 64 << 30, 128 << 30
+MAX_MEMBERS, MAX_RATIO, RATIO_FLOOR, MAX_LINE = 2_000_000, 100, 1 << 20, 16 << 20
+MAX_FINDINGS = 1000  # failures (and warnings) kept for the report; all are counted
+
+# Check 6 for a time window ("Selections", range): what it means when a rule does not hold.
+FIRST = "the range's first entry, the neighbour before the time window, was received at or after "
+FIRST += "from_time: entries of the window may be missing before it"
+SECOND = "the range's second entry, the window's first, was received before from_time: the range "
+SECOND += "does not start at the window's neighbour"
+LAST = "the range's last entry, the neighbour after the time window, was received before "
+LAST += "to_time: entries of the window may be missing after it"
+LAST_BUT_ONE = "the range's last entry but one, the window's last, was received at or after "
+LAST_BUT_ONE += "to_time: the range does not end at the window's neighbour"
+OUTSIDE = "outside the time window, inside the range: received_at does not grow with seq here "
+OUTSIDE += "(clock skew between server processes?)"
 
 
 class CannotRun(Exception):
     """Not a bundle, or no key: nothing was checked (exit 2)."""
 
 
-# --- encodings -----------------------------------------------------------------------------------
+# --- encodings: base64, canonical JSON (RFC 8785), times (RFC 3339) ------------------------------
 
 
 def b64(text: Any) -> bytes:
-    """Canonical standard base64 only (one text per byte string)."""
+    """Standard base64 (RFC 4648 §4), canonical only: one text per byte string."""
     raw = base64.b64decode(text, validate=True)
-    if base64.b64encode(raw) != (text.encode() if isinstance(text, str) else text):
+    if base64.b64encode(raw).decode() != text:
         raise ValueError(f"{str(text)[:20]!r} is not canonical base64")
     return raw
 
@@ -90,7 +90,7 @@ def enc(data: bytes) -> str:
 
 
 def strict_json(raw: bytes) -> Any:
-    """UTF-8 JSON without duplicate keys or NaN."""
+    """UTF-8 JSON without duplicate keys or NaN: signed bytes must have one reading only."""
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         if len({k for k, _ in items}) != len(items):
@@ -101,7 +101,7 @@ def strict_json(raw: bytes) -> Any:
 
 
 def es_number(x: float) -> str:
-    """ECMAScript Number::toString, as RFC 8785 3.2.2.3 writes a number."""
+    """ECMAScript Number::toString, how RFC 8785 §3.2.2.3 writes a number."""
     if not math.isfinite(x):
         raise ValueError("NaN and infinities have no JSON form")
     if x == 0:
@@ -125,12 +125,10 @@ def es_number(x: float) -> str:
 
 
 def canonical(value: Any) -> str:
-    """RFC 8785 (JCS): sorted keys (by UTF-16 code units), no whitespace, ES number forms."""
-    if value is None or value is True or value is False:
+    """RFC 8785: keys sorted by UTF-16 code units, no whitespace, ECMAScript numbers."""
+    if value is None or type(value) is bool:
         return json.dumps(value)
-    if type(value) is int:
-        if abs(value) > MAX_SAFE:
-            raise ValueError("an integer beyond 2**53 - 1 has no exact RFC 8785 form")
+    if type(value) is int and abs(value) <= MAX_SAFE:
         return str(value)
     if type(value) is float:
         return es_number(value)
@@ -141,21 +139,24 @@ def canonical(value: Any) -> str:
     if type(value) is dict:
         keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
         return "{" + ",".join(canonical(k) + ":" + canonical(value[k]) for k in keys) + "}"
-    raise ValueError(f"{type(value).__name__} is not JSON")
+    raise ValueError(f"{value!r:.40} has no RFC 8785 form")
 
 
 def is_canonical(raw: bytes, value: Any) -> bool:
     try:
         return canonical(value).encode("utf-8") == raw
-    except (ValueError, UnicodeEncodeError):
+    except (ValueError, UnicodeEncodeError, RecursionError):  # UnicodeEncodeError: a lone surrogate
         return False
 
 
-def b64_or_none(text: Any) -> bytes | None:
+def instant(value: Any) -> datetime | None:
+    """An RFC 3339 time with its offset (received_at, from_time, to_time) as an instant, read as
+    the ledger reads an export's query; None if it is not one."""
     try:
-        return b64(text)
-    except (*BAD, UnicodeError):
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
         return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def show(value: Any) -> Any:
@@ -163,41 +164,7 @@ def show(value: Any) -> Any:
     return value if value is None or type(value) in (int, str) else json.dumps(value)[:200]
 
 
-LINE_HEAD = b'{"entry_b64":"'
-LINE_REST = re.compile(
-    rb'","leaf_hash":"([A-Za-z0-9+/]*={0,2})","payload_b64":(?:null|"([A-Za-z0-9+/]*={0,2})"),'
-    rb'"payload_salt":(?:null|"([A-Za-z0-9+/]*={0,2})"),"payload_status":"(verified|erased|'
-    rb'missing|undecryptable|mismatch|withheld)","seq":(0|[1-9][0-9]{0,15})\}'
-)
-
-
-def fast_fields(line: bytes) -> Fields | None:
-    """A line in the one form RFC 8785 gives a line of base64 strings, a status and a seq:
-    {"entry_b64":"…","leaf_hash":"…","payload_b64":"…"|null,"payload_salt":"…"|null,
-    "payload_status":"…","seq":n}, keys sorted, nothing to escape. Such a line is canonical,
-    and checked at a fraction of the cost of a parse; anything else goes the slow way."""
-    end = line.find(b'"', len(LINE_HEAD)) if line.startswith(LINE_HEAD) else -1
-    m = LINE_REST.fullmatch(line, end) if end > 0 else None
-    if m is None or int(m[5]) > MAX_SAFE:
-        return None
-    try:
-        raw = b64(line[len(LINE_HEAD) : end])
-        payload, salt = (None if v is None else b64(v) for v in (m[2], m[3]))
-    except BAD:
-        return None
-    return int(m[5]), raw, m[1], m[4].decode(), payload, salt
-
-
-def given_leaf(line: bytes) -> str:
-    """The leaf_hash a line states (for the manifest's first and last), or ""."""
-    try:
-        value = json.loads(line)["leaf_hash"]
-        return value if isinstance(value, str) else ""
-    except (*BAD, RecursionError):
-        return ""
-
-
-# --- keys and signed notes (c2sp.org/signed-note, tlog-checkpoint) -------------------------------
+# --- keys and signed notes (c2sp.org/signed-note, c2sp.org/tlog-checkpoint) ----------------------
 
 
 def parse_key(vkey: str) -> Key:
@@ -212,20 +179,18 @@ def parse_key(vkey: str) -> Key:
 
 
 def key_text(key: Key) -> str:
-    data = enc(b"\x01" + key[2])
-    return f"{key[0]}+{key[1].hex()}+{data}"
+    return f"{key[0]}+{key[1].hex()}+" + enc(b"\x01" + key[2])
 
 
 def open_note(note: str, keys: list[Key]) -> tuple[str, list[Key]]:
-    """(text, the keys that signed it) of a note with a valid signature by one of ``keys``; a
-    signature by a known key that does not verify rejects the note. Else ValueError."""
+    """(text, the keys of ``keys`` that signed it); ValueError if none did, or if a signature by
+    one of them does not verify."""
     if any(c < " " and c != "\n" for c in note):
         raise ValueError("the note holds a control character")
     text, blank, block = note.rpartition("\n\n")
     if not blank or not block.endswith("\n") or block.count("\n") > 100:
         raise ValueError("not a signed note")
-    text += "\n"
-    signed: list[Key] = []
+    text, signed = text + "\n", []
     for line in block[:-1].split("\n"):
         name, _, sig = line.removeprefix("\u2014 ").partition(" ")
         if not line.startswith("\u2014 ") or len(raw := b64(sig)) <= 4:
@@ -235,11 +200,8 @@ def open_note(note: str, keys: list[Key]) -> tuple[str, list[Key]]:
                 try:
                     nacl.signing.VerifyKey(key[2]).verify(text.encode(), raw[4:])
                 except nacl.exceptions.BadSignatureError:
-                    raise ValueError(
-                        f"signature by {name}+{key[1].hex()} does not verify"
-                    ) from None
-                if key not in signed:
-                    signed.append(key)
+                    raise ValueError(f"signature by {key_text(key)} does not verify") from None
+                signed += [] if key in signed else [key]
     if not signed:
         raise ValueError("the note has no signature by your key(s)")
     return text, signed
@@ -259,10 +221,9 @@ def open_checkpoint(note: str, keys: list[Key], origin: str) -> tuple[int, bytes
 
 
 def open_rotation(note: str, trusted: list[Key], origin: str) -> tuple[Key, Key]:
-    """(old, new) of a rotation statement (handoff-ledger/key-rotation/v1); the caller trusts
-    new only if it trusts old. Both must have signed it."""
-    text = note.rpartition("\n\n")[0] + "\n"
-    lines = text.split("\n")
+    """(old, new) of a rotation statement (handoff-ledger/key-rotation/v1); when ``old`` is
+    trusted, both keys must have signed it."""
+    lines = (note.rpartition("\n\n")[0] + "\n").split("\n")
     fields = [line.partition(" ") for line in lines[1:5]]
     if (
         len(lines) != 6
@@ -273,14 +234,12 @@ def open_rotation(note: str, trusted: list[Key], origin: str) -> tuple[Key, Key]
     old, new = parse_key(fields[1][2]), parse_key(fields[2][2])
     if not fields[0][2] == old[0] == new[0] == origin or old == new:
         raise ValueError("not a rotation between two keys of this log")
-    if old in trusted:
-        _, signers = open_note(note, [old, new])
-        if old not in signers or new not in signers:
-            raise ValueError("not signed by both the old and the new key")
+    if old in trusted and len(open_note(note, [old, new])[1]) != 2:
+        raise ValueError("not signed by both the old and the new key")
     return old, new
 
 
-# --- Merkle trees (RFC 9162 2.1) and the sample --------------------------------------------------
+# --- Merkle trees (RFC 9162 §2.1), the sample, the tlog-proof ------------------------------------
 
 
 def node(left: bytes, right: bytes) -> bytes:
@@ -288,7 +247,7 @@ def node(left: bytes, right: bytes) -> bytes:
 
 
 def root_from_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes]) -> bytes:
-    """RFC 9162 2.1.3.2: the root an audit path leads to; ValueError if ill-shaped."""
+    """RFC 9162 §2.1.3.2: the root an audit path leads to (ValueError if ill-shaped)."""
     if not 0 <= index < size:
         raise ValueError(f"leaf {index} is not in a tree of {size}")
     fn, sn, r = index, size - 1, leaf
@@ -308,7 +267,7 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes]) 
 
 
 def consistent(m: int, n: int, proof: list[bytes], root1: bytes, root2: bytes) -> bool:
-    """RFC 9162 2.1.4.2: whether the tree of m leaves with root1 is a prefix of the tree of n
+    """RFC 9162 §2.1.4.2: whether the tree of m leaves with root1 is a prefix of the tree of n
     leaves with root2 (m = n: no proof and equal roots; m = 0: no proof, the empty root)."""
     if m == n or m == 0:
         return not proof and root1 == (root2 if m else hashlib.sha256().digest()) and m <= n
@@ -333,23 +292,22 @@ def consistent(m: int, n: int, proof: list[bytes], root1: bytes, root2: bytes) -
 
 
 def fold(frontier: list[bytes], size: int, leaf: bytes) -> None:
-    """Append one leaf hash to the tree of ``size`` whose right frontier (its perfect subtrees,
+    """Append a leaf to the tree of ``size`` leaves whose right frontier (its perfect subtrees,
     largest first) is ``frontier``, in place."""
-    acc = leaf
     while size & 1:
-        acc, size = node(frontier.pop(), acc), size >> 1
-    frontier.append(acc)
+        leaf, size = node(frontier.pop(), leaf), size >> 1
+    frontier.append(leaf)
 
 
 def frontier_root(frontier: list[bytes]) -> bytes:
-    acc = frontier[-1]
+    root = frontier[-1]
     for h in reversed(frontier[:-1]):
-        acc = node(h, acc)
-    return acc
+        root = node(h, root)
+    return root
 
 
 def sample_seqs(root: bytes, seed: str, start: int, end: int, k: int) -> list[int]:
-    """handoff-ledger/sample/v1 (docs/evidence-bundle.md): k distinct seqs of [start, end)."""
+    """handoff-ledger/sample/v1 (the doc's "sample"): k distinct seqs of [start, end)."""
     if not 0 <= k <= end - start or len(root) != 32:
         raise ValueError(f"cannot draw {k} seqs from [{start}, {end})")
     s = hashlib.sha256(b"handoff-ledger/sample/v1\n" + root + b"\n" + seed.encode()).digest()
@@ -366,7 +324,7 @@ def sample_seqs(root: bytes, seed: str, start: int, end: int, k: int) -> list[in
 
 
 def parse_tlog_proof(text: str) -> tuple[int, list[bytes], str]:
-    """(index, audit path, checkpoint) of a c2sp.org/tlog-proof; ValueError if malformed."""
+    """(index, audit path, checkpoint) of a c2sp.org/tlog-proof ("proofs/<seq>.tlog-proof")."""
     lines = text.split("\n")
     at = 2 if len(lines) > 1 and lines[1].startswith("extra ") else 1
     if lines[0] != "c2sp.org/tlog-proof@v1" or len(lines) <= at:
@@ -384,32 +342,28 @@ def parse_tlog_proof(text: str) -> tuple[int, list[bytes], str]:
     return int(index), hashes, checkpoint
 
 
-# --- the zip (check 1) ---------------------------------------------------------------------------
+# --- check 1: the zip ----------------------------------------------------------------------------
 
 
 def bundle_file(name: str) -> bool:
+    fixed = {MANIFEST, SIG, CHECKPOINT, KEYS, ENTRIES, RANGE, CONSISTENCY, *REPORTS}
+    return name in fixed or bool(ROTATION.fullmatch(name) or TLOG.fullmatch(name))
+
+
+def unsafe(name: str) -> bool:
+    """Not a relative, '/'-separated path (no '..', '.', '\\', ':', control character)."""
+    parts = name.removesuffix("/").split("/")
     return (
-        name in FIXED or name in REPORTS or bool(ROTATION.fullmatch(name) or TLOG.fullmatch(name))
+        any(p in ("", ".", "..") for p in parts)
+        or name.startswith("/")
+        or bool(re.search(r"[\\:\x00-\x1f\x7f]", name))
     )
 
 
-def unsafe(name: str) -> str | None:
-    parts = name.removesuffix("/").split("/")
-    for bad, why in (
-        (not name, "an empty name"),
-        (name.startswith("/"), "an absolute path"),
-        ("\\" in name, "a backslash"),
-        (":" in name, "a drive or stream name (':')"),
-        (any(ord(c) < 0x20 or c == "\x7f" for c in name), "a control character"),
-        (any(p in ("", ".", "..") for p in parts), "an empty, '.' or '..' path component"),
-    ):
-        if bad:
-            return why
-    return None
-
-
 class Zip:
-    """The members, checked before a byte is read; read in memory, hashed as they are read."""
+    """check_1_zip: every member's name and declared size are checked before a byte is inflated;
+    members are then read in memory (entries.jsonl line by line), each hashed as it is read.
+    Nothing is ever written to disk."""
 
     def __init__(self, path: str) -> None:
         try:
@@ -418,754 +372,654 @@ class Zip:
             raise CannotRun(f"{path} is not a zip file (or is truncated): {exc}") from exc
         self.infos: dict[str, zipfile.ZipInfo] = {}
         self.digests: dict[str, str] = {}
-        total = 0
         members = self.zf.infolist()
-        if len(members) > MAX_MEMBERS:
-            raise CannotRun(f"the zip has {len(members)} members, more than {MAX_MEMBERS}")
+        if len(members) > MAX_MEMBERS or sum(i.file_size for i in members) > TOTAL:
+            raise CannotRun(f"over {MAX_MEMBERS} members or {TOTAL} bytes: a zip bomb")
         for info in members:
-            name = info.filename
-            why = "a NUL byte" if "\x00" in info.orig_filename else unsafe(name)
+            name, size = info.filename, info.file_size
             streamed = name == ENTRIES or name in REPORTS or not bundle_file(name)
             limit = MANIFEST_MAX if name == MANIFEST else STREAMED if streamed else SMALL
-            if why is not None:
-                raise CannotRun(f"member {name[:80]!r} has an unsafe name: {why}")
-            if name in self.infos:
-                raise CannotRun(f"member {name!r} is in the zip twice")
-            if info.flag_bits & 1:
-                raise CannotRun(f"member {name!r} is encrypted")
-            if info.file_size > limit:
-                raise CannotRun(
-                    f"member {name!r} is {info.file_size} bytes, over its limit {limit}"
-                )
-            if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * info.compress_size:
-                raise CannotRun(
-                    f"member {name!r} expands from {info.compress_size} to {info.file_size} "
-                    f"bytes, more than {MAX_RATIO}:1: a zip bomb"
-                )
-            total += info.file_size
-            if total > TOTAL:
-                raise CannotRun(f"the members total more than {TOTAL} bytes: a zip bomb")
+            for refused, why in (
+                (unsafe(info.orig_filename), "has an unsafe name"),
+                (name in self.infos, "is in the zip twice"),
+                (info.flag_bits & 1, "is encrypted"),
+                (size > limit, f"is {size} bytes, over its limit of {limit}"),
+                (size > max(RATIO_FLOOR, MAX_RATIO * info.compress_size), "is a zip bomb"),
+            ):
+                if refused:
+                    raise CannotRun(f"member {name[:80]!r} {why}")
             self.infos[name] = info
 
-    def chunks(self, name: str, size: int = 4 << 20) -> Iterator[bytes]:
-        """Exactly the member's declared bytes (zipfile checks the CRC at the end)."""
-        info, digest, left = self.infos[name], hashlib.sha256(), self.infos[name].file_size
+    def pieces(self, name: str, lines: bool = False) -> Iterator[bytes]:
+        """The member's bytes in pieces of 1 MiB, or line by line (up to MAX_LINE each): never
+        more than a piece in memory. zipfile stops at the declared size and checks the CRC; the
+        SHA-256 is recorded at the end, for check 3. A zip that cannot be read cannot be checked."""
+        digest, size = hashlib.sha256(), 0
         try:
-            with self.zf.open(info) as member:
-                while left > 0:
-                    piece = member.read(min(size, left))
-                    if not piece:
-                        raise CannotRun(f"member {name!r} is shorter than it declares")
-                    left -= len(piece)
+            with self.zf.open(self.infos[name]) as f:
+                while piece := f.readline(MAX_LINE + 1) if lines else f.read(1 << 20):
+                    if len(piece) > MAX_LINE:
+                        raise CannotRun(f"{name} has a line longer than {MAX_LINE} bytes")
                     digest.update(piece)
+                    size += len(piece)
                     yield piece
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, ValueError) as exc:
             raise CannotRun(f"member {name!r} cannot be read: {exc}") from exc
+        if size != self.infos[name].file_size:
+            raise CannotRun(f"member {name!r} is shorter than it declares")
         self.digests[name] = digest.hexdigest()
 
     def read(self, name: str) -> bytes:
-        return b"".join(self.chunks(name))
+        return b"".join(self.pieces(name))
 
     def text(self, name: str) -> str:
         return self.read(name).decode("utf-8")  # UnicodeDecodeError is a ValueError
 
     def digest(self, name: str) -> str:
         if name not in self.digests:
-            for _ in self.chunks(name):
+            for _ in self.pieces(name):
                 pass
         return self.digests[name]
 
 
-# --- the checks (2 to 7) -------------------------------------------------------------------------
+def given_leaf(line: bytes) -> str:
+    """The leaf_hash a line states (for the manifest's first and last), or ""."""
+    try:
+        value = json.loads(line)["leaf_hash"]
+    except BAD:
+        return ""
+    return value if isinstance(value, str) else ""
 
-Where = tuple[str, str]  # (file, check)
+
+# --- checks 2 to 7 -------------------------------------------------------------------------------
+
+
+class Failed(Exception):
+    """A check failed: (check, message, expected, found). What it was checking (a file, a line)
+    has failed; the rest of that is not checked."""
+
+
+def expect(ok: object, check: str, msg: str, exp: Any = None, got: Any = None) -> None:
+    if not ok:
+        raise Failed(check, msg, exp, got)
+
+
+def must(attempt: Callable[[], T], check: str, msg: str) -> T:
+    """attempt(), or the check fails with ``msg`` and the reason."""
+    try:
+        return attempt()
+    except BAD as exc:
+        raise Failed(check, f"{msg}: {exc}", None, None) from None
 
 
 class Verify:
-    """Every check on one bundle. ``fails`` and ``warns`` name file, seq, check, message,
-    expected and found; the first MAX_FINDINGS are kept, all are counted."""
+    """The checks on one bundle, in the doc's order. Each failure (or warning) names the file,
+    the seq where there is one, the check, what was expected and what was found; the first
+    MAX_FINDINGS are kept, all are counted."""
 
     def __init__(self, z: Zip, keys: list[Key]) -> None:
-        self.z, self.keys = z, keys
+        self.z, self.keys, self.origin, self.size, self.root = z, keys, "", 0, b""
         self.fails: list[dict[str, Any]] = []
         self.warns: list[dict[str, Any]] = []
         self.nfails = self.nwarns = 0
-        self.origin, self.size, self.root = "", 0, b""
         self.trusted: list[Key] = []
         self.certified: list[str] = []
         self.files: dict[str, str] = {}
-        self.checkpoint: str | None = None
+        self.checkpoint = ""
         self.summary: dict[str, Any] = {"entries": 0, "verified": 0, "withheld": {}}
+        # Check 6: what the manifest selected (check_6_selection), what the lines showed so far.
+        self.population: tuple[int, int] | None = None  # the range, or a sample's population
+        self.window: tuple[datetime | None, datetime | None] | None = None
+        self.listed: list[str] | None = None  # the conversations of an entries selection
+        self.frontier: list[bytes] | None = None  # a range's tree, folded up to the last line
+        self.consistency: list[bytes] = []
+        self.tlog: set[str] = set()  # the tlog-proofs no entry has claimed yet
+        self.chains: dict[str, int | None] = {}  # conversation -> its last seq so far
+        self.seen: list[int] = []  # the seqs of a sample
 
     def fail(
-        self, where: Where, msg: str, seq: int | None = None, exp: Any = None, got: Any = None
+        self, file: str, check: str, msg: str, seq: Any = None, exp: Any = None, got: Any = None
     ) -> None:
         self.nfails += 1
         if len(self.fails) < MAX_FINDINGS:
-            f = {"file": where[0], "seq": seq, "check": where[1], "message": msg}
-            self.fails.append({**f, "expected": exp, "found": got})
+            finding = {"file": file, "seq": seq, "check": check, "message": msg}
+            self.fails.append({**finding, "expected": exp, "found": got})
 
-    def warn(self, where: Where, msg: str, seq: int | None = None) -> None:
+    def record(self, file: str, failed: Failed, seq: int | None = None) -> None:
+        check, msg, exp, got = failed.args
+        self.fail(file, check, msg, seq, exp, got)
+
+    def warn(self, check: str, msg: str, seq: int) -> None:
         self.nwarns += 1
         if len(self.warns) < MAX_FINDINGS:
-            self.warns.append({"file": where[0], "seq": seq, "check": where[1], "message": msg})
+            self.warns.append({"file": ENTRIES, "seq": seq, "check": check, "message": msg})
 
     def json_file(self, name: str, check: str) -> Any:
-        """The file's JSON (None and a failure if it is not); a failure too if not canonical."""
+        """A file's JSON value, which must be canonical (RFC 8785)."""
         raw = self.z.read(name)
-        try:
-            value = strict_json(raw)
-        except BAD as exc:
-            self.fail((name, check), f"the file is not JSON: {exc}")
-            return None
-        if not is_canonical(raw, value):
-            self.fail((name, check), "the file is not canonical JSON (RFC 8785)")
+        value = must(lambda: strict_json(raw), check, "the file is not JSON")
+        expect(is_canonical(raw, value), check, "the file is not canonical JSON (RFC 8785)")
         return value
 
     def run(self) -> None:
         if MANIFEST not in self.z.infos:
             raise CannotRun("not an evidence bundle: no manifest.json")
-        raw = self.z.read(MANIFEST)
-        sig: str | None = None
         try:
-            sig = self.z.text(SIG) if SIG in self.z.infos else None
-        except ValueError:
-            self.fail((SIG, "manifest_sig"), "the file is not UTF-8")
-        if SIG not in self.z.infos:
-            self.fail((SIG, "manifest_sig"), "the bundle has no manifest.sig")
-        m = self.json_file(MANIFEST, "manifest")
-        lines = (sig or "").rpartition("\n\n")[0].split("\n")
-        lines = lines if len(lines) == 3 and lines[0] == FORMAT else []
-        # The bundle's log: the manifest's origin, or else the one its signature names,
-        # whichever you hold a key for (a difference between the two is a failure below).
-        named = [m.get("origin") if isinstance(m, dict) else None, *lines[1:2]]
-        candidates = [o for o in named if isinstance(o, str) and o]
-        if not candidates:
-            self.fail((MANIFEST, "manifest"), "no log origin to check the bundle against")
+            m = self.json_file(MANIFEST, "manifest")
+        except Failed as failed:
+            self.record(MANIFEST, failed)
+            m = None
+        if not self.check_2_manifest_sig(m) or not self.check_2_manifest(m):
+            self.check_3_files(None)
             return
-        self.origin = next((o for o in candidates if o in {k[0] for k in self.keys}), candidates[0])
-        self.trust()
-        self.manifest_sig(sig, lines, raw, self.verifier_keys())
-        if not self.manifest(m):
-            self.check_files(None)
-            return
-        assert isinstance(m, dict)
-        self.check_files(m)
-        self.check_checkpoint()
-        self.check_entries(m)
-        self.check_consistency()
+        self.check_3_files(m["files"])
+        self.check_4_checkpoint()
+        self.check_5_6_entries(m)
+        self.check_7_consistency()
 
-    # -- 2. whom to trust, the manifest and its signature
+    # -- check 2: manifest.sig and manifest.json ("manifest.sig", "manifest.json")
+
+    def check_2_manifest_sig(self, m: Any) -> bool:
+        """manifest.sig is the note "format / origin / SHA-256 of manifest.json", signed by a key
+        you trust that verifier-keys lists. False if the bundle names no log to check it for."""
+        sig, lines = "", []
+        try:
+            expect(SIG in self.z.infos, "manifest_sig", "the bundle has no manifest.sig")
+            sig = must(lambda: self.z.text(SIG), "manifest_sig", "the file is not UTF-8")
+            lines = sig.rpartition("\n\n")[0].split("\n")
+            what = f"its text is not the three lines {FORMAT} / origin / SHA-256"
+            expect(len(lines) == 3 and lines[0] == FORMAT, "manifest_sig", what)
+        except Failed as failed:
+            self.record(SIG, failed)
+            sig, lines = "", []
+        # The bundle's log: the manifest's origin or else the signature's, whichever you hold a
+        # key for (if the two differ, that fails below).
+        candidates = [m.get("origin") if isinstance(m, dict) else None, *lines[1:2]]
+        named: list[str] = [o for o in candidates if isinstance(o, str) and o]
+        if not named:
+            self.fail(MANIFEST, "manifest", "no log origin to check the bundle against")
+            return False
+        self.origin = next((o for o in named if o in {k[0] for k in self.keys}), named[0])
+        self.trust()
+        listed = self.verifier_keys()
+        digest = hashlib.sha256(self.z.read(MANIFEST)).hexdigest()
+        try:
+            if sig:
+                what = "names another manifest.json: its SHA-256 is not the one signed"
+                expect(lines[2] == digest, "manifest_sig", what, digest, lines[2][:64])
+                what = "signs another log's origin"
+                expect(lines[1] == self.origin, "manifest_sig", what, self.origin, lines[1])
+                what = "does not open under your key(s)"
+                _, signers = must(lambda: open_note(sig, self.trusted), "manifest_sig", what)
+                self.summary["manifest_signed_by"] = [key_text(k) for k in signers]
+                what = "signed by a key the bundle's verifier-keys does not list"
+                expect(set(signers) & set(listed) or not listed, "manifest_sig", what)
+        except Failed as failed:
+            self.record(SIG, failed)
+        return True
 
     def trust(self) -> None:
-        """Your keys for the origin, and each key a trusted key certified (rotations/, in order)."""
+        """Your keys for the origin, then each key a trusted key certified by a rotation
+        statement (rotations/<i>.note, oldest first); never a key the bundle alone names."""
         self.trusted = [k for k in self.keys if k[0] == self.origin]
         if not self.trusted:
-            names = ", ".join(sorted({k[0] for k in self.keys}))
-            raise CannotRun(
-                f"none of your verifier keys is for the bundle's log "
-                f"{self.origin!r} (yours: {names}): nothing can be checked"
-            )
+            yours = ", ".join(sorted({k[0] for k in self.keys}))
+            raise CannotRun(f"none of your keys ({yours}) is for the bundle's log {self.origin!r}")
         numbered = {int(m[1]): n for n in self.z.infos if (m := ROTATION.fullmatch(n))}
         if sorted(numbered) != list(range(len(numbered))):
-            self.fail(("rotations/", "rotation"), "not numbered 0, 1, 2, … without a gap")
+            self.fail("rotations/", "rotation", "not numbered 0, 1, 2, … without a gap")
         for i in sorted(numbered):
             try:
                 old, new = open_rotation(self.z.text(numbered[i]), self.trusted, self.origin)
             except BAD as exc:
-                self.fail((numbered[i], "rotation"), f"not a rotation certifying its key: {exc}")
+                self.fail(numbered[i], "rotation", f"not a rotation certifying its key: {exc}")
                 continue
             if old in self.trusted and new not in self.trusted:
                 self.trusted.append(new)
                 self.certified.append(key_text(new))
 
     def verifier_keys(self) -> list[Key]:
-        where = (KEYS, "verifier_keys")
-        if KEYS not in self.z.infos:
-            self.fail(where, "the bundle has no verifier-keys file")
-            return []
+        """The keys verifier-keys lists, each of the bundle's log."""
         keys: list[Key] = []
         try:
-            lines = self.z.text(KEYS).splitlines()
-        except ValueError:
-            lines = ["(not UTF-8)"]
-        for number, line in enumerate(lines, start=1):
-            try:
-                keys.append(key := parse_key(line))
-            except BAD as exc:
-                self.fail(where, f"line {number}: {exc}")
-                continue
-            if key[0] != self.origin:
-                self.fail(where, f"line {number}: a key of another log", None, self.origin, key[0])
-        if not keys:
-            self.fail(where, "the file lists no key")
+            expect(KEYS in self.z.infos, "verifier_keys", "the bundle has no verifier-keys file")
+            text = must(lambda: self.z.text(KEYS), "verifier_keys", "the file is not UTF-8")
+            for n, line in enumerate(text.splitlines(), start=1):
+                key = must(lambda: parse_key(line), "verifier_keys", f"line {n}")  # noqa: B023
+                expect(key[0] == self.origin, "verifier_keys", f"line {n}: a key of another log")
+                keys.append(key)
+            expect(keys, "verifier_keys", "the file lists no key")
+        except Failed as failed:
+            self.record(KEYS, failed)
         return keys
 
-    def manifest_sig(
-        self, sig: str | None, lines: list[str], raw: bytes, listed: list[Key]
-    ) -> None:
-        where, digest = (SIG, "manifest_sig"), hashlib.sha256(raw).hexdigest()
-        if sig is None:
-            return
-        if not lines:
-            self.fail(where, f"its text is not the three lines {FORMAT} / origin / SHA-256")
-            return
-        if lines[1] != self.origin:
-            self.fail(where, "signs another origin", None, self.origin, lines[1])
-        if lines[2] != digest:
-            self.fail(
-                where,
-                "names another manifest.json: its SHA-256 is not the one signed",
-                None,
-                digest,
-                lines[2][:64],
-            )
-        try:
-            _, signers = open_note(sig, self.trusted)
-        except BAD as exc:
-            self.fail(where, f"does not open under your key(s): {exc}")
-            return
-        self.summary["manifest_signed_by"] = [key_text(k) for k in signers]
-        if listed and not any(k in listed for k in signers):
-            self.fail(where, "signed by a key the bundle's verifier-keys does not list")
-
-    def manifest(self, m: Any) -> bool:
-        """The manifest's fields; False if too broken to go on."""
-        where = (MANIFEST, "manifest")
+    def check_2_manifest(self, m: Any) -> bool:
+        """The manifest's fields, each of its type; False if too broken to go on."""
         if not isinstance(m, dict):
-            if m is not None:
-                self.fail(where, "/: not a JSON object")
+            if m is not None:  # (None: not JSON, failed already)
+                self.fail(MANIFEST, "manifest", "not a JSON object")
             return False
-        size, root = m.get("tree_size"), b64_or_none(m.get("root")) or b""
-        files = m.get("files")
+        size, files, root = m.get("tree_size"), m.get("files"), str(m.get("root"))
+        root_hash = b64(root) if re.fullmatch(r"[A-Za-z0-9+/]{43}=", root) else b""
+        hexes = isinstance(files, dict) and all(
+            type(v) is str and re.fullmatch("[0-9a-f]{64}", v) for v in files.values()
+        )
         for key, want, ok in (
             ("origin", self.origin, m.get("origin") == self.origin),
             ("format", FORMAT, m.get("format") == FORMAT),
             ("profile", "a profile", m.get("profile") in PROFILES),
-            ("selection", "range, entries or sample", m.get("selection") in SELECTIONS),
+            ("selection", "a selection", m.get("selection") in ("range", "entries", "sample")),
             ("log", "a string", isinstance(m.get("log"), str)),
             ("generated_at", "a string", isinstance(m.get("generated_at"), str)),
             ("query", "an object", isinstance(m.get("query"), dict)),
             ("generated_by", "an object", isinstance(m.get("generated_by"), dict)),
-            (
-                "files",
-                "{path: hex SHA-256}",
-                isinstance(files, dict)
-                and all(
-                    isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v) for v in files.values()
-                ),
-            ),
+            ("files", "{path: hex SHA-256}", hexes),
             ("tree_size", "an integer >= 0", type(size) is int and size >= 0),
-            ("root", "a base64 hash", len(root) == 32),
+            ("root", "a base64 hash", len(root_hash) == 32),
         ):
             if not ok:
-                self.fail(where, f"{key}: not {want}", None, want, show(m.get(key)))
-        if type(size) is not int or size < 0 or len(root) != 32:
+                self.fail(MANIFEST, "manifest", f"{key}: not {want}", None, want, show(m.get(key)))
+        if type(size) is not int or size < 0 or len(root_hash) != 32 or not hexes:
             return False
-        self.size, self.root = size, root
+        self.size, self.root = size, root_hash
         self.summary.update(
             {k: m.get(k) for k in ("log", "profile", "selection", "tree_size", "root")}
         )
         return True
 
-    # -- 3. every file's digest
+    # -- check 3: every file's SHA-256 is the manifest's, none missing, none added ("Files")
 
-    def compare(self, name: str) -> None:
-        if name in self.files and self.z.digest(name) != self.files[name]:
-            self.fail(
-                (name, "files"),
-                "its SHA-256 is not the manifest's",
-                None,
-                self.files[name],
-                self.z.digest(name),
-            )
-
-    def check_files(self, m: dict[str, Any] | None) -> None:
+    def check_3_files(self, files: dict[str, str] | None) -> None:
         names = [n for n in self.z.infos if n not in (MANIFEST, SIG)]
         for name in names:
             if not bundle_file(name):
-                self.fail((name, "files"), "not a file an evidence bundle may hold")
-        files = m.get("files") if m is not None else None
-        if not isinstance(files, dict):
-            return
-        self.files = {str(k): str(v) for k, v in files.items()}
-        for name in (MANIFEST, SIG):
-            if name in self.files:
-                self.fail((MANIFEST, "files"), f"files names {name}, which it cannot hash")
+                self.fail(name, "files", "not a file an evidence bundle may hold")
+        self.files = files or {}
+        for name in {MANIFEST, SIG} & set(self.files):
+            self.fail(MANIFEST, "files", f"files names {name}, which it cannot hash")
         for name in sorted(set(self.files) - set(self.z.infos)):
-            self.fail((name, "files"), "named in the manifest, missing from the bundle")
-        for name in names:
+            self.fail(name, "files", "named in the manifest, missing from the bundle")
+        for name in names if files is not None else []:
             if name not in self.files:
-                self.fail((name, "files"), "in the bundle, not named in the manifest's files")
+                self.fail(name, "files", "in the bundle, not named in the manifest's files")
             elif name != ENTRIES and not TLOG.fullmatch(name):
-                self.compare(name)  # entries.jsonl and the tlog-proofs: when they are read
+                self.compare(name)  # entries.jsonl and the tlog-proofs: when check 6 reads them
 
-    # -- 4. the checkpoint
+    def compare(self, name: str) -> None:
+        if name in self.files and self.z.digest(name) != self.files[name]:
+            msg = "its SHA-256 is not the manifest's"
+            self.fail(name, "files", msg, None, self.files[name], self.z.digest(name))
 
-    def check_checkpoint(self) -> None:
-        where = (CHECKPOINT, "checkpoint")
-        if CHECKPOINT not in self.z.infos:
-            self.fail(where, "the bundle has no checkpoint")
-            return
+    # -- check 4: the checkpoint ("checkpoint")
+
+    def check_4_checkpoint(self) -> None:
+        """Signed by your key; its origin, size and root are the manifest's. The proofs are then
+        checked against the signed size and root."""
         try:
-            self.checkpoint = self.z.text(CHECKPOINT)
-            size, root, signers = open_checkpoint(self.checkpoint, self.trusted, self.origin)
-        except BAD as exc:
-            self.fail(
-                where,
-                f"does not open under your key(s) for {self.origin!r}: {exc}; "
-                "the proofs are checked against the manifest's size and root",
+            expect(CHECKPOINT in self.z.infos, "checkpoint", "the bundle has no checkpoint")
+            text = must(lambda: self.z.text(CHECKPOINT), "checkpoint", "the file is not UTF-8")
+            what = f"does not open under your key(s) for {self.origin!r}"
+            size, root, signers = must(
+                lambda: open_checkpoint(text, self.trusted, self.origin), "checkpoint", what
             )
+        except Failed as failed:
+            self.record(CHECKPOINT, failed)
             return
+        self.checkpoint = text
         self.summary["checkpoint_signed_by"] = [key_text(k) for k in signers]
         if (size, root) != (self.size, self.root):
-            self.fail(
-                (MANIFEST, "checkpoint"),
-                "the manifest's tree_size and root are not the signed checkpoint's",
-                None,
-                [size, enc(root)],
-                [self.size, enc(self.root)],
-            )
+            msg = "the manifest's tree_size and root are not the signed checkpoint's"
+            found, signed = [self.size, enc(self.root)], [size, enc(root)]
+            self.fail(MANIFEST, "checkpoint", msg, None, signed, found)
         self.size, self.root = size, root
 
-    # -- 5 and 6. the entries and the selection's proof
+    # -- checks 5 and 6: entries.jsonl, line by line, and the selection's proof
 
-    def check_entries(self, m: dict[str, Any]) -> None:
-        selection, sample, conversations = m["selection"], m.get("sample"), m.get("conversations")
-        population = self.population(m.get("range"), selection)
-        if selection == "sample" and not (
-            isinstance(sample, dict)
-            and sample.get("algorithm") == SAMPLE_ALGORITHM
-            and type(sample.get("size")) is int
-            and type(sample.get("seed")) is str
-        ):
-            self.fail(
-                (MANIFEST, "sample"), f"sample: not {{algorithm: {SAMPLE_ALGORITHM}, size, seed}}"
-            )
-            sample = None
-        if selection == "entries" and not (
-            isinstance(conversations, list)
-            and all(type(c) is str for c in conversations)
-            and len(set(conversations)) == len(conversations)
-        ):
-            self.fail((MANIFEST, "conversations"), "conversations: not a list of distinct ids")
-            conversations = None
-        if selection != "sample" and m.get("sample") is not None:
-            self.fail((MANIFEST, "manifest"), f"sample: must be null for {selection}")
-        if selection != "entries" and m.get("conversations") is not None:
-            self.fail((MANIFEST, "manifest"), f"conversations: must be null for {selection}")
-        tlog = {n for n in self.z.infos if TLOG.fullmatch(n)}
-        if selection == "range":
-            for name in sorted(tlog):
-                self.fail((name, "range_proof"), "a range bundle holds no per-entry tlog-proof")
-                self.compare(name)
-            tlog = set()
-        elif RANGE in self.z.infos:
-            self.fail((RANGE, "inclusion"), f"a {selection} bundle holds no range proof")
+    def check_5_6_entries(self, m: dict[str, Any]) -> None:
+        """entries.jsonl is read one line at a time, never whole: check 5 on each line, check 6
+        as the lines go by, then what needs them all."""
+        selection = m.get("selection")  # (not one of the three: failed in check 2)
+        if selection in ("range", "entries", "sample"):
+            self.check_6_selection(m, selection)
         if ENTRIES not in self.z.infos:
-            self.fail((ENTRIES, "count"), "the bundle has no entries.jsonl")
+            self.fail(ENTRIES, "count", "the bundle has no entries.jsonl")
             return
-        frontier = self.range_proof(population) if selection == "range" and population else None
-        start, end = population or (0, 0)
-        expected, folded, previous, count = start, 0, -1, 0
-        first: dict[str, Any] | None = None
-        last: tuple[int | None, bytes] | None = None
-        chains: dict[str, int | None] = {}
-        seen: list[int] = []
-        for number, line in self.lines():
+        count, previous, first = 0, -1, None
+        last: tuple[int | None, bytes] = (None, b"")
+        for piece in self.z.pieces(ENTRIES, lines=True):
+            line = piece.removesuffix(b"\n")
             count += 1
-            found = self.entry(line, number)
-            seq, leaf = (found[0], found[1]) if found else (None, bytes(32))
-            first = first or {"seq": seq, "leaf_hash": given_leaf(line)}
-            last = (seq, line)
+            seq, leaf, entry = self.check_5_line(count, line)
+            first, last = first or {"seq": seq, "leaf_hash": given_leaf(line)}, (seq, line)
             if seq is not None:
                 if seq <= previous:
-                    self.fail(
-                        (ENTRIES, "order"),
-                        f"seq {seq} follows seq {previous}: seqs must strictly increase",
-                        seq,
-                        f"> {previous}",
-                        seq,
-                    )
+                    msg = f"seq {seq} follows seq {previous}: seqs must strictly increase"
+                    self.fail(ENTRIES, "order", msg, seq, f"> {previous}", seq)
                 previous = seq
                 self.summary.setdefault("first_seq", seq)
                 self.summary["last_seq"] = seq
-            if selection == "range" and population:
-                if seq != expected:
-                    self.fail(
-                        (ENTRIES, "range"),
-                        f"the range [{start}, {end}) does not continue "
-                        "here: an entry is missing, added or out of order",
-                        seq,
-                        expected,
-                        seq,
-                    )
-                expected = (expected if seq is None else seq) + 1
-                if frontier is not None and folded < end - start:
-                    fold(frontier, start + folded, leaf)
-                folded += 1
-            elif seq is not None and selection in ("entries", "sample"):
-                tlog.discard(name := f"proofs/{seq}.tlog-proof")
-                self.inclusion(name, seq, leaf)
-                seen.append(seq)
-                if selection == "entries" and found is not None and found[2] is not None:
-                    self.link(seq, found[2], conversations, chains)
+            if selection == "range":
+                self.check_6_range_line(seq, leaf, count)
+            elif seq is not None:
+                self.check_6_inclusion(seq, leaf)
+                if selection == "entries" and entry is not None:
+                    self.check_6_back_link(seq, entry)
+            if self.window and seq is not None and entry is not None:
+                self.check_6_time_window(seq, entry.get("received_at"))
         self.summary["entries"] = count
         self.compare(ENTRIES)
-        for name in sorted(tlog):
-            self.fail((name, "inclusion"), "a tlog-proof for a seq entries.jsonl does not hold")
-            self.compare(name)
-        if selection == "range" and population:
-            self.range_end(population, frontier, folded)
-        if selection == "sample" and population and isinstance(sample, dict):
-            self.check_sample(population, sample, seen)
-        for c in conversations if selection == "entries" and conversations else []:
-            if c not in chains:
-                self.fail(
-                    (MANIFEST, "conversations"),
-                    f"conversation {c!r} is listed, but no entry of it is here",
-                )
-        if m.get("count") != count or type(m.get("count")) is not int:
-            self.fail(
-                (MANIFEST, "count"),
-                "count is not the number of lines of entries.jsonl",
-                None,
-                count,
-                m.get("count"),
-            )
-        end_line = None if last is None else {"seq": last[0], "leaf_hash": given_leaf(last[1])}
-        for key, actual in (("first", first), ("last", end_line)):
-            if m.get(key) != actual:
-                self.fail(
-                    (MANIFEST, key),
-                    f"{key} is not the {key} line of entries.jsonl",
-                    None,
-                    actual,
-                    m.get(key),
-                )
+        last_line = first and {"seq": last[0], "leaf_hash": given_leaf(last[1])}
+        self.check_6_whole(m, count, first, last_line)
 
-    def population(self, value: Any, selection: str) -> tuple[int, int] | None:
-        """The range [start, end) of a range or a sample (the manifest's "range")."""
-        if selection not in ("range", "sample"):
-            if value is not None:
-                self.fail((MANIFEST, "manifest"), f"range: must be null for {selection}")
-            return None
-        if (
-            not isinstance(value, dict)
-            or set(value) != {"start", "end"}
-            or type(value["start"]) is not int
-            or type(value["end"]) is not int
-            or not 0 <= value["start"] < value["end"] <= self.size
-        ):
-            self.fail(
-                (MANIFEST, "range"),
-                f"range: not {{start, end}} with 0 <= start < end <= tree_size ({self.size})",
-                None,
-                None,
-                show(value),
-            )
-            return None
-        self.summary["range"] = [value["start"], value["end"]]
-        return value["start"], value["end"]
-
-    def lines(self) -> Iterator[tuple[int, bytes]]:
-        """entries.jsonl line by line, never held whole."""
-        rest, number = b"", 0
-        for chunk in self.z.chunks(ENTRIES):
-            parts = (rest + chunk).split(b"\n")
-            rest = parts.pop()
-            if len(rest) > MAX_LINE:
-                raise CannotRun(f"entries.jsonl has a line longer than {MAX_LINE} bytes")
-            for line in parts:
-                number += 1
-                yield number, line
-        if rest:
-            yield number + 1, rest
-
-    def entry(self, line: bytes, number: int) -> tuple[int, bytes, dict[str, Any] | None] | None:
-        """Check 5 on one line: (seq, recomputed leaf hash, the entry) or None if unreadable."""
-        fields = fast_fields(line) or self.slow_line(line, number)
-        if fields is None:
-            return None
-        seq, raw, given, status, payload, salt = fields
-        where = (ENTRIES, "entry_bytes")
-        leaf = hashlib.sha256(b"\x00" + raw).digest()
-        if enc(leaf).encode() != given:
-            self.fail(
-                (ENTRIES, "leaf_hash"),
-                "SHA-256(0x00 || entry bytes) is not the leaf hash given",
-                seq,
-                enc(leaf),
-                given.decode(errors="replace")[:64],
-            )
+    def check_5_line(self, n: int, line: bytes) -> tuple[int | None, bytes, dict[str, Any] | None]:
+        """Check 5 on line n ("entries.jsonl"): canonical JSON of the six fields; the leaf hash
+        recomputed; the entry bytes name the seq and the origin; the payload. Returns (seq, leaf
+        hash, entry) for check 6; seq is None when the line cannot be read at all."""
+        seq, leaf, entry = None, bytes(32), None
         try:
-            entry = json.loads(raw)
-        except (*BAD, RecursionError):
-            entry = None
-        if type(entry) is not dict:
-            self.fail(where, "the entry bytes are not a JSON object", seq)
-            return seq, leaf, None
-        if type(entry.get("seq")) is not int or entry.get("seq") != seq:
-            self.fail(where, "the entry bytes name another seq", seq, seq, show(entry.get("seq")))
-        if entry.get("origin") != self.origin:
-            self.fail(
-                where,
-                "the entry bytes name another log origin",
-                seq,
-                self.origin,
-                show(entry.get("origin")),
+            what = f"line {n}: not JSON" if line else f"line {n}: an empty line"
+            obj = must(lambda: strict_json(line), "line", what)
+            ok = type(obj) is dict and type(obj.get("seq")) is int and 0 <= obj["seq"] <= MAX_SAFE
+            expect(ok, "line", f"line {n}: not an object with a seq")
+            what = f"line {n}: entry_b64 is not base64"
+            raw = must(lambda: b64(obj["entry_b64"]), "entry_bytes", what)
+            seq, leaf = obj["seq"], hashlib.sha256(b"\x00" + raw).digest()
+            expect(set(obj) == LINE_FIELDS, "line", f"line {n}: not the fields of an entry line")
+            expect(is_canonical(line, obj), "line", f"line {n}: not canonical JSON (RFC 8785)")
+            what = "SHA-256(0x00 || entry bytes) is not the leaf hash given"
+            expect(obj["leaf_hash"] == enc(leaf), "leaf_hash", what, enc(leaf), obj["leaf_hash"])
+            entry = must(
+                lambda: json.loads(raw), "entry_bytes", "the entry bytes are not a JSON object"
             )
-        self.payload(entry, seq, status, payload, salt)
-        return seq, leaf, entry
+            expect(type(entry) is dict, "entry_bytes", "the entry bytes are not a JSON object")
+            named = entry.get("seq")
+            what = "the entry bytes name another seq"
+            expect(type(named) is int and named == seq, "entry_bytes", what, seq, show(named))
+            named = entry.get("origin")
+            what = "the entry bytes name another log origin"
+            expect(named == self.origin, "entry_bytes", what, self.origin, show(named))
+            self.check_5_payload(seq, entry, obj)
+        except Failed as failed:
+            self.record(ENTRIES, failed, seq)
+        return seq, leaf, entry if isinstance(entry, dict) else None
 
-    def slow_line(self, line: bytes, number: int) -> Fields | None:
-        """A line not in the fast form: parse it and say what is wrong with it."""
-        where = (ENTRIES, "line")
-        try:
-            obj = strict_json(line)
-        except (*BAD, RecursionError) as exc:
-            self.fail(where, f"line {number}: " + (f"not JSON: {exc}" if line else "an empty line"))
-            return None
-        if type(obj) is not dict:
-            self.fail(where, f"line {number}: not a JSON object")
-            return None
-        seq = (
-            obj.get("seq") if type(obj.get("seq")) is int and 0 <= obj["seq"] <= MAX_SAFE else None
-        )
-        if set(obj) != LINE_FIELDS:
-            self.fail(where, f"line {number}: not the fields of an entry line", seq)
-        if not is_canonical(line, obj):
-            self.fail(where, f"line {number}: not canonical JSON (RFC 8785)", seq)
-        given, status, entry = obj.get("leaf_hash"), obj.get("payload_status"), obj.get("entry_b64")
-        if (
-            seq is None
-            or type(given) is not str
-            or type(status) is not str
-            or type(entry) is not str
-        ):
-            self.fail(where, f"line {number}: a field is missing or not of its type", seq)
-            return None
-        if (raw := b64_or_none(entry)) is None:
-            self.fail((ENTRIES, "entry_bytes"), f"line {number}: entry_b64 is not base64", seq)
-            return None
-        try:
-            payload, salt = (None if v is None else b64(v) for v in (obj.get(k) for k in PAY))
-        except BAD:
-            self.fail((ENTRIES, "payload"), f"line {number}: payload_b64, salt: not base64", seq)
-            return None
-        return seq, raw, given.encode(errors="replace"), status, payload, salt
-
-    def payload(
-        self,
-        entry: dict[str, Any],
-        seq: int,
-        status: str,
-        payload: bytes | None,
-        salt: bytes | None,
-    ) -> None:
-        """The payload, when the line carries it, against the entry's commitment."""
-        where, withheld = (ENTRIES, "payload"), self.summary["withheld"]
-        if status not in STATUSES:
-            self.fail(where, "payload_status is not one of the document's", seq, None, status)
-        elif payload is None and salt is None:
+    def check_5_payload(self, seq: int, entry: dict[str, Any], line: dict[str, Any]) -> None:
+        """("entries.jsonl") When the line carries the payload, SHA-256(salt || payload bytes) is
+        the entry's payload.commitment. Erased, missing or withheld payloads are counted, not
+        failed; a pci-dss-10 bundle carries none at all (card data is never present)."""
+        status, payload, salt = line["payload_status"], line["payload_b64"], line["payload_salt"]
+        carried = payload is not None or salt is not None
+        if self.summary["profile"] == "pci-dss-10":
+            what = "a pci-dss-10 bundle carries no payload (card data is never present): "
+            what += "payload_status withheld, payload_b64 and payload_salt null"
+            got = f"{show(status)}{' with a payload or salt' * carried}"
+            expect(status == "withheld" and not carried, "payload", what, "withheld", got)
+        what = "payload_status is not one of the document's"
+        expect(status in STATUSES, "payload", what, None, show(status))
+        if not carried:
+            what = "payload_status is verified, but no payload bytes and salt are given"
+            expect(status != "verified", "payload", what)
             if status in ("erased", "missing", "withheld"):
-                withheld[status] = withheld.get(status, 0) + 1
-            elif status == "verified":
-                self.fail(
-                    where,
-                    "payload_status is verified, but no payload bytes and salt are given",
-                    seq,
-                )
+                self.summary["withheld"][status] = self.summary["withheld"].get(status, 0) + 1
             else:
-                self.warn(where, f"the ledger could not read this payload ({status})", seq)
-        elif payload is None or salt is None:
-            self.fail(where, "payload_b64 and payload_salt must come together", seq)
-        else:
-            try:
-                commitment = entry["payload"]
-                if commitment["alg"] != "sha256-salted" or len(salt) != 32:
-                    raise ValueError("not a sha256-salted commitment with a 32-byte salt")
-                ok = b64(commitment["commitment"]) == hashlib.sha256(salt + payload).digest()
-            except BAD as exc:
-                self.fail(where, f"the payload cannot be checked: {exc!r}", seq)
-                return
-            if ok:
-                self.summary["verified"] += 1
-                if status != "verified":
-                    self.warn(where, f"payload_status is {status!r}, but the payload checks", seq)
-            elif status == "mismatch":
-                self.warn(
-                    where,
-                    "the ledger says the payload does not match its commitment, and it does not",
-                    seq,
-                )
-            else:
-                self.fail(
-                    where,
-                    "SHA-256(salt || payload bytes) is not the entry's commitment",
-                    seq,
-                    commitment["commitment"],
-                    enc(hashlib.sha256(salt + payload).digest()),
-                )
+                self.warn("payload", f"the ledger could not read this payload ({status})", seq)
+            return
+        what = "payload_b64 and payload_salt must come together"
+        expect(payload is not None and salt is not None, "payload", what)
+        what = "the payload cannot be checked"
+        data, salt = must(lambda: (b64(payload), b64(salt)), "payload", what)
+        commitment: dict[str, Any] = (
+            entry["payload"] if isinstance(entry.get("payload"), dict) else {}
+        )
+        ok = commitment.get("alg") == "sha256-salted" and len(salt) == 32
+        expect(ok, "payload", f"{what}: not a sha256-salted commitment with a 32-byte salt")
+        committed = must(lambda: b64(commitment.get("commitment")), "payload", what)
+        found = hashlib.sha256(salt + data).digest()
+        if found != committed and status == "mismatch":
+            what = "the ledger says it does not match its commitment, and it does not: not proven"
+            self.warn("payload", what, seq)
+            return
+        what = "SHA-256(salt || payload bytes) is not the entry's commitment"
+        expect(found == committed, "payload", what, enc(committed), enc(found))
+        self.summary["verified"] += 1
+        if status != "verified":
+            self.warn("payload", f"payload_status is {status!r}, but the payload checks", seq)
 
-    def range_proof(self, population: tuple[int, int]) -> list[bytes] | None:
-        """The frontier at start (proofs/range.json's "left"); its consistency proof kept."""
-        start, end = population
-        where = (RANGE, "range_proof")
-        self.consistency: list[bytes] = []
-        proof = self.json_file(RANGE, "range_proof") if RANGE in self.z.infos else None
-        if not isinstance(proof, dict):
-            self.fail(where, "the range bundle has no proofs/range.json object")
-            return None
-        for key, want in (("start", start), ("end", end), ("tree_size", self.size)):
-            if proof.get(key) != want or type(proof.get(key)) is not int:
-                self.fail(where, f"{key} is not the manifest's", None, want, show(proof.get(key)))
-        try:
-            left = [b64(h) for h in proof["left"]]
-            self.consistency = [b64(h) for h in proof["consistency"]]
-        except BAD:
-            self.fail(where, "left and consistency must be lists of base64 hashes")
-            return None
-        tiles = bin(start).count("1")
-        if len(left) != tiles or any(len(h) != 32 for h in left):
-            self.fail(
-                where,
-                f"left must be the {tiles} subtree hashes that tile [0, {start})",
-                None,
-                tiles,
-                len(left),
-            )
-            return None
-        return left
+    # -- check 6: the selection's proof ("Selections and their completeness proofs")
 
-    def range_end(self, population: tuple[int, int], frontier: list[bytes] | None, n: int) -> None:
-        start, end = population
-        if n != end - start:
-            self.fail(
-                (ENTRIES, "range"),
-                f"entries.jsonl holds {n} entries, the range [{start}, {end}) has {end - start}",
-                None,
-                end - start,
-                n,
-            )
-        elif frontier is not None and not consistent(
-            end, self.size, self.consistency, frontier_root(frontier), self.root
+    def check_6_selection(self, m: dict[str, Any], selection: str) -> None:
+        """What the manifest says was selected: a range (or a sample's population), a sample,
+        conversations, each null unless its selection has it; a time window; the proof files."""
+        for key, given in (
+            ("range", selection != "entries"),
+            ("sample", selection == "sample"),
+            ("conversations", selection == "entries"),
         ):
-            self.fail(
-                (RANGE, "range_proof"),
-                "the range's leaves folded onto left do not lead "
-                "to the signed root (RFC 9162 consistency proof)",
-            )
+            if (m.get(key) is not None) != given:
+                self.fail(MANIFEST, key, f"{key}: must {'' if given else 'not '}be given")
+        if selection != "entries" and m.get("range") is not None:
+            value = m["range"] if isinstance(m["range"], dict) and len(m["range"]) == 2 else {}
+            start, end = value.get("start"), value.get("end")
+            if type(start) is int and type(end) is int and 0 <= start < end <= self.size:
+                self.population, self.summary["range"] = (start, end), [start, end]
+            else:
+                msg = f"range: not {{start, end}} with 0 <= start < end <= tree_size ({self.size})"
+                self.fail(MANIFEST, "range", msg, None, None, show(m["range"]))
+        if selection == "sample" and m.get("sample") is not None:
+            sample = m["sample"] if isinstance(m["sample"], dict) else {}
+            shape = sample.get("algorithm"), type(sample.get("size")), type(sample.get("seed"))
+            if shape == (SAMPLE, int, str):
+                self.summary["sample"] = sample
+            else:
+                self.fail(MANIFEST, "sample", f"sample: not {{algorithm: {SAMPLE}, size, seed}}")
+        if selection == "entries" and m.get("conversations") is not None:
+            listed = m["conversations"]
+            if isinstance(listed, list) and all(type(c) is str for c in listed):
+                self.listed = listed if len(set(listed)) == len(listed) else None
+            if self.listed is None:
+                self.fail(MANIFEST, "conversations", "conversations: not a list of distinct ids")
+        self.check_6_window_of(m.get("query"))
+        self.tlog = {n for n in self.z.infos if TLOG.fullmatch(n)}
+        if selection == "range":
+            for name in sorted(self.tlog):
+                self.fail(name, "range_proof", "a range bundle holds no per-entry tlog-proof")
+                self.compare(name)
+            self.tlog = set()
+            try:
+                self.check_6_range_proof()
+            except Failed as failed:
+                self.record(RANGE, failed)
+        elif RANGE in self.z.infos:
+            self.fail(RANGE, "inclusion", f"a {selection} bundle holds no range proof")
 
-    def inclusion(self, name: str, seq: int, leaf: bytes) -> None:
-        """The entry's c2sp.org/tlog-proof: its index, the bundle's checkpoint, the audit path."""
-        where = (name, "inclusion")
-        if name not in self.z.infos:
-            self.fail(where, "the entry has no tlog-proof in the bundle", seq)
+    def check_6_range_proof(self) -> None:
+        """proofs/range.json: "left" is the frontier at start, onto which the range's leaves are
+        folded as they are read; "consistency" leads from the root at end to the root at N."""
+        if self.population is None:
             return
+        start, end = self.population
+        expect(RANGE in self.z.infos, "range_proof", "the range bundle has no proofs/range.json")
+        proof = self.json_file(RANGE, "range_proof")
+        expect(isinstance(proof, dict), "range_proof", "not a JSON object")
+        for key, want in (("start", start), ("end", end), ("tree_size", self.size)):
+            found = proof.get(key)
+            ok = found == want and type(found) is int
+            expect(ok, "range_proof", f"{key} is not the manifest's", want, show(found))
+        what = "left and consistency must be lists of base64 hashes"
+        left = must(lambda: [b64(h) for h in proof["left"]], "range_proof", what)
+        self.consistency = must(lambda: [b64(h) for h in proof["consistency"]], "range_proof", what)
+        tiles = bin(start).count("1")  # [0, start) is one perfect subtree per bit of start
+        what = f"left must be the {tiles} subtree hashes that tile [0, {start})"
+        ok = len(left) == tiles and all(len(h) == 32 for h in left)
+        expect(ok, "range_proof", what, tiles, len(left))
+        self.frontier = left
+
+    def check_6_range_line(self, seq: int | None, leaf: bytes, n: int) -> None:
+        """("range") Line n holds seq start + n - 1; its leaf is folded onto the frontier."""
+        if self.population is None:
+            return
+        start, end = self.population
+        if seq != start + n - 1:
+            msg = f"the range [{start}, {end}) does not continue here: an entry is missing, added"
+            self.fail(ENTRIES, "range", msg + " or out of order", seq, start + n - 1, seq)
+        if self.frontier is not None and n <= end - start:
+            fold(self.frontier, start + n - 1, leaf)
+
+    def check_6_inclusion(self, seq: int, leaf: bytes) -> None:
+        """The entry's c2sp.org/tlog-proof ("proofs/<seq>.tlog-proof"): its index, the bundle's
+        checkpoint verbatim, an audit path to the checkpoint's root."""
+        name = f"proofs/{seq}.tlog-proof"
+        self.tlog.discard(name)
+        self.seen.append(seq)
         try:
-            index, hashes, checkpoint = parse_tlog_proof(self.z.text(name))
-        except BAD as exc:
-            self.fail(where, f"not a c2sp.org/tlog-proof: {exc}", seq)
-            return
-        finally:
+            expect(name in self.z.infos, "inclusion", "the entry has no tlog-proof in the bundle")
             self.compare(name)
-        if index != seq:
-            self.fail(where, "the proof's index is not the entry's seq", seq, seq, index)
-        if self.checkpoint is not None and checkpoint != self.checkpoint:
-            self.fail(where, "the proof's checkpoint is not, byte for byte, the bundle's", seq)
-        try:
-            ok = root_from_inclusion(leaf, seq, self.size, hashes) == self.root
-        except ValueError as exc:
-            self.fail(where, f"the entry is not proven in the checkpoint: {exc}", seq)
-            return
-        if not ok:
-            self.fail(where, "the audit path does not lead to the checkpoint's root", seq)
+            what = "not a c2sp.org/tlog-proof"
+            proof = must(lambda: parse_tlog_proof(self.z.text(name)), "inclusion", what)
+            index, hashes, note = proof
+            what = "the proof's index is not the entry's seq"
+            expect(index == seq, "inclusion", what, seq, index)
+            what = "the proof's checkpoint is not the bundle's, byte for byte"
+            expect(note == self.checkpoint or not self.checkpoint, "inclusion", what)
+            what = "the entry is not proven in the checkpoint"
+            at = must(lambda: root_from_inclusion(leaf, seq, self.size, hashes), "inclusion", what)
+            expect(at == self.root, "inclusion", f"{what}: the audit path leads elsewhere")
+        except Failed as failed:
+            self.record(name, failed, seq)
 
-    def link(
-        self,
-        seq: int,
-        entry: dict[str, Any],
-        listed: list[str] | None,
-        chains: dict[str, int | None],
-    ) -> None:
-        """One conversation's back-linked chain: conversation_prev names the entry before."""
+    def check_6_back_link(self, seq: int, entry: dict[str, Any]) -> None:
+        """("entries") Each conversation, read from the entry bytes, is one chain: its first entry
+        names conversation_prev null, each next one the seq of the one before."""
         event = entry.get("event")
         conversation = event.get("conversation") if isinstance(event, dict) else None
         if type(conversation) is not str:
-            self.fail((ENTRIES, "conversations"), "the entry bytes name no conversation", seq)
+            self.fail(ENTRIES, "conversations", "the entry bytes name no conversation", seq)
             return
-        if listed is not None and conversation not in listed:
-            self.fail(
-                (ENTRIES, "conversations"),
-                "the entry is of a conversation the manifest does not list",
-                seq,
-                None,
-                conversation,
-            )
-        previous = chains.get(conversation)
-        found = entry.get("conversation_prev", "absent")
+        if self.listed is not None and conversation not in self.listed:
+            msg = "the entry is of a conversation the manifest does not list"
+            self.fail(ENTRIES, "conversations", msg, seq, None, conversation)
+        previous, found = self.chains.get(conversation), entry.get("conversation_prev", "absent")
         if found != previous or (found is not None and type(found) is not int):
-            self.fail(
-                (ENTRIES, "back_link"),
-                f"conversation_prev is not the previous entry of "
-                f"conversation {conversation!r} in the bundle (an entry is missing, or "
-                "the entries are out of order)",
-                seq,
-                previous,
-                found,
-            )
-        chains[conversation] = seq
+            msg = f"conversation_prev is not the entry before it of {conversation!r} in the bundle"
+            msg += " (one is missing or out of order)"
+            self.fail(ENTRIES, "back_link", msg, seq, previous, found)
+        self.chains[conversation] = seq
 
-    def check_sample(
-        self, population: tuple[int, int], sample: dict[str, Any], seen: list[int]
-    ) -> None:
-        """The seqs handoff-ledger/sample/v1 draws, and the population's first and last."""
-        start, end = population
-        self.summary["sample"] = {"size": sample["size"], "seed": sample["seed"]}
+    def check_6_window_of(self, query: Any) -> None:
+        """("range") A range or sample exported for a time window: the query's from_time and
+        to_time, on the ledger's received_at."""
+        if self.population is None or not isinstance(query, dict):
+            return
+        texts = {k: query.get(k) for k in ("from_time", "to_time") if query.get(k) is not None}
+        for key, text in texts.items():
+            if instant(text) is None:
+                msg = f"query.{key} is not an RFC 3339 time with its offset"
+                self.fail(MANIFEST, "time_window", msg, None, None, show(text))
+                return
+        if texts:
+            self.window = instant(texts.get("from_time")), instant(texts.get("to_time"))
+            self.summary["time_window"] = {"from_time": None, "to_time": None, **texts}
+
+    def check_6_time_window(self, seq: int, received: Any) -> None:
+        """("range") A time window's range holds its neighbours, so it is seen complete at both
+        ends: where there is one before it (start > 0), seq start was received before from_time
+        and seq start + 1 at or after it; where there is one after it (end < N), seq end - 1 at
+        or after to_time and seq end - 2 before it (a sample: the same, for the seqs it holds).
+        Any other entry outside the window is a warning: received_at is the clock of the server
+        process that took the event, and two processes' clocks may differ a little."""
+        (low, high), (start, end) = self.window or (None, None), self.population or (0, 0)
+        at, given = instant(received), self.summary["time_window"]
+        if at is None:
+            what = "the entry bytes' received_at is not an RFC 3339 time"
+            self.fail(ENTRIES, "time_window", what, seq, None, show(received))
+            return
+        before, after = low is not None and at < low, high is not None and at >= high
+        from_side, to_side = low is not None and start > 0, high is not None and end < self.size
+        gt, lt = f">= {given['from_time']}", f"< {given['to_time']}"
+        rules = (  # (applies, holds, expected, what it means if it does not hold)
+            (from_side and seq == start, before, "< " + gt[3:], FIRST),
+            (from_side and seq == start + 1, not before, gt, SECOND),
+            (to_side and seq == end - 1, after, ">= " + lt[2:], LAST),
+            (to_side and seq == end - 2, not after, lt, LAST_BUT_ONE),
+        )
+        broken = [(want, what) for applies, holds, want, what in rules if applies and not holds]
+        for want, what in broken:
+            self.fail(ENTRIES, "time_window", what, seq, want, received)
+        neighbour = (seq == start and before) or (seq == end - 1 and after)
+        if (before or after) and not (broken or neighbour):
+            self.warn("time_window", f"received at {received}, {OUTSIDE}", seq)
+
+    def check_6_whole(self, m: dict[str, Any], count: int, first: Any, last: Any) -> None:
+        """What needs every line: the range's root, unclaimed tlog-proofs, the sample, the
+        listed conversations; count, first and last are what entries.jsonl holds."""
+        if self.population is not None and m.get("selection") == "range":
+            (start, end), frontier = self.population, self.frontier
+            root = frontier_root(frontier) if frontier and count == end - start else b""
+            if count != end - start:
+                msg = f"entries.jsonl holds {count} entries, the range [{start}, {end}) has"
+                self.fail(ENTRIES, "range", f"{msg} {end - start}", None, end - start, count)
+            elif frontier and not consistent(end, self.size, self.consistency, root, self.root):
+                msg = "the range's leaves folded onto left do not lead to the signed root"
+                self.fail(RANGE, "range_proof", msg + " (RFC 9162 consistency proof)")
+        for name in sorted(self.tlog):
+            self.fail(name, "inclusion", "a tlog-proof for a seq entries.jsonl does not hold")
+            self.compare(name)
+        if self.population is not None and "sample" in self.summary:
+            self.check_6_sample(*self.population, self.summary["sample"])
+        for c in self.listed or []:
+            if c not in self.chains:
+                msg = f"conversation {c!r} is listed, but no entry of it is here"
+                self.fail(MANIFEST, "conversations", msg)
+        if m.get("count") != count or type(m.get("count")) is not int:
+            msg = "count is not the number of lines of entries.jsonl"
+            self.fail(MANIFEST, "count", msg, None, count, show(m.get("count")))
+        for key, actual in (("first", first), ("last", last)):
+            if m.get(key) != actual:
+                msg = f"{key} is not the {key} line of entries.jsonl"
+                self.fail(MANIFEST, key, msg, None, show(actual), show(m.get(key)))
+
+    def check_6_sample(self, start: int, end: int, sample: dict[str, Any]) -> None:
+        """("sample") The bundle holds the population's first and last, and exactly the seqs
+        handoff-ledger/sample/v1 draws from the signed root and the seed."""
         try:
             drawn = sample_seqs(self.root, sample["seed"], start, end, sample["size"])
         except ValueError as exc:
-            self.fail((MANIFEST, "sample"), f"the sample cannot be drawn: {exc}")
+            self.fail(MANIFEST, "sample", f"the sample cannot be drawn: {exc}")
             return
-        expected, found = {start, end - 1, *drawn}, set(seen)
+        expected, found = {start, end - 1, *drawn}, set(self.seen)
         for seq in sorted(expected - found):
             why = "drawn by the sample" if seq in drawn else "the population's first or last"
-            self.fail((ENTRIES, "sample"), f"seq {seq} is {why}, but not in the bundle", seq)
+            self.fail(ENTRIES, "sample", f"seq {seq} is {why}, but not in the bundle", seq)
         for seq in sorted(found - expected):
-            self.fail(
-                (ENTRIES, "sample"),
-                f"seq {seq} is in the bundle, but {SAMPLE_ALGORITHM} does not draw it",
-                seq,
-            )
+            msg = f"seq {seq} is in the bundle, but {SAMPLE} does not draw it"
+            self.fail(ENTRIES, "sample", msg, seq)
 
-    # -- 7. consistency.json
+    # -- check 7: consistency.json, if present ("consistency.json")
 
-    def check_consistency(self) -> None:
+    def check_7_consistency(self) -> None:
         if CONSISTENCY not in self.z.infos:
             return
-        c, where = self.json_file(CONSISTENCY, "consistency"), (CONSISTENCY, "consistency")
         try:
-            note, m, n = c["from"], c["from_size"], c["to_size"]
-            hashes = [b64(h) for h in c["hashes"]]
-            if type(note) is not str or type(m) is not int or type(n) is not int:
-                raise TypeError("wrong types")
-        except BAD:
-            self.fail(where, "not {from, from_size, to_size, hashes} of their types")
-            return
-        if n != self.size:
-            self.fail(where, "to_size is not the checkpoint's size", None, self.size, n)
-        try:
-            size, root, _ = open_checkpoint(note, self.trusted, self.origin)
-        except BAD as exc:
-            self.fail(where, f"the earlier checkpoint does not open under your key(s): {exc}")
-            return
-        if size != m:
-            self.fail(where, "from_size is not the earlier checkpoint's size", None, size, m)
-        if not consistent(size, self.size, hashes, root, self.root):
-            self.fail(where, "the earlier checkpoint is not a prefix of this one (RFC 9162)")
-            return
-        self.summary["consistency_from"] = size
+            c = self.json_file(CONSISTENCY, "consistency")
+            what = "not {from, from_size, to_size, hashes} of their types"
+            expect(isinstance(c, dict), "consistency", what)
+            shape = type(c.get("from")), type(c.get("from_size")), type(c.get("to_size"))
+            expect(shape == (str, int, int), "consistency", what)
+            hashes = must(lambda: [b64(h) for h in c["hashes"]], "consistency", what)
+            what = "to_size is not the checkpoint's size"
+            expect(c["to_size"] == self.size, "consistency", what, self.size, c["to_size"])
+            note, what = c["from"], "the earlier checkpoint does not open under your key(s)"
+            opened = must(
+                lambda: open_checkpoint(note, self.trusted, self.origin), "consistency", what
+            )
+            size, root, _ = opened
+            what = "from_size is not the earlier checkpoint's size"
+            expect(size == c["from_size"], "consistency", what, size, c["from_size"])
+            what = "the earlier checkpoint is not a prefix of this one (RFC 9162)"
+            expect(consistent(size, self.size, hashes, root, self.root), "consistency", what)
+            self.summary["consistency_from"] = size
+        except Failed as failed:
+            self.record(CONSISTENCY, failed)
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -1179,28 +1033,18 @@ def shown(f: dict[str, Any]) -> str:
     return text
 
 
-class Args(argparse.Namespace):
-    path: str
-    verifier_key: list[str]
-    verifier_keys_file: str | None
-    json: bool
-
-
-def verify(args: Args) -> Verify:
-    """Every check on the bundle, with the keys given (CannotRun: exit 2)."""
-    lines = list(args.verifier_key)
-    if args.verifier_keys_file:
-        with open(args.verifier_keys_file, encoding="utf-8") as f:
-            lines += f.read().splitlines()
-    keys = [parse_key(k.strip()) for k in lines if k.strip() and not k.strip().startswith("#")]
+def verify(path: str, given: list[str], keys_file: str | None) -> Verify:
+    """Every check on the bundle at ``path``, with your keys (CannotRun: exit 2)."""
+    if keys_file:
+        with open(keys_file, encoding="utf-8") as f:
+            given = given + f.read().splitlines()
+    keys = [parse_key(k.strip()) for k in given if k.strip() and not k.strip().startswith("#")]
     if not keys:
         raise CannotRun("no verifier key given (--verifier-key, --verifier-keys-file)")
-    z = Zip(args.path)
-    try:
+    z = Zip(path)
+    with contextlib.closing(z.zf):
         v = Verify(z, keys)
         v.run()
-    finally:
-        z.zf.close()
     return v
 
 
@@ -1210,16 +1054,16 @@ def main() -> int:
     ap.add_argument("--verifier-key", action="append", default=[], metavar="KEY")
     ap.add_argument("--verifier-keys-file", metavar="FILE")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(namespace=Args())
+    args = ap.parse_args()
     try:
-        v = verify(args)
+        v = verify(args.path, args.verifier_key, args.verifier_keys_file)
     except (CannotRun, OSError, *BAD) as exc:
         message = str(exc) if isinstance(exc, CannotRun) else f"{type(exc).__name__}: {exc}"
         print(f"cannot verify: {message}", file=sys.stderr)
         if args.json:
             print(json.dumps({"status": "error", "intact": False, "error": message}, indent=2))
         return 2
-    s = v.summary
+    s, window = v.summary, v.summary.get("time_window")
     if args.json:
         report = {
             "status": "failed" if v.nfails else "verified",
@@ -1227,6 +1071,7 @@ def main() -> int:
             "file": args.path,
             "origin": v.origin,
             **{k: s.get(k) for k in ("log", "profile", "selection", "tree_size", "root", "range")},
+            "time_window": window,
             "entries": {
                 "count": s["entries"],
                 "first": s.get("first_seq"),
@@ -1243,20 +1088,22 @@ def main() -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 1 if v.nfails else 0
     print(
-        f"bundle of {v.origin!r}, selection {s.get('selection')}, checkpoint size "
-        f"{s.get('tree_size')}: {s['entries']} entries checked (seq {s.get('first_seq')}.."
-        f"{s.get('last_seq')}), {s['verified']} payloads verified, withheld {s['withheld']}, "
-        f"range {s.get('range')}, consistency from {s.get('consistency_from')}"
+        f"bundle of {v.origin!r}, profile {s.get('profile')}, selection {s.get('selection')}, "
+        f"checkpoint size {s.get('tree_size')}: {s['entries']} entries checked (seq "
+        f"{s.get('first_seq')}..{s.get('last_seq')}), {s['verified']} payloads verified, "
+        f"withheld {s['withheld']}, range {s.get('range')}, time window {window}, consistency "
+        f"from {s.get('consistency_from')}"
     )
     for w in v.warns:
         print(f"warning: {shown(w)}")
     if v.nfails:
-        print(f"FAILED ({v.nfails}):\n" + "\n".join(shown(f) for f in v.fails))
+        more = f"\n… and {v.nfails - len(v.fails)} more" if v.nfails > len(v.fails) else ""
+        print(f"FAILED ({v.nfails}):\n" + "\n".join(shown(f) for f in v.fails) + more)
         return 1
-    print(
-        "VERIFIED: every file is the one the manifest signed by your key names; every entry is "
-        "in the signed log; the selection's proof holds."
-    )
+    if window:
+        print(f"time window [{window['from_time']}, {window['to_time']}): complete at both ends")
+    print("VERIFIED: every file is the one the manifest signed by your key names; every entry is")
+    print("in the signed log; the selection's proof holds.")
     return 0
 
 

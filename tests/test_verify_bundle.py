@@ -6,6 +6,8 @@ pure data (entries built with ``build_entry``, an Ed25519 key from ``NoteSigner.
 the verifiers are tested against the document, not against the ledger's own producer. A valid
 range, entries and sample bundle verify under both tools (exit 0); each kind of tampering makes
 both exit 1 and name the file and the check; a file that is not a bundle makes both exit 2.
+A time window's bundle is proven complete at both ends by its neighbours' received_at (and a
+window exported for real verifies); a pci-dss-10 bundle carries no payload.
 Also here: the ``handoff-ledger/sample/v1`` algorithm and c2sp.org/tlog-proof round trips.
 """
 
@@ -89,7 +91,16 @@ class Log:
         return sign_checkpoint(body, signer or self.signer)
 
 
-def make_log(size: int = 48, signer: NoteSigner | None = None) -> Log:
+def received(seq: int) -> str:
+    """When the ledger received seq (in a log of ``make_log``): one second after seq - 1."""
+    return f"2026-11-20T09:{seq // 60:02d}:{seq % 60:02d}.000000Z"
+
+
+def make_log(
+    size: int = 48,
+    signer: NoteSigner | None = None,
+    received_at: Callable[[int], str] = received,
+) -> Log:
     """Entries of three interleaved conversations (irregularly, so back-links skip seqs); every
     fifth payload erased, the rest carried and verifiable."""
     log = Log(signer or NoteSigner.generate(ORIGIN))
@@ -113,7 +124,7 @@ def make_log(size: int = 48, signer: NoteSigner | None = None) -> Log:
             origin=ORIGIN,
             seq=seq,
             prev=prev,
-            received_at=f"2026-11-20T09:{seq // 60:02d}:{seq % 60:02d}.000000Z",
+            received_at=received_at(seq),
             header=header,
             writer={"kind": "credential", "id": "cred-writer-1", "role": "writer"},
             commitment=payload_commitment(salt, data),
@@ -769,6 +780,239 @@ def test_a_file_removed(log: Log, tmp_path: Path, run_both: Any) -> None:
     del bundle.files[name]
     write_zip(bundle.path, bundle.files)
     assert_fails(run_both(bundle.path, *key_args(log.signer)), f"{name}: files:")
+
+
+# --- a time window is complete at both ends ------------------------------------------------------
+
+
+def window(start: str | None, end: str | None) -> Callable[[dict[str, Any]], None]:
+    """The manifest's query of a bundle exported for received_at in [start, end)."""
+
+    def edit(manifest: dict[str, Any]) -> None:
+        times = {"from_time": start, "to_time": end}
+        manifest["query"] = {k: v for k, v in times.items() if v is not None}
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "first", "last"),
+    [
+        (received(10), received(30), 9, 31),  # a neighbour at each end
+        (received(10), None, 9, 48),  # to the checkpoint's end: no neighbour after
+        (None, received(30), 0, 31),  # from the log's start: no neighbour before
+        (received(1), received(47), 0, 48),  # both neighbours are the log's first and last
+        ("2026-11-20T10:00:10+01:00", "2026-11-20T04:00:30-05:00", 9, 31),  # instants
+    ],
+    ids=["both", "from-only", "to-only", "at-the-log's-ends", "offsets"],
+)
+def test_a_time_window_bundle_verifies(
+    log: Log,
+    tmp_path: Path,
+    run_both: Any,
+    start: str | None,
+    end: str | None,
+    first: int,
+    last: int,
+) -> None:
+    """The window [start, end) as the exporter cuts it (select.py's ``_range``): its entries,
+    and the one just before and just after it when they exist."""
+    bundle = write_bundle(
+        tmp_path / "w.zip", log, start=first, end=last, edit_manifest=window(start, end)
+    )
+    results = run_both(bundle.path, *key_args(log.signer))
+    assert_verified(results)
+    for _, out in results:
+        assert "time window" in out
+        assert "time_window:" not in out  # no failure, no warning
+    assert "is complete at both ends" in results[0][1]
+    assert "for you to read" not in results[0][1]
+    report = json.loads(run_both(bundle.path, *key_args(log.signer), "--json")[1][1])
+    assert report["time_window"] == {"from_time": start, "to_time": end}
+    package = verify_bundle(bundle.path, [log.signer.verifier()])
+    assert package.intact
+    assert package.time_window == (start, end)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "seq", "says"),
+    [
+        (10, 31, 10, "the neighbour before the time window, was received at or after from_time"),
+        (8, 31, 9, "the window's first, was received before from_time"),
+        (9, 30, 29, "the neighbour after the time window, was received before to_time"),
+        (9, 32, 30, "the window's last, was received at or after to_time"),
+    ],
+    ids=["cut-after-the-window's-start", "widened-before", "cut-before-its-end", "widened-after"],
+)
+def test_a_range_that_does_not_fit_its_window(
+    log: Log, tmp_path: Path, run_both: Any, first: int, last: int, seq: int, says: str
+) -> None:
+    """Signed by an exporter holding the key, every proof good: only received_at tells that the
+    range is not the window's (entries of it left out, or others added)."""
+    bundle = write_bundle(
+        tmp_path / "w.zip",
+        log,
+        start=first,
+        end=last,
+        edit_manifest=window(received(10), received(30)),
+    )
+    assert_fails(
+        run_both(bundle.path, *key_args(log.signer)),
+        f"entries.jsonl: seq {seq}: time_window:",
+        says,
+    )
+
+
+def test_a_sample_of_a_window(log: Log, tmp_path: Path, run_both: Any) -> None:
+    """A sample's population is the window's range: its first and last are checked (the seqs
+    next to them only when drawn)."""
+    edit = window(received(10), received(30))
+    bundle = write_bundle(
+        tmp_path / "s.zip", log, selection="sample", start=9, end=31, edit_manifest=edit
+    )
+    assert_verified(run_both(bundle.path, *key_args(log.signer)))
+    bundle = write_bundle(
+        tmp_path / "s.zip", log, selection="sample", start=10, end=31, edit_manifest=edit
+    )
+    assert_fails(run_both(bundle.path, *key_args(log.signer)), "seq 10: time_window:")
+
+
+def test_clock_skew_inside_the_window_is_a_warning(tmp_path: Path, run_both: Any) -> None:
+    """Seq 20 received (by another server process) before seq 19: inside the range, outside the
+    window; not a failure, but shown."""
+    skewed = make_log(received_at=lambda seq: received(5 if seq == 20 else seq))
+    bundle = write_bundle(
+        tmp_path / "w.zip",
+        skewed,
+        start=9,
+        end=31,
+        edit_manifest=window(received(10), received(30)),
+    )
+    results = run_both(bundle.path, *key_args(skewed.signer))
+    assert_verified(results)
+    for _, out in results:
+        assert "seq 20: time_window: received at 2026-11-20T09:00:05.000000Z" in out
+    report = verify_bundle(bundle.path, [skewed.signer.verifier()])
+    assert [(w.seq, w.check) for w in report.warnings] == [(20, "time_window")]
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ({"from_time": "yesterday"}, "manifest.json: time_window: query.from_time"),
+        ({"to_time": "2026-11-20T09:00:30"}, "manifest.json: time_window: query.to_time"),
+    ],
+    ids=["not-a-time", "no-offset"],
+)
+def test_a_window_that_is_not_a_time(
+    log: Log, tmp_path: Path, run_both: Any, query: dict[str, str], says: str
+) -> None:
+    def edit(manifest: dict[str, Any]) -> None:
+        manifest["query"] = query
+
+    bundle = write_bundle(tmp_path / "w.zip", log, start=9, end=31, edit_manifest=edit)
+    assert_fails(run_both(bundle.path, *key_args(log.signer)), says)
+
+
+def test_a_received_at_that_is_not_a_time(tmp_path: Path, run_both: Any) -> None:
+    odd = make_log(received_at=lambda seq: "soon" if seq == 15 else received(seq))
+    bundle = write_bundle(
+        tmp_path / "w.zip", odd, start=9, end=31, edit_manifest=window(received(10), None)
+    )
+    assert_fails(run_both(bundle.path, *key_args(odd.signer)), "seq 15: time_window:")
+
+
+# --- pci-dss-10 carries no payload ---------------------------------------------------------------
+
+
+def withheld(lines: list[bytes]) -> list[bytes]:
+    """Every line as a pci-dss-10 bundle carries it: payload_status withheld, no payload."""
+    out = []
+    for line in lines:
+        obj = json.loads(line)
+        obj.update(payload_status="withheld", payload_b64=None, payload_salt=None)
+        out.append(canonicalize(obj) + b"\n")
+    return out
+
+
+def pci(manifest: dict[str, Any]) -> None:
+    manifest["profile"] = "pci-dss-10"
+
+
+def test_a_pci_bundle_without_payloads_verifies(log: Log, tmp_path: Path, run_both: Any) -> None:
+    bundle = write_bundle(tmp_path / "p.zip", log, edit_lines=withheld, edit_manifest=pci)
+    results = run_both(bundle.path, *key_args(log.signer))
+    assert_verified(results)
+    assert "payloads withheld: 48" in results[0][1]
+
+
+@pytest.mark.parametrize(
+    ("seq", "change"),
+    [
+        (4, {}),
+        (3, {}),
+        (4, {"payload_status": "withheld"}),
+        (4, {"payload_status": "withheld", "payload_b64": None}),
+    ],
+    ids=["verified-payload", "erased", "withheld-with-payload", "withheld-with-salt"],
+)
+def test_a_pci_bundle_carrying_a_payload_fails(
+    log: Log, tmp_path: Path, run_both: Any, seq: int, change: dict[str, Any]
+) -> None:
+    """Card data is never in a pci-dss-10 bundle: a line that is not withheld, or that carries a
+    payload or a salt, fails (even when the payload checks against its commitment)."""
+    assert (log.statuses[3], log.statuses[4]) == ("erased", "verified")
+
+    def edit(lines: list[bytes]) -> list[bytes]:
+        lines = withheld(lines)
+        lines[seq] = canonicalize(json.loads(entry_line(log, seq)) | change) + b"\n"
+        return lines
+
+    bundle = write_bundle(tmp_path / "p.zip", log, end=10, edit_lines=edit, edit_manifest=pci)
+    assert_fails(
+        run_both(bundle.path, *key_args(log.signer)), f"entries.jsonl: seq {seq}: ", "pci-dss-10"
+    )
+
+
+# --- exported for real ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", ["soc2-population", "pci-dss-10"])
+def test_a_time_window_exported_for_real(
+    client: Any, new_log: Any, token: Any, tmp_path: Path, run_both: Any, profile: str
+) -> None:
+    """Three batches (each its own received_at); the window is the middle one: the bundle holds
+    it and its two neighbours, and both verifiers prove it complete at both ends."""
+    from tests.conftest import make_event
+
+    log_id = new_log()
+    writer = {"Authorization": f"Bearer {token(log_id, 'writer')}"}
+    for batch in range(3):
+        events = [make_event(f"c-{batch}", n) for n in range(4)]
+        r = client.post(f"/v1/logs/{log_id}/events", json={"events": events}, headers=writer)
+        assert r.status_code == 201, r.text
+    auditor = {"Authorization": f"Bearer {token(log_id, 'auditor')}"}
+    entries = client.get(f"/v1/logs/{log_id}/entries", headers=auditor).json()["entries"]
+    times = [e["entry"]["received_at"] for e in entries]
+    assert times == sorted(times)
+    assert times[3] < times[4]
+    assert times[7] < times[8]
+    query = {"profile": profile, "from_time": times[4], "to_time": times[8]}
+    r = client.post(f"/v1/logs/{log_id}/exports", json=query, headers=auditor)
+    assert r.status_code == 200, r.text
+    path = tmp_path / "window.zip"
+    path.write_bytes(r.content)
+    with zipfile.ZipFile(path) as z:
+        manifest = json.loads(z.read("manifest.json"))
+        lines = [json.loads(x) for x in z.read("entries.jsonl").splitlines()]
+    assert manifest["range"] == {"start": 3, "end": 9}
+    assert [line["seq"] for line in lines] == list(range(3, 9))
+    if profile == "pci-dss-10":
+        assert {line["payload_status"] for line in lines} == {"withheld"}
+    keys = client.get(f"/v1/logs/{log_id}/verifier-key").text.split()
+    results = run_both(path, *[a for k in keys for a in ("--verifier-key", k)])
+    assert_verified(results)
+    assert "is complete at both ends" in results[0][1]
 
 
 # --- cannot run: exit 2 --------------------------------------------------------------------------

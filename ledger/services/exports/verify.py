@@ -20,15 +20,20 @@ found:
 5. per line of ``entries.jsonl``, streamed: ``line`` (canonical JSON of the six fields),
    ``order`` (seq ascending, no seq twice), ``leaf_hash`` (SHA-256(0x00 || entry bytes)),
    ``entry_bytes`` (they name the seq and the origin), ``payload`` (when present,
-   SHA-256(salt || payload) is the entry's commitment);
+   SHA-256(salt || payload) is the entry's commitment; a ``pci-dss-10`` bundle carries none:
+   every line ``withheld``, payload and salt null);
 6. the selection: ``range`` and ``range_proof`` (every seq of ``[s, e)``; the leaves folded
    onto ``left`` give the root at ``e``, which the consistency proof leads to the signed root),
    ``inclusion`` (one c2sp.org/tlog-proof per entry, over the bundle's checkpoint verbatim),
    ``sample`` (the seqs ``handoff-ledger/sample/v1`` draws from the signed root and the seed,
    plus the population's first and last), ``back_link`` and ``conversations`` (each listed
    conversation is one back-linked chain, read from the entry bytes: the check is the trail
-   verifier's, :func:`ledger.services.trails.verify.check_back_link`), and ``count``,
-   ``first``, ``last``;
+   verifier's, :func:`ledger.services.trails.verify.check_back_link`), ``time_window`` (a
+   range or sample exported for ``from_time``/``to_time``: where the range has a neighbour
+   before the window, seq ``start`` was received before ``from_time`` and ``start + 1`` at or
+   after it; where it has one after, seq ``end - 1`` at or after ``to_time`` and ``end - 2``
+   before it; any other entry outside the window is a warning, since ``received_at`` need not
+   grow with seq), and ``count``, ``first``, ``last``;
 7. ``consistency``: ``consistency.json``, if present, leads from an earlier checkpoint that
    opens under a trusted key to the bundle's.
 
@@ -68,6 +73,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,6 +110,8 @@ from ledger.services.trails.verify import Shown, check_back_link
 BUNDLE_FORMAT = "handoff-ledger/evidence-bundle/v1"
 PROFILES = ("soc2-population", "pci-dss-10", "hipaa-disclosures")
 SELECTIONS = ("range", "entries", "sample")
+NO_PAYLOAD_PROFILE = "pci-dss-10"
+"""The profile whose bundles carry no payload: card data is never present."""
 PAYLOAD_STATUSES = ("verified", "erased", "missing", "undecryptable", "mismatch", "withheld")
 WITHHELD_STATUSES = ("erased", "missing", "withheld")
 """Payload statuses that leave the payload out legitimately: counted, never failed."""
@@ -140,6 +148,7 @@ CONVERSATIONS = "conversations"
 COUNT = "count"
 FIRST = "first"
 LAST = "last"
+TIME_WINDOW = "time_window"
 CONSISTENCY = "consistency"
 
 # Limits (check 1). A member is refused by its declared size before a byte is read, and its
@@ -243,6 +252,8 @@ class BundleReport:
     certified_keys: list[str] = field(default_factory=list)
     """Keys trusted because a trusted key certified them (``rotations/``)."""
     range: tuple[int, int] | None = None
+    time_window: tuple[str | None, str | None] | None = None
+    """The manifest's query ``(from_time, to_time)``, for a range or sample exported for one."""
     sample_size: int | None = None
     sample_seed: str | None = None
     conversations: list[str] = field(default_factory=list)
@@ -332,6 +343,8 @@ class BundleReport:
                 "entry (which names no predecessor) to its last one here: each entry names the "
                 "one before it, and every named entry is here"
             )
+        if self.time_window is not None and self.range is not None:
+            lines.append(self._window_proven(self.range, self.time_window))
         lines.append(
             f"{self.payloads_verified} payloads are the exact data committed in their entries"
         )
@@ -342,13 +355,36 @@ class BundleReport:
             )
         return lines
 
+    def _window_proven(
+        self, population: tuple[int, int], window: tuple[str | None, str | None]
+    ) -> str:
+        (s, e), (start, end) = population, window
+        # A sample holds the entries next to the population's first and last only if drawn.
+        tight = self.selection == "range"
+        what = "range" if tight else "population"
+        sides = []
+        if start is not None:
+            sides.append(
+                f"seq {s} was received before {start}" + f", seq {s + 1} at or after it" * tight
+                if s > 0
+                else f"the {what} starts at the log's first entry"
+            )
+        if end is not None:
+            sides.append(
+                f"seq {e - 1} was received at or after {end}" + f", seq {e - 2} before it" * tight
+                if e < (self.tree_size or 0)
+                else f"the {what} ends at the checkpoint's last entry"
+            )
+        return (
+            f"the time window [{start or '-'}, {end or '-'}) is complete at both ends: the "
+            f"{what} [{s}, {e}) holds every entry received in it, as far as received_at grows "
+            f"with seq ({'; '.join(sides)})"
+        )
+
     def not_proven(self) -> list[str]:
         lines: list[str] = []
         if self.selection == "range":
-            lines.append(
-                "anything outside the range; for a time window, that the neighbours at both "
-                "ends fall outside it is for you to read from their received_at"
-            )
+            lines.append("anything outside the range")
         elif self.selection == "sample":
             lines.append("anything about the entries of the population that were not drawn")
         elif self.selection == "entries":
@@ -356,6 +392,17 @@ class BundleReport:
                 "that a conversation has no entry after its last one here: back-links point "
                 f"backwards, so later entries (even within the checkpoint's {self.tree_size}) "
                 "would simply not be in the bundle"
+            )
+        if self.time_window is not None:
+            lines.append(
+                "that received_at grows with seq: an entry received in the window but sequenced "
+                "outside the range (clock skew between server processes) is not here; entries "
+                "of the range received outside the window are listed as warnings"
+            )
+        if self.time_window is not None and self.selection == "sample":
+            lines.append(
+                "that the population is no wider than the window and its two neighbours: the "
+                "entries next to its first and last are checked only when the sample drew them"
             )
         if self.consistency_from is None:
             lines.append(
@@ -388,6 +435,9 @@ class BundleReport:
             "checkpoint": {"signed_by": self.checkpoint_signed_by},
             "certified_keys": self.certified_keys,
             "range": None if self.range is None else list(self.range),
+            "time_window": None
+            if self.time_window is None
+            else {"from_time": self.time_window[0], "to_time": self.time_window[1]},
             "sample": None
             if self.sample_size is None
             else {"size": self.sample_size, "seed": self.sample_seed},
@@ -576,6 +626,99 @@ class _ScanParams:
     fold_from: int | None
     """For a range, the leaf index of line 1: the block's leaves are returned folded into the
     perfect subtrees that tile their positions (:attr:`_Scan.tiles`)."""
+    no_payloads: bool = False
+    """The profile carries no payload (``pci-dss-10``): every line must be ``withheld``."""
+    window: _Window | None = None
+    """The time window a range or sample was exported for, checked on each entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """A range's (or sample population's) ``[start, end)`` and the time window it was exported
+    for (the manifest's ``query``), each bound as given and as an instant."""
+
+    start: int
+    end: int
+    tree_size: int
+    from_text: str | None
+    to_text: str | None
+    from_time: datetime | None
+    to_time: datetime | None
+
+
+def _instant(value: Any) -> datetime | None:
+    """An RFC 3339 time with its offset (``…Z``), as an instant; None if it is not one. The
+    parser is the one the export's query is read with."""
+    if type(value) is not str:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+WINDOW_FIRST = (
+    "the range's first entry, the neighbour before the time window, was received at or after "
+    "from_time: entries of the window may be missing before it"
+)
+WINDOW_SECOND = (
+    "the range's second entry, the window's first, was received before from_time: the range "
+    "does not start at the window's neighbour"
+)
+WINDOW_LAST = (
+    "the range's last entry, the neighbour after the time window, was received before "
+    "to_time: entries of the window may be missing after it"
+)
+WINDOW_BEFORE_LAST = (
+    "the range's last entry but one, the window's last, was received at or after to_time: the "
+    "range does not end at the window's neighbour"
+)
+
+
+def _check_window(received: Any, seq: int, w: _Window, scan: _Scan) -> None:
+    """Check 6 for a time window on one entry (docs/evidence-bundle.md, "Selections"): where
+    the range has a neighbour before the window (``start > 0``), line 1 (seq ``start``) was
+    received before ``from_time`` and seq ``start + 1`` at or after it; where it has one after
+    (``end < tree_size``), seq ``end - 1`` at or after ``to_time`` and seq ``end - 2`` before
+    it. Any other entry received outside the window is a warning: received_at is the clock of
+    the server process that took the event, and two processes' clocks may differ a little."""
+    at = _instant(received)
+    if at is None:
+        scan.fail(
+            TIME_WINDOW,
+            "the entry bytes' received_at is not an RFC 3339 time",
+            seq,
+            found=_show(received),
+        )
+        return
+    before = w.from_time is not None and at < w.from_time
+    after = w.to_time is not None and at >= w.to_time
+    failed = False
+
+    def fail(message: str, expected: str) -> None:
+        nonlocal failed
+        failed = True
+        scan.fail(TIME_WINDOW, message, seq, expected=expected, found=received)
+
+    if w.from_time is not None and w.start > 0:
+        if seq == w.start and not before:
+            fail(WINDOW_FIRST, f"< {w.from_text}")
+        elif seq == w.start + 1 and before:
+            fail(WINDOW_SECOND, f">= {w.from_text}")
+    if w.to_time is not None and w.end < w.tree_size:
+        if seq == w.end - 1 and not after:
+            fail(WINDOW_LAST, f">= {w.to_text}")
+        elif seq == w.end - 2 and after:
+            fail(WINDOW_BEFORE_LAST, f"< {w.to_text}")
+    neighbour = (seq == w.start and before) or (seq == w.end - 1 and after)
+    if (before or after) and not (neighbour or failed):
+        scan.warn(
+            TIME_WINDOW,
+            f"received at {received}, outside the time window, inside the range: received_at "
+            "does not grow with seq here (clock skew between server processes?)",
+            seq,
+        )
 
 
 @dataclass(slots=True)
@@ -701,6 +844,15 @@ def _scan_block(block: bytes, first_line: int, params: _ScanParams) -> _Scan:
             continue
         seq, raw, given, status, payload, salt = fields
         seqs.append(seq)
+        if params.no_payloads and (status != "withheld" or payload is not None or salt is not None):
+            scan.fail(
+                PAYLOAD,
+                f"a {NO_PAYLOAD_PROFILE} bundle carries no payload (card data is never present): "
+                "payload_b64 and payload_salt must be null, payload_status withheld",
+                seq,
+                expected="withheld",
+                found=status + (" with a payload" if payload is not None else ""),
+            )
         leaf = leaf_hash(raw)
         leaves.append(leaf)
         computed = b2a(leaf, newline=False)
@@ -737,6 +889,8 @@ def _scan_block(block: bytes, first_line: int, params: _ScanParams) -> _Scan:
                 expected=origin,
                 found=_show(entry.get("origin")),
             )
+        if params.window is not None:
+            _check_window(entry.get("received_at"), seq, params.window, scan)
         if want_links:
             event = entry.get("event")
             conversation = event.get("conversation") if type(event) is dict else None
@@ -1383,6 +1537,7 @@ class _Verification:
         raw = manifest.raw
         selection = manifest.selection
         population = self._range(raw, selection)
+        window = self._window(raw, population)
         sample = self._sample(raw, selection)
         conversations = self._conversations(raw, selection)
         self._check_proof_files(selection)
@@ -1400,6 +1555,8 @@ class _Verification:
             links=selection == "entries",
             keep_leaves=selection in ("entries", "sample"),
             fold_from=population[0] if folder is not None and population is not None else None,
+            no_payloads=raw.get("profile") == NO_PAYLOAD_PROFILE,
+            window=window,
         )
         for scan in _scans(self.bundle, params, self.jobs, self.progress):
             report.absorb(scan.failures, scan.warnings, scan.verified, scan.withheld)
@@ -1480,6 +1637,29 @@ class _Verification:
             return None
         self.report.range = (start, end)
         return start, end
+
+    def _window(self, raw: dict[str, Any], population: tuple[int, int] | None) -> _Window | None:
+        """The time window of a range or sample exported for ``from_time``/``to_time``."""
+        query = raw.get("query")
+        if population is None or not isinstance(query, dict):
+            return None
+        texts = (query.get("from_time"), query.get("to_time"))
+        if texts == (None, None):
+            return None
+        times = [_instant(t) for t in texts]
+        for key, text, at in zip(("from_time", "to_time"), texts, times, strict=True):
+            if text is not None and at is None:
+                self.fail(
+                    MANIFEST,
+                    TIME_WINDOW,
+                    f"query.{key} is not an RFC 3339 time with its offset",
+                    found=_show(text),
+                )
+                return None
+        from_text, to_text = (t if isinstance(t, str) else None for t in texts)
+        self.report.time_window = (from_text, to_text)
+        start, end = population
+        return _Window(start, end, self.size, from_text, to_text, times[0], times[1])
 
     def _sample(self, raw: dict[str, Any], selection: str | None) -> tuple[int, str] | None:
         value = raw.get("sample")
