@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 import ledger
 from api import errors
 from api.metrics import REGISTRY, observe_commit
-from api.routes import events, exports, logs, proofs, schemas, trail, verifications
+from api.routes import events, exports, logs, privacy, proofs, schemas, trail, verifications
 from api.schemas import Health
 from ledger.errors import ConfigurationError
 from ledger.server.state import LedgerState
@@ -88,6 +88,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(verifications.router)
     app.include_router(trail.router)
     app.include_router(exports.router)
+    app.include_router(privacy.router)
     app.include_router(schemas.router)
 
     @app.get(

@@ -66,3 +66,4 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
 AuditorAuth = Annotated[Principal, Depends(require("auditor", "admin"))]
 ReaderAuth = Annotated[Principal, Depends(require("auditor", "verifier", "admin"))]
 VerifierAuth = Annotated[Principal, Depends(require("verifier"))]
+AdminAuth = Annotated[Principal, Depends(require("admin"))]

@@ -57,11 +57,14 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
     e.LogExists: Problem(409, "log-exists", "Log exists"),
     e.KeyStateConflict: Problem(409, "key-state", "Signing key state"),
     e.ScopeErased: Problem(409, "conversation-erased", "Conversation erased"),
+    e.HoldActive: Problem(409, "hold-active", "Under legal hold"),
+    e.RequestNotPending: Problem(409, "request-not-pending", "Request not pending"),
     e.NotFound: Problem(404, "not-found", "Not found"),
     e.Unauthenticated: Problem(
         401, "unauthenticated", "Unauthenticated", "missing, invalid or revoked bearer token"
     ),
     e.Forbidden: Problem(403, "forbidden", "Forbidden"),
+    e.TwoPersonRule: Problem(403, "two-person-rule", "Two-person rule"),
     # Not the caller's fault, and the caller may retry.
     e.StoreUnavailable: Problem(
         503, "unavailable", "Service unavailable", "the database is unavailable; retry later"

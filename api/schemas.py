@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from ledger.core.canonical import MAX_SAFE_INTEGER
 
 # --- writers -------------------------------------------------------------------------------------
 
@@ -43,6 +45,15 @@ class ConsistencyProof(BaseModel):
 # --- entries -------------------------------------------------------------------------------------
 
 
+class ErasureRecord(BaseModel):
+    """Why an entry's payload is erased: the erasure whose approval destroyed its data key."""
+
+    request: int | None = Field(description="the erase request (null: a key destroyed without one)")
+    legal_basis: str | None
+    reference: str | None
+    erased_at: str | None = Field(description="RFC 3339 UTC")
+
+
 class Entry(BaseModel):
     seq: int
     leaf_hash: str = Field(description="base64 SHA-256(0x00 || entry bytes)")
@@ -53,6 +64,9 @@ class Entry(BaseModel):
     payload_b64: str | None = Field(description="the payload's canonical (RFC 8785) bytes")
     payload_salt: str | None = Field(
         description="the salt: SHA-256(salt || payload bytes) is the entry's payload.commitment"
+    )
+    erasure: ErasureRecord | None = Field(
+        default=None, description="present when payload_status is erased"
     )
 
 
@@ -143,12 +157,12 @@ class LogResult(BaseModel):
     log: str = Field(max_length=200)
     intact: bool
     mode: Literal["full", "incremental"]
-    from_size: int = Field(ge=0)
-    to_size: int = Field(ge=0)
-    entries: int = Field(ge=0)
-    checkpoints: int = Field(ge=0)
-    anchors: int = Field(ge=0)
-    erased_payloads: int = Field(ge=0)
+    from_size: int = Field(ge=0, le=MAX_SAFE_INTEGER)
+    to_size: int = Field(ge=0, le=MAX_SAFE_INTEGER)
+    entries: int = Field(ge=0, le=MAX_SAFE_INTEGER)
+    checkpoints: int = Field(ge=0, le=MAX_SAFE_INTEGER)
+    anchors: int = Field(ge=0, le=MAX_SAFE_INTEGER)
+    erased_payloads: int = Field(ge=0, le=MAX_SAFE_INTEGER)
     failure: dict[str, Any] | None = None
 
 
@@ -196,6 +210,110 @@ class ExportRequest(BaseModel):
     )
     include: list[Literal["jsonl", "csv", "ocsf", "html"]] | None = Field(
         None, description="rendered formats a bundle carries under reports/"
+    )
+
+
+# --- privacy: erasures, legal holds, approvals ----------------------------------------------------
+
+
+class _Scoped(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversation: str | None = Field(None, min_length=1, max_length=200)
+    subject: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="a data subject: every conversation whose entries name this customer",
+    )
+    reference: str = Field(
+        min_length=1, max_length=1000, description="the requester's reference (a ticket)"
+    )
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> _Scoped:
+        if (self.conversation is None) == (self.subject is None):
+            raise ValueError("name exactly one of conversation and subject")
+        return self
+
+
+class ErasureBody(_Scoped):
+    """Erase a conversation or a data subject (pending until another admin approves)."""
+
+    legal_basis: str = Field(
+        min_length=1, max_length=1000, description="e.g. GDPR Art. 17(1)(a), the subject's request"
+    )
+
+
+class HoldBody(_Scoped):
+    """Place a legal hold (in force once another admin approves)."""
+
+    legal_basis: str = Field(
+        min_length=1,
+        max_length=1000,
+        validation_alias=AliasChoices("legal_basis", "reason"),
+        description="why the data must be kept (also accepted as reason)",
+    )
+
+
+class ReleaseBody(BaseModel):
+    """Release a hold (once another admin approves)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    legal_basis: str = Field(
+        min_length=1,
+        max_length=1000,
+        validation_alias=AliasChoices("legal_basis", "reason"),
+        description="why the hold ends (also accepted as reason)",
+    )
+    reference: str = Field(min_length=1, max_length=1000)
+
+
+class PrivacyScope(BaseModel):
+    kind: Literal["conversation", "subject"]
+    id: str
+
+
+class PrivacyRequest(BaseModel):
+    id: int
+    log: str
+    action: Literal["erase", "hold", "release"]
+    scope: PrivacyScope
+    hold_id: int | None = Field(description="the hold a release releases")
+    legal_basis: str
+    reference: str
+    requested_by: int = Field(description="the requesting admin credential")
+    requested_at: str
+    expires_at: str = Field(description="unapproved after this, the request is expired")
+    status: Literal["pending", "approved", "expired"]
+    approved_by: int | None
+    approved_at: str | None
+
+
+class PrivacyRequests(BaseModel):
+    requests: list[PrivacyRequest] = Field(description="newest first, at most 1,000")
+
+
+class Holds(BaseModel):
+    holds: list[PrivacyRequest] = Field(description="holds in force, oldest first")
+
+
+class ErasureDone(BaseModel):
+    conversations: list[str]
+    destroyed_keys: list[int] = Field(description="data key ids destroyed by this erasure")
+    seqs: list[list[int]] = Field(description="inclusive [first, last] runs of affected seqs")
+    seqs_truncated: bool = Field(description="more runs than listed (at most 1,000)")
+    entries: int = Field(description="entries whose payloads are erased")
+    tree_size: int = Field(description="the log's size when the keys were destroyed")
+
+
+class ApprovalResult(BaseModel):
+    request: PrivacyRequest
+    done: str = Field(description="what the approval did, in words")
+    erasure: ErasureDone | None = None
+    system_seqs: list[int] = Field(
+        description="the approval's events in the tenant's system log (stream erasure)"
     )
 
 

@@ -24,10 +24,14 @@
     │   │   ├── IdempotencyConflict    same (source, id), different content
     │   │   ├── LogExists
     │   │   ├── KeyStateConflict       generate on a log with a key, rotate on one without
-    │   │   └── ScopeErased            an append to a conversation that was erased
-    │   ├── NotFound                   log, entry, conversation, credential
+    │   │   ├── ScopeErased            an append to (or a second erasure of) an erased
+    │   │   │                          conversation
+    │   │   ├── HoldActive             an erasure of what a legal hold covers (names the hold)
+    │   │   └── RequestNotPending      approving a privacy request approved already or expired
+    │   ├── NotFound                   log, entry, conversation, credential, request, hold
     │   ├── Unauthenticated
     │   └── Forbidden
+    │       └── TwoPersonRule          a privacy request approved by the credential that made it
     ├── StoreUnavailable               the database cannot be reached right now
     ├── ConfigurationError             the operator's settings are unusable
     ├── IntegrityFailure               stored data that does not check out
@@ -140,11 +144,21 @@ class KeyStateConflict(Conflict):
 
 
 class ScopeErased(Conflict):
-    """An append to a conversation whose data key was destroyed: its trail is closed."""
+    """An append to a conversation whose data key was destroyed: its trail is closed. Also an
+    erasure asked of a scope that is erased already."""
+
+
+class HoldActive(Conflict):
+    """An erasure of a conversation or data subject that an active legal hold covers; the
+    message names the hold. Release the hold (two admins) first."""
+
+
+class RequestNotPending(Conflict):
+    """A privacy request that can no longer be approved: approved already, or expired."""
 
 
 class NotFound(ClientError):
-    """No such log, entry, conversation or credential."""
+    """No such log, entry, conversation, credential, privacy request or active hold."""
 
 
 class Unauthenticated(ClientError):
@@ -153,6 +167,11 @@ class Unauthenticated(ClientError):
 
 class Forbidden(ClientError):
     """A valid credential without the role or log the operation needs."""
+
+
+class TwoPersonRule(Forbidden):
+    """A privacy request (erasure, hold, release) approved by the credential that made it: a
+    second admin approves (NIST AU-9(5))."""
 
 
 class StoreUnavailable(LedgerError):

@@ -183,3 +183,10 @@ def entry_template(
         after_received=b'","resource":' + canonicalize(header.resource) + b',"seq":',
         end=end + b"}",
     )
+
+
+def subject_fragment(subject: str) -> bytes:
+    """The bytes every entry whose actor is the customer ``subject`` contains: entries are
+    canonical (RFC 8785), so the actor reads the same in each. What finds a data subject's
+    conversations, for exports and for erasure."""
+    return canonicalize({"actor": {"id": subject, "kind": "customer"}})[1:-1]

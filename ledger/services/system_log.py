@@ -247,6 +247,95 @@ def export_created_event(
     )
 
 
+def _privacy_event(
+    name: str,
+    log: LogInfo,
+    *,
+    request_id: int | None,
+    actor: dict[str, Any],
+    now: datetime,
+    data: dict[str, Any],
+    outcome: str = "success",
+) -> PreparedEvent:
+    """Stream ``erasure``. The entry header (kept for ever, in the clear) names only the
+    request; which conversation or data subject is in the payload, which is erasable."""
+    resource = (
+        {"type": "privacy_request", "id": str(request_id)}
+        if request_id is not None
+        else {"type": "log", "id": log.id}
+    )
+    return system_event(
+        name,
+        stream="erasure",
+        now=now,
+        actor=actor,
+        outcome=outcome,
+        data={"log": log.id, **data},
+        resource=resource,
+    )
+
+
+def privacy_requested_event(
+    log: LogInfo, request: dict[str, Any], *, actor: dict[str, Any], now: datetime
+) -> PreparedEvent:
+    """``ledger.privacy.requested.v1``: an admin asked for an erasure, a legal hold or a hold's
+    release (pending until a second admin approves; PCI DSS 10.2.1.7)."""
+    return _privacy_event(
+        "privacy.requested", log, request_id=request["id"], actor=actor, now=now, data=request
+    )
+
+
+def privacy_approved_event(
+    log: LogInfo, request: dict[str, Any], *, actor: dict[str, Any], now: datetime
+) -> PreparedEvent:
+    """``ledger.privacy.approved.v1``: a second admin approved the request (NIST AU-9(5))."""
+    return _privacy_event(
+        "privacy.approved", log, request_id=request["id"], actor=actor, now=now, data=request
+    )
+
+
+def privacy_refused_event(
+    log: LogInfo,
+    *,
+    attempt: str,
+    reason: str,
+    actor: dict[str, Any],
+    now: datetime,
+    request_id: int | None = None,
+    **details: object,
+) -> PreparedEvent:
+    """``ledger.privacy.refused.v1``: an erasure, hold or approval the ledger refused (approving
+    one's own request, an expired one, erasing under a hold, an unknown scope)."""
+    return _privacy_event(
+        "privacy.refused",
+        log,
+        request_id=request_id,
+        actor=actor,
+        now=now,
+        outcome="failure",
+        data={"attempt": attempt, "reason": reason, **details},
+    )
+
+
+def erasure_executed_event(
+    log: LogInfo, erasure: dict[str, Any], *, actor: dict[str, Any], now: datetime
+) -> PreparedEvent:
+    """``ledger.erasure.executed.v1``: data keys destroyed (GDPR Art. 17): the scope, legal
+    basis, reference, both credentials, the affected seqs and the destroyed key ids."""
+    return _privacy_event(
+        "erasure.executed", log, request_id=erasure["request"], actor=actor, now=now, data=erasure
+    )
+
+
+def hold_event(
+    change: str, log: LogInfo, hold: dict[str, Any], *, actor: dict[str, Any], now: datetime
+) -> PreparedEvent:
+    """``ledger.hold.placed.v1`` / ``ledger.hold.released.v1`` (PCI DSS 10.2.1.7)."""
+    return _privacy_event(
+        f"hold.{change}", log, request_id=hold["request"], actor=actor, now=now, data=hold
+    )
+
+
 def service_event(change: str, *, instance: str, version: str, now: datetime) -> PreparedEvent:
     """``service.started`` / ``service.stopped``: audit logging for a tenant starts or stops in
     one server process (PCI DSS 10.2.1.6)."""

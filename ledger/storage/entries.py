@@ -131,16 +131,17 @@ def seq_bounds_received(
 
 
 def conversations_containing(
-    conn: Connection, log_id: str, fragment: bytes, *, size: int
+    conn: Connection, log_id: str, fragment: bytes, *, size: int, start: int = 0
 ) -> list[str]:
-    """The conversations of the entries below ``size`` whose exact (canonical) bytes contain
-    ``fragment``, in order of first appearance."""
+    """The conversations of the entries in ``[start, size)`` whose exact (canonical) bytes
+    contain ``fragment``, in order of first appearance."""
     rows = conn.execute(
         text(
             "SELECT conversation_id FROM entries WHERE log_id = :log AND seq < :size"
-            " AND position(:fragment IN entry) > 0 GROUP BY conversation_id ORDER BY min(seq)"
+            " AND seq >= :start AND position(:fragment IN entry) > 0"
+            " GROUP BY conversation_id ORDER BY min(seq)"
         ),
-        {"log": log_id, "size": size, "fragment": fragment},
+        {"log": log_id, "size": size, "start": start, "fragment": fragment},
     )
     return [str(r[0]) for r in rows]
 

@@ -182,7 +182,9 @@ class DataKeyStore:
     The sequencer asks for the keys a batch lacks in the same round trip that takes the log's
     lock (``queue_fetch_or_create``, then ``unwrap``), inside the append's transaction. New keys
     are cached once the caller reports the commit (``promote``), so a rolled-back key id is never
-    reused.
+    reused. A cached key may have been destroyed since (an erasure, by any process): the
+    sequencer asks, in that same round trip and after the lock, which of the batch's scopes are
+    erased, and ``forget``s them.
     """
 
     MAX_CACHED = 50_000
@@ -256,6 +258,12 @@ class DataKeyStore:
             self._keys.update(fresh)
             while len(self._keys) > self.MAX_CACHED:
                 self._keys.popitem(last=False)
+
+    def forget(self, log_id: str, scopes: Iterable[str]) -> None:
+        """Drop the cached keys of ``scopes`` (destroyed: the scope was erased)."""
+        with self._lock:
+            for scope in scopes:
+                self._keys.pop((log_id, scope), None)
 
     def keys_by_id(
         self, conn: Connection, log_id: str, key_ids: Iterable[int]

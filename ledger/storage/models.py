@@ -2,7 +2,8 @@
 for queries, and ``alembic check`` in the tests keeps the two in step.
 
 Append-only tables (guarded by triggers in the migrations): entries, payloads, tree_nodes,
-checkpoints, key_rotations, anchorings, witness_cosignatures. ``log_heads`` is the one mutable
+checkpoints, key_rotations, anchorings, witness_cosignatures, privacy_requests,
+privacy_approvals. ``log_heads`` is the one mutable
 row per log, the sequencer's lock and cache of the tree's right frontier; everything in it can
 be recomputed from the entries.
 """
@@ -93,6 +94,9 @@ class DataKey(Base):
     wrapped: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    erasure_request_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The erase request (``privacy_requests``) whose approval destroyed the key; no foreign
+    key (migration 0007)."""
     __table_args__ = (UniqueConstraint("log_id", "scope"),)
 
 
@@ -189,3 +193,39 @@ class WitnessCosignature(Base):
     cosignature: Mapped[str] = mapped_column(Text)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PrivacyRequest(Base):
+    """An admin's request to erase a scope, place a legal hold on it, or release a hold
+    (``hold_id``); approved iff it has a :class:`PrivacyApproval` (migration 0007)."""
+
+    __tablename__ = "privacy_requests"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"))
+    action: Mapped[str] = mapped_column(Text)  # erase, hold, release
+    scope_kind: Mapped[str] = mapped_column(Text)  # conversation, subject
+    scope_id: Mapped[str] = mapped_column(Text)
+    hold_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("privacy_requests.id"), nullable=True
+    )
+    legal_basis: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[int] = mapped_column(Integer, ForeignKey("credentials.id"))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint("action IN ('erase', 'hold', 'release')", name="action"),
+        CheckConstraint("scope_kind IN ('conversation', 'subject')", name="scope_kind"),
+        CheckConstraint("(action = 'release') = (hold_id IS NOT NULL)", name="release_names_hold"),
+        CheckConstraint("expires_at > requested_at", name="expires_after"),
+        Index("ix_privacy_requests_log_id_action", "log_id", "action"),
+    )
+
+
+class PrivacyApproval(Base):
+    """The second admin's approval of a privacy request (at most one: the primary key)."""
+
+    __tablename__ = "privacy_approvals"
+    request_id: Mapped[int] = mapped_column(ForeignKey("privacy_requests.id"), primary_key=True)
+    approved_by: Mapped[int] = mapped_column(Integer, ForeignKey("credentials.id"))
+    approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -89,29 +89,40 @@ def append_batch(
     """Append ``requests`` (each all or nothing) in the caller's unit of work; its writes are the
     unit of work's last. New data keys are cached once it commits."""
     pg = driver_connection(conn)
-    keys, missing = data_keys.cached(log.id, {ev.scope for req in requests for ev in req.events})
+    scopes = sorted({ev.scope for req in requests for ev in req.events})
+    keys, missing = data_keys.cached(log.id, set(scopes))
     # Canonicalize before the lock: under it, each entry is only joined, hashed and sealed.
     templates = _templates(log, requests)
 
     # One round trip: new conversations' data keys are created before the lock is taken, then
     # the lock, then the reads. Lock first, read second: in READ COMMITTED a statement that
     # waited for the lock re-reads the locked row but not its joins, so the reads need later
-    # statements (each takes a fresh snapshot).
+    # statements (each takes a fresh snapshot). An erasure destroys data keys under the same
+    # lock, so the read of which scopes are erased sees every erasure committed before this
+    # batch, by any process, whatever this process cached or read before the lock.
     with pg.pipeline():
         keys_cur = data_keys.queue_fetch_or_create(pg, log.id, missing) if missing else None
         pg.execute("SELECT 1 FROM log_heads WHERE log_id = %s FOR UPDATE", (log.id,))
         head_cur = pg.execute(HEAD_QUERY, (log.id,))
         existing_cur = pg.execute(EXISTING_QUERY, _existing_params(log.id, requests))
         conv_cur = pg.execute(LAST_SEQ_QUERY, _last_seq_params(log.id, requests))
+        erased_cur = pg.execute(ERASED_QUERY, (scopes, log.id))
         head = head_cur.fetchone()
         existing = {
             (source, event_id): (bytes(digest), Receipt(event_id, seq, bytes(leaf)))
             for source, event_id, seq, leaf, digest in existing_cur.fetchall()
         }
         conv_last = {c: s for c, s in conv_cur.fetchall() if s is not None}
+        erased = {scope for (scope,) in erased_cur.fetchall()}
         new_keys = data_keys.unwrap(log.id, missing, keys_cur) if keys_cur else {}
     keys.update(new_keys)
-    fresh = {(log.id, scope): key for scope, key in new_keys.items() if key[1]}
+    if erased:
+        data_keys.forget(log.id, erased)
+        for scope in erased:
+            keys[scope] = (keys[scope][0], b"")  # closed: _check_request refuses it
+    fresh = {
+        (log.id, scope): key for scope, key in new_keys.items() if key[1] and scope not in erased
+    }
     if fresh:
         after_commit(conn, lambda: data_keys.promote(fresh))  # a rolled-back key is never reused
     ciphers = {key_row_id: payload_cipher(key) for key_row_id, key in keys.values() if key}
@@ -306,6 +317,14 @@ LAST_SEQ_QUERY = (
     "   ORDER BY e.log_id DESC, e.conversation_id DESC, e.seq DESC LIMIT 1)"
     " FROM unnest(%s::text[]) AS c(id)"
 )
+ERASED_QUERY = (
+    "SELECT s.scope FROM unnest(%s::text[]) AS s(scope)"
+    " CROSS JOIN LATERAL (SELECT 1 FROM data_keys d WHERE d.log_id = %s AND d.scope = s.scope"
+    "   AND d.wrapped IS NULL LIMIT 1) d"
+)
+"""The batch's scopes whose data key is destroyed (usually none): one probe of the
+(log_id, scope) unique index per scope, whatever the statistics (``scope = ANY(...)`` lets the
+planner scan every key of the log and filter)."""
 
 
 def _existing_params(log_id: str, requests: Sequence[AppendRequest]) -> tuple[Any, ...]:

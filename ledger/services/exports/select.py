@@ -23,9 +23,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection
 
-from ledger.core.canonical import canonicalize
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.commitment import SALT_SIZE, commitment_matches
+from ledger.core.entry import subject_fragment
 from ledger.core.merkle import verify_consistency
 from ledger.core.sampling import sample_seqs
 from ledger.core.sealing import NONCE_SIZE, payload_aad_prefix, payload_cipher
@@ -129,9 +129,7 @@ _FAR_FUTURE = datetime.fromisoformat("9999-12-31T00:00:00+00:00")
 def _conversations(conn: Connection, log: LogInfo, q: ExportQuery) -> list[str]:
     size = latest_checkpoint(conn, log.id).size
     if q.data_subject is not None:
-        # Entry bytes are canonical (RFC 8785), so a customer's actor reads the same in each.
-        fragment = canonicalize({"actor": {"id": q.data_subject, "kind": "customer"}})[1:-1]
-        found = conversations_containing(conn, log.id, fragment, size=size)
+        found = conversations_containing(conn, log.id, subject_fragment(q.data_subject), size=size)
         if not found:
             raise ExportInvalid(
                 f"no conversation of log {log.id!r} has data subject "

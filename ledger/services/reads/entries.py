@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import Connection
 
 from ledger.core.commitment import commitment_matches
+from ledger.core.entry import format_time
 from ledger.core.sealing import payload_aad, unseal_payload
 from ledger.domain import LogInfo
 from ledger.errors import DecryptionFailed, InvalidRequest, NotFound
@@ -23,6 +24,7 @@ from ledger.services.system_log import Access, SystemLog, read_event
 from ledger.storage.entries import entries_with_payloads
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.logs import log_size
+from ledger.storage.privacy import erasures_of_keys
 
 MAX_PAGE = 1000
 
@@ -89,9 +91,10 @@ def get_entry(
 def read_entries(
     conn: Connection, log: LogInfo, start: int, end: int, data_keys: DataKeyStore
 ) -> list[dict[str, Any]]:
-    """Entries ``[start, end)`` with canonical bytes (base64), leaf hash and payload."""
+    """Entries ``[start, end)`` with canonical bytes (base64), leaf hash and payload, and for an
+    erased payload the erasure that destroyed its key."""
     rows = entries_with_payloads(conn, log.id, start, end)
-    return [
+    entries = [
         _present(
             conn,
             log,
@@ -104,6 +107,33 @@ def read_entries(
         )
         for seq, leaf, raw, key_id, sealed in rows
     ]
+    attach_erasures(conn, log.id, entries, [row[3] for row in rows])
+    return entries
+
+
+def attach_erasures(
+    conn: Connection, log_id: str, entries: list[dict[str, Any]], key_ids: list[int | None]
+) -> None:
+    """Give each entry whose payload is ``erased`` its ``erasure``: the request that destroyed
+    its data key (id, legal basis, reference; null for a key destroyed without one) and when.
+    One query for the page or trail, and none when nothing is erased."""
+    erased = [
+        (entry, key_id)
+        for entry, key_id in zip(entries, key_ids, strict=True)
+        if entry["payload_status"] == "erased" and key_id is not None
+    ]
+    if not erased:
+        return
+    found = erasures_of_keys(conn, log_id, sorted({key_id for _, key_id in erased}))
+    for entry, key_id in erased:
+        info = found.get(key_id)
+        if info is not None:
+            entry["erasure"] = {
+                "request": info.request_id,
+                "legal_basis": info.legal_basis,
+                "reference": info.reference,
+                "erased_at": None if info.erased_at is None else format_time(info.erased_at),
+            }
 
 
 def _present(

@@ -9,7 +9,8 @@ entry served has a proof against the note served with it.
 Cost does not grow with the log, and the round trips do not grow with the conversation: the
 checkpoint, one query on ``ix_entries_conversation`` (log_id, conversation_id, seq) for entries
 and payloads, one query for the proof nodes of all entries together, and one per distinct data
-key (a conversation has one).
+key (a conversation has one); when the conversation was erased, one more for the erasure that
+destroyed its key (each erased entry carries it as ``erasure``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from sqlalchemy import Connection
 from ledger.core import merkle
 from ledger.domain import LogInfo
 from ledger.errors import NotFound, TrailTooLarge
-from ledger.services.reads.entries import open_payload
+from ledger.events.envelope import CONVERSATION_ID
+from ledger.services.reads.entries import attach_erasures, open_payload
 from ledger.services.system_log import Access, SystemLog, read_event
 from ledger.services.trails.summary import TrailEvent, summarize
 from ledger.storage.checkpoints import latest_checkpoint
@@ -78,6 +80,8 @@ def read_trail_for(
 ) -> dict[str, Any]:
     """The auditor's use case: the read is recorded in the tenant's system log, durably, before
     anything is read (PCI DSS 10.2.1.3: fail closed), then the trail is read."""
+    if not CONVERSATION_ID.fullmatch(conversation_id):  # no conversation can have that id
+        raise NotFound(f"log {log.id!r} has no conversation {conversation_id!r}")
     system_log.record_durably(
         log.tenant,
         read_event(
@@ -131,6 +135,7 @@ def read_trail(
         events.append(
             _trail_event(row.seq, entry, payload if status == "verified" else None, status)
         )
+    attach_erasures(conn, log.id, entries, [row.data_key_id for row in rows])
     return {
         "log": log.id,
         "origin": log.origin,

@@ -1,0 +1,167 @@
+"""Erasures, legal holds and their approval, for admins: each request is made by one admin
+credential and approved by another (``ledger.services.privacy``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Query
+
+from api.deps import AdminAuth, State
+from api.schemas import (
+    ApprovalResult,
+    ErasureBody,
+    HoldBody,
+    Holds,
+    PrivacyRequest,
+    PrivacyRequests,
+    ReleaseBody,
+)
+from ledger.services.privacy import requests
+from ledger.services.privacy.approve import approve
+from ledger.services.privacy.scopes import Scope
+from ledger.storage.db import unit_of_work
+
+router = APIRouter(prefix="/v1/logs/{log}", tags=["privacy"])
+
+
+def _ttl(state: State) -> timedelta:
+    return timedelta(hours=state.settings.approval_ttl_hours)
+
+
+@router.post(
+    "/erasures",
+    operation_id="request_erasure",
+    status_code=202,
+    summary="Ask for a conversation's or a data subject's payloads to be erased "
+    "(crypto-shredding); carried out when another admin approves",
+    responses={404: {"description": "no entry of that conversation or data subject"}},
+)
+def request_erasure(log: str, body: ErasureBody, state: State, admin: AdminAuth) -> PrivacyRequest:
+    now = datetime.now(UTC)
+    with unit_of_work(state.engine) as conn:
+        record = requests.request_erasure(
+            conn,
+            state.keys,
+            state.log_info(log),
+            Scope.of(conversation=body.conversation, subject=body.subject),
+            legal_basis=body.legal_basis,
+            reference=body.reference,
+            requester=admin,
+            now=now,
+            ttl=_ttl(state),
+            refusals=state.system_log,
+        )
+    return PrivacyRequest.model_validate(requests.request_json(record, now))
+
+
+@router.post(
+    "/holds",
+    operation_id="request_hold",
+    status_code=202,
+    summary="Ask for a legal hold on a conversation or a data subject (no erasure while it is in "
+    "force); in force when another admin approves",
+)
+def request_hold(log: str, body: HoldBody, state: State, admin: AdminAuth) -> PrivacyRequest:
+    now = datetime.now(UTC)
+    with unit_of_work(state.engine) as conn:
+        record = requests.request_hold(
+            conn,
+            state.keys,
+            state.log_info(log),
+            Scope.of(conversation=body.conversation, subject=body.subject),
+            legal_basis=body.legal_basis,
+            reference=body.reference,
+            requester=admin,
+            now=now,
+            ttl=_ttl(state),
+            refusals=state.system_log,
+        )
+    return PrivacyRequest.model_validate(requests.request_json(record, now))
+
+
+@router.get("/holds", operation_id="list_holds", summary="The legal holds in force on the log")
+def list_holds(log: str, state: State, _admin: AdminAuth) -> Holds:
+    now = datetime.now(UTC)
+    with unit_of_work(state.engine) as conn:
+        holds = requests.active_holds(conn, state.log_info(log))
+    return Holds(
+        holds=[PrivacyRequest.model_validate(requests.request_json(h, now)) for h in holds]
+    )
+
+
+@router.post(
+    "/holds/{hold_id}/release",
+    operation_id="request_release",
+    status_code=202,
+    summary="Ask for a hold to be released; released when another admin approves",
+)
+def request_release(
+    log: str, hold_id: int, body: ReleaseBody, state: State, admin: AdminAuth
+) -> PrivacyRequest:
+    now = datetime.now(UTC)
+    with unit_of_work(state.engine) as conn:
+        record = requests.request_release(
+            conn,
+            state.keys,
+            state.log_info(log),
+            hold_id,
+            legal_basis=body.legal_basis,
+            reference=body.reference,
+            requester=admin,
+            now=now,
+            ttl=_ttl(state),
+            refusals=state.system_log,
+        )
+    return PrivacyRequest.model_validate(requests.request_json(record, now))
+
+
+@router.get(
+    "/privacy-requests",
+    operation_id="list_privacy_requests",
+    summary="Erasure, hold and release requests, newest first",
+)
+def list_privacy_requests(
+    log: str,
+    state: State,
+    _admin: AdminAuth,
+    status: str | None = Query(None, description="pending, approved or expired"),
+) -> PrivacyRequests:
+    now = datetime.now(UTC)
+    with unit_of_work(state.engine) as conn:
+        found = requests.list_requests(conn, state.log_info(log), status=status, now=now)
+    return PrivacyRequests(
+        requests=[PrivacyRequest.model_validate(requests.request_json(r, now)) for r in found]
+    )
+
+
+@router.post(
+    "/privacy-requests/{request_id}/approve",
+    operation_id="approve_privacy_request",
+    summary="Approve another admin's request and carry it out (an erasure destroys the data "
+    "keys at once)",
+    responses={
+        403: {"description": "the approver made the request (two-person rule)"},
+        409: {"description": "approved already, expired, or the scope is under a legal hold"},
+    },
+)
+def approve_request(log: str, request_id: int, state: State, admin: AdminAuth) -> ApprovalResult:
+    now = datetime.now(UTC)
+    with unit_of_work(state.engine) as conn:
+        done = approve(
+            conn,
+            state.keys,
+            state.log_info(log),
+            request_id,
+            approver=admin,
+            now=now,
+            refusals=state.system_log,
+        )
+    return ApprovalResult.model_validate(
+        {
+            "request": requests.request_json(done.request, now),
+            "done": done.done,
+            "erasure": None if done.erasure is None else done.erasure.as_json(),
+            "system_seqs": done.system_seqs,
+        }
+    )
