@@ -7,6 +7,9 @@ import hashlib
 import hmac
 import json
 import re
+import sys
+import time
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import Any
@@ -200,7 +203,6 @@ def test_pan_in_an_error_pointer_is_masked_before_it_leaves() -> None:
         "2026-11-20T09:14:00.000Z",
         "sha256:7a617f1988d2b98021827a3953a4ed3f8958c9f6ec7755ef264db3ba0a0f830c",
         "abcd4111111111111111",  # part of a hex word
-        "4111  1111  1111  1111",  # double separators: not one run
         "+1 415 555 2671",
         "I was charged twice for my annual plan. Card ending 0004.",
     ],
@@ -260,7 +262,7 @@ def test_masking_keeps_the_last_four_and_the_separators() -> None:
         "start": 8,
         "end": 27,
         "operator": "mask",
-        "detector": {"name": "ledger-pan-guard", "version": "1"},
+        "detector": {"name": "ledger-pan-guard", "version": "2"},
         "policy": "pci-3.5.1",
         "stage": "ingest",
         "fingerprint": hmac_hex(KEY, VISA),
@@ -533,7 +535,7 @@ _POLICIES = [
     GuardPolicy(cards="mask", emails="reject", phones="mask", ssns="mask"),
 ]
 # Digits of several scripts (regex \d matches them all), the hints' separators, '@', letters.
-_HINT_ALPHABET = "0123456789 ().-@ax\u0663\uff15\u0967\u00e9"
+_HINT_ALPHABET = "0123456789 ().-@ax\u0663\uff15\u0967\u00e9/\u00a0\u200b\u2013\n"
 
 
 @settings(max_examples=1500)
@@ -565,3 +567,291 @@ def test_prefilter_answers_exactly_as_its_regex(text: str, policy: GuardPolicy) 
 def test_prefilter_known_answers(text: str, policy: GuardPolicy, expected: bool) -> None:
     prefilter, _ = guard_plan(policy)
     assert prefilter.may_hold(text) is expected
+
+
+# --- card numbers however they are spelled (issue 16) ------------------------------------------
+# A separator a human or a copy-paste puts between digits, of every class: Unicode spaces (Zs),
+# line and paragraph separators, tabs and line breaks, zero-width characters, the soft hyphen,
+# dots, slashes, every dash (Pd), and runs of them.
+
+ANY_SEPARATOR = {
+    "space": " ",
+    "no-break space": "\u00a0",
+    "ogham space mark": "\u1680",
+    **{f"U+{c:04X} space": chr(c) for c in range(0x2000, 0x200B)},
+    "narrow no-break space": "\u202f",
+    "medium mathematical space": "\u205f",
+    "ideographic space": "\u3000",
+    "line separator": "\u2028",
+    "paragraph separator": "\u2029",
+    "tab": "\t",
+    "newline": "\n",
+    "carriage return": "\r",
+    "CRLF": "\r\n",
+    "vertical tab": "\v",
+    "form feed": "\f",
+    "next line": "\x85",
+    "zero-width space": "\u200b",
+    "zero-width non-joiner": "\u200c",
+    "zero-width joiner": "\u200d",
+    "word joiner": "\u2060",
+    "zero-width no-break space": "\ufeff",
+    "soft hyphen": "\u00ad",
+    "left-to-right mark": "\u200e",
+    "dot": ".",
+    "middle dot": "\u00b7",
+    "fullwidth full stop": "\uff0e",
+    "ideographic full stop": "\u3002",
+    "slash": "/",
+    "fraction slash": "\u2044",
+    "division slash": "\u2215",
+    "fullwidth solidus": "\uff0f",
+    "hyphen-minus": "-",
+    **{f"U+{c:04X} dash": chr(c) for c in range(0x2010, 0x2016)},
+    "minus sign": "\u2212",
+    "small hyphen-minus": "\ufe63",
+    "fullwidth hyphen-minus": "\uff0d",
+    "two spaces": "  ",
+    "three spaces": "   ",
+    "dot and space": ". ",
+    "spaced hyphen": " - ",
+    "no-break spaced en dash": "\u00a0\u2013\u00a0",
+    "space and zero-width space": " \u200b",
+    "two zero-width spaces": "\u200b\u200b",
+}
+LAID_OUT = [
+    (VISA, (4, 4, 4, 4)),
+    ("378282246310005", (4, 6, 5)),  # American Express
+    ("36227206271667", (4, 6, 4)),  # Diners Club
+    ("4222222222222", (4, 4, 4, 1)),  # Visa, 13 digits
+    ("4111111111111111110", (4, 4, 4, 4, 3)),  # Visa, 19 digits
+]
+DIGIT_ZEROS = {
+    "fullwidth": 0xFF10,
+    "arabic-indic": 0x0660,
+    "extended arabic-indic": 0x06F0,
+    "devanagari": 0x0966,
+    "bengali": 0x09E6,
+    "thai": 0x0E50,
+    "tibetan": 0x0F20,
+    "myanmar": 0x1040,
+    "mathematical bold": 0x1D7CE,
+    "mathematical monospace": 0x1D7F6,
+}
+
+
+def spell(
+    digits: str, separator: str, layout: tuple[int, ...] = (4, 4, 4, 4), zero: int = 0x30
+) -> str:
+    """``digits`` grouped by ``layout`` (the rest in one last group), in the script of ``zero``
+    (``*`` left as it is)."""
+    glyphs = "".join(d if d == "*" else chr(zero + int(d)) for d in digits)
+    groups, at = [], 0
+    for size in layout:
+        groups.append(glyphs[at : at + size])
+        at += size
+    groups.append(glyphs[at:])
+    return separator.join(g for g in groups if g)
+
+
+def content(validated: ValidatedEvent) -> str:
+    text: str = validated.data["content"]["parts"][0]["content"]
+    return text
+
+
+@pytest.mark.parametrize("separator", ANY_SEPARATOR.values(), ids=ANY_SEPARATOR.keys())
+def test_card_numbers_spelled_with_any_separator_are_found(separator: str) -> None:
+    for pan, layout in LAID_OUT:
+        for text in (
+            spell(pan, separator, layout),
+            f"my card is {spell(pan, separator, layout)}, ok",
+        ):
+            error = rejected(message(text))
+            assert error.pointer == "/data/content/parts/0/content"
+            assert "card number" in error.detail
+            assert_not_echoed(error, pan)
+
+
+@pytest.mark.parametrize("separator", ANY_SEPARATOR.values(), ids=ANY_SEPARATOR.keys())
+def test_card_numbers_spelled_with_any_separator_are_masked_in_place(separator: str) -> None:
+    for pan, layout in LAID_OUT:
+        spelled = spell(pan, separator, layout)
+        text = f"card: {spelled}\nthanks"
+        validated = validate(message(text), MASK)
+        masked = "*" * (len(pan) - 4) + pan[-4:]
+        assert content(validated) == f"card: {spell(masked, separator, layout)}\nthanks"
+        (record,) = validated.redactions
+        assert (record["start"], record["end"]) == (6, 6 + len(spelled))
+        assert text[record["start"] : record["end"]] == spelled
+        assert record["fingerprint"] == hmac_hex(KEY, pan)
+
+
+@pytest.mark.parametrize("zero", DIGIT_ZEROS.values(), ids=DIGIT_ZEROS.keys())
+def test_card_numbers_in_any_script_of_digits_are_found_and_masked(zero: int) -> None:
+    for separator in ("", " ", "-", "\u3000", "\u00a0", "."):
+        spelled = spell(VISA, separator, zero=zero)
+        assert_not_echoed(rejected(message(f"card {spelled} ok")), VISA)
+        validated = validate(message(f"card {spelled} ok"), MASK)
+        masked = spell("*" * 12 + VISA[-4:], separator, zero=zero)  # its own last four kept
+        assert content(validated) == f"card {masked} ok"
+        (record,) = validated.redactions
+        assert (record["start"], record["end"]) == (5, 5 + len(spelled))
+        assert record["fingerprint"] == hmac_hex(KEY, VISA)
+
+
+def test_every_unicode_space_dash_and_decimal_digit_is_read() -> None:
+    """The separators are every Unicode space (Zs, Zl, Zp, ``str.isspace``) and dash (Pd) but
+    U+10EAD (left out so the regex classes stay bitmaps), and the digits every ``Nd`` script."""
+    separators, zeros = [], []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if unicodedata.category(char) in ("Zs", "Zl", "Zp", "Pd") or char.isspace():
+            separators.append(char)
+        if unicodedata.decimal(char, None) == 0:
+            zeros.append(code)
+    assert len(separators) > 40
+    assert len(zeros) > 60
+    for char in separators:
+        expected = [] if char == "\U00010ead" else [VISA]
+        assert [f.normalized for f in find_pans(spell(VISA, char))] == expected, hex(ord(char))
+    for zero in zeros:
+        assert [f.normalized for f in find_pans(spell(VISA, " ", zero=zero))] == [VISA], hex(zero)
+
+
+def test_superscript_and_subscript_digits_are_not_card_digits() -> None:
+    """A judgement: no copy-paste turns a card number into superscript or subscript digits (a
+    rich-text superscript is formatting, not those characters), while footnote marks and
+    formulae use them; so they are not read as digits."""
+    superscript = "".join(
+        "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"[int(d)] for d in VISA
+    )
+    subscript = "".join(chr(0x2080 + int(d)) for d in VISA)
+    for text in (superscript, subscript, f"x{superscript[:2]} + y{superscript[:2]}"):
+        assert find_pans(text) == []
+
+
+def test_copy_paste_artefacts_are_masked_where_they_are() -> None:
+    spelled = "4111\u00a0\u200b1111-1111.\u200e1111"  # mixed separators and invisible marks
+    wrapped = "5555 5555\n5555 4444"  # broken over two lines
+    text = f"Card: {spelled} or\n{wrapped}."
+    validated = validate(message(text), MASK)
+    assert (
+        content(validated) == "Card: ****\u00a0\u200b****-****.\u200e1111 or\n**** ****\n**** 4444."
+    )
+    first, second = validated.redactions
+    assert text[first["start"] : first["end"]] == spelled
+    assert text[second["start"] : second["end"]] == wrapped
+    assert first["fingerprint"] == hmac_hex(KEY, VISA)
+    assert second["fingerprint"] == hmac_hex(KEY, "5555555555554444")
+    assert [r["detector"]["version"] for r in validated.redactions] == ["2", "2"]
+
+
+def test_fingerprint_ignores_separators_and_scripts() -> None:
+    forms = [
+        VISA,
+        spell(VISA, "\u00a0"),
+        spell(VISA, "\u200b"),
+        spell(VISA, ". "),
+        spell(VISA, "", zero=0xFF10),
+        spell(VISA, " ", zero=0x0660),
+    ]
+    fingerprints = {
+        validate(message(f"card {form}"), MASK).redactions[0]["fingerprint"] for form in forms
+    }
+    assert fingerprints == {hmac_hex(KEY, VISA)}
+
+
+def luhn_completed(template: str) -> str:
+    """``template`` with its last digit changed so that all its digits pass the Luhn check."""
+    at = max(i for i, char in enumerate(template) if char.isdigit())
+    for last in "0123456789":
+        text = template[:at] + last + template[at + 1 :]
+        if luhn_valid(re.sub(r"\D", "", text)):
+            return text
+    raise AssertionError(template)
+
+
+LUHN_VALID_LOOK_ALIKES = [
+    # every one's digits, taken together, pass the Luhn check: a rule leaves it alone, not luck
+    luhn_completed("on 2026.11.16 10.30.45 we"),  # dates and times
+    luhn_completed("on 16.11.2026 14.30.05 we"),
+    luhn_completed("on 2026-11-16 10-30-45 we"),
+    luhn_completed("on 20261116 103045 we"),
+    luhn_completed("valid 01.11.2026 \u2013 30.11.2026 we"),
+    luhn_completed("valid 11/01/2026 - 11/30/2026 we"),
+    luhn_completed("from 192.168.100.200 10.0.0.1 on"),  # IP addresses
+    luhn_completed("Windows 10.0.19045.3693 and 10.0.22631.4"),  # versions
+    luhn_completed("call +86 138 0013 8000 now"),  # phone numbers
+    luhn_completed("call +8613800138000 now"),
+    luhn_completed("call +62 812 2255 6367 now"),
+    luhn_completed("call +52 1 55 9580 3528 now"),
+    luhn_completed("call +49 150 95337858 now"),
+    luhn_completed("call +55 11 91234-5678 now"),
+    luhn_completed("call +234 802 762 1060 now"),
+    luhn_completed("order 2026 1116 0000 1234 shipped"),  # references in fours, 20xx
+    luhn_completed("ticket 1234 5678 9012 3456 x"),  # in fours but under identifier 1
+    "user 165972988874901367",  # a snowflake id (18 digits, identifier 1)
+    "ISBN 9791052285835",  # an ISBN-13 that passes the Luhn check
+    "ISBN 979-1-052-28583-5",
+    "IBAN FR50 0032 6016 0768 4823 0966 106",  # IBANs whose groups hold Luhn-valid windows
+    "IBAN DE57 6206 5091 1693 7938 68",
+    luhn_completed("scores 12  34  56  78  90  12  34  5"),  # a table
+]
+
+
+@pytest.mark.parametrize("text", LUHN_VALID_LOOK_ALIKES)
+def test_luhn_valid_look_alikes_are_not_card_numbers(text: str) -> None:
+    for policy in (REJECT, MASK):
+        validated = validate(message(text), policy)
+        assert content(validated) == text
+        assert validated.redactions == []
+
+
+@given(
+    text=st.text(alphabet="0123456789 .-/\u00a0\u200b\u3000\u2013\uff11\n", max_size=60),
+    policy=st.sampled_from(_POLICIES),
+)
+@settings(max_examples=1000)
+def test_the_prefilter_lets_through_every_card_number(text: str, policy: GuardPolicy) -> None:
+    """The pre-filter decides which strings the detectors see: it must pass every one that
+    holds a card number, however spelled."""
+    prefilter, _ = guard_plan(policy)
+    if find_pans(text):
+        assert prefilter.may_hold(text)
+
+
+MEGABYTE = 1024 * 1024
+TIME_BOUND = 0.5  # seconds for a megabyte; a quadratic slip would show as minutes
+ADVERSARIAL = {
+    "digits and spaces": "1 ",
+    "digits and dots": "1.",
+    "digits and no-break spaces": "1\u00a0",
+    "digits and zero-width spaces": "1\u200b",
+    "digits and two spaces": "1  ",
+    "digits and dot-spaces": "1. ",
+    "digits and four separators": "1 -- ",
+    "fullwidth digits and ideographic spaces": "\uff11\u3000",
+    "12-digit runs": "1 " * 12 + "    ",
+    "one long number": "7",
+    "card-shaped groups": "4111 ",
+    "dates": "2026.11.16 ",
+    "zero-width spaces then a digit": "\u200b" * 4096 + "1",
+}
+
+
+@pytest.mark.parametrize("unit", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_a_megabyte_of_digits_and_separators_is_guarded_in_linear_time(unit: str) -> None:
+    """Each shape once through the guard (pre-filter and detectors) under both policies; the
+    best of three tries counts, so a busy machine does not fail it, while a slip to quadratic
+    time (minutes here) or a backtracking regex would."""
+    text = (unit * (MEGABYTE // len(unit) + 1))[:MEGABYTE]
+    for policy in (REJECT, MASK):
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            guarded = guard({"text": text}, policy=policy, fingerprint_key=KEY)
+            best = min(best, time.perf_counter() - start)
+            assert guarded.redactions == []
+            if best < TIME_BOUND:
+                break
+        assert best < TIME_BOUND, f"{best:.2f} s"

@@ -59,6 +59,8 @@ CardPolicy = Literal["reject", "mask"]
 PiiPolicy = Literal["allow", "reject", "mask"]
 
 DETECTOR_VERSION: Final = "1"
+PAN_DETECTOR_VERSION: Final = "2"
+"""2: card numbers spelled with any separator, digits of any script, printed layouts only."""
 STAGE: Final = "ingest"
 MIN_FINGERPRINT_KEY_BYTES: Final = 16
 MAX_NESTED_JSON: Final = 4
@@ -70,11 +72,11 @@ _DETECTORS: Final[dict[EntityType, Callable[[str], list[Finding]]]] = {
     "phone": find_phones,
     "email": find_emails,
 }
-_PROVENANCE: Final[dict[EntityType, tuple[str, str]]] = {
-    "pan": ("ledger-pan-guard", "pci-3.5.1"),
-    "ssn": ("ledger-pii-guard", "pii-ssn"),
-    "phone": ("ledger-pii-guard", "pii-phone"),
-    "email": ("ledger-pii-guard", "pii-email"),
+_PROVENANCE: Final[dict[EntityType, tuple[str, str, str]]] = {
+    "pan": ("ledger-pan-guard", PAN_DETECTOR_VERSION, "pci-3.5.1"),
+    "ssn": ("ledger-pii-guard", DETECTOR_VERSION, "pii-ssn"),
+    "phone": ("ledger-pii-guard", DETECTOR_VERSION, "pii-phone"),
+    "email": ("ledger-pii-guard", DETECTOR_VERSION, "pii-email"),
 }
 _WHAT: Final[dict[EntityType, str]] = {
     "pan": "a card number (PAN)",
@@ -145,7 +147,7 @@ def is_sensitive_name(name: str) -> bool:
 _PLAIN_KEY: Final = 0
 _SENSITIVE_KEY: Final = 1
 _KEY_WITH_DATA: Final = 2
-_ANY_HINT: Final = re.compile(f"{DIGITS_HINT}|{re.escape(EMAIL_HINT)}")
+_ANY_HINT: Final = re.compile(f"{DIGITS_HINT}|{PAN_HINT}|{re.escape(EMAIL_HINT)}")
 
 
 @functools.lru_cache(maxsize=8192)
@@ -170,12 +172,13 @@ _NOT_ASCII_DIGITS: Final = bytes(c for c in range(256) if not 0x30 <= c <= 0x39)
 class _Prefilter:
     """``may_hold(text)`` is exactly ``hint.search(text) is not None``, only quicker.
 
-    ``hint`` is :data:`PAN_HINT` or :data:`DIGITS_HINT`, plus ``@`` when emails are looked for.
-    In ASCII text ``\\d`` is 0-9 only, so a match needs at least ``min_digits`` ASCII digits
-    (13 or 8). Counting them is one C-level pass (``bytes.translate``), about ten times quicker
-    than Python's regex engine trying the hint at every position of long free text. Text with
-    enough digits, and any non-ASCII text (``\\d`` also matches other scripts' digits), goes to
-    the regex itself.
+    ``hint`` is :data:`PAN_HINT`, or it and :data:`DIGITS_HINT`, plus ``@`` when emails are
+    looked for. In ASCII text ``\\d`` is 0-9 only, so a match needs at least ``min_digits``
+    ASCII digits (13 or 8), whatever separates them. Counting them is one C-level pass
+    (``bytes.translate``), about ten times quicker than Python's regex engine trying the hint
+    at every position of long free text. Text with enough digits, and any non-ASCII text
+    (``\\d`` also matches other scripts' digits; zero-width and no-break spaces may separate
+    them), goes to the regex itself.
     """
 
     def __init__(self, hint: str, min_digits: int, email: bool) -> None:
@@ -201,8 +204,8 @@ def _plan(policy: GuardPolicy) -> tuple[_Prefilter, tuple[EntityType, ...]]:
     active: tuple[EntityType, ...] = tuple(
         kind for kind in ("pan", "ssn", "phone", "email") if policy.action(kind) != "allow"
     )
-    if "ssn" in active or "phone" in active:
-        hint, min_digits = DIGITS_HINT, DIGITS_HINT_MIN_DIGITS
+    if "ssn" in active or "phone" in active:  # a PAN need not match DIGITS_HINT (U+200B)
+        hint, min_digits = f"{DIGITS_HINT}|{PAN_HINT}", DIGITS_HINT_MIN_DIGITS
     else:
         hint, min_digits = PAN_HINT, PAN_HINT_MIN_DIGITS
     return _Prefilter(hint, min_digits, "email" in active), active
@@ -229,11 +232,11 @@ def guard(
 def reject_card_data(name: str, value: object, pointer: str) -> None:
     """For values that can never be masked (envelope extension attributes): refuse a sensitive
     name, or a PAN in the value, under every policy."""
-    if find_pans(name):
+    if find_pans(name, first=True):
         raise EventInvalid("", "an attribute name holds a card number (PAN); it is refused")
     if is_sensitive_name(name) and value is not None and not isinstance(value, bool):
         raise EventInvalid(pointer, _sad_detail())
-    if isinstance(value, str) and find_pans(value):
+    if isinstance(value, str) and find_pans(value, first=True):
         raise EventInvalid(pointer, "holds a card number (PAN); card data is never accepted here")
     if isinstance(value, int | float) and not isinstance(value, bool) and pan_in_number(value):
         raise EventInvalid(pointer, "holds a card number (PAN); card data is never accepted here")
@@ -322,7 +325,7 @@ class _Scan:
 
     def key_text(self, name: str) -> None:
         for kind in self.active:
-            if _DETECTORS[kind](name):
+            if _holds(kind, name):
                 raise EventInvalid(
                     self.pointer(),
                     f"an object key holds {_WHAT[kind]}; keys cannot be masked, so it is refused",
@@ -339,6 +342,10 @@ class _Scan:
     def mask_string(self, value: str) -> str:
         findings: list[Finding] = []  # sorted by start, never overlapping
         for kind in self.active:
+            if kind == "pan" and self.policy.cards == "reject":  # the first one will do
+                if find_pans(value, first=True):
+                    raise EventInvalid(self.pointer(), _reject_detail(kind, _policy_field(kind)))
+                continue
             fresh = [f for f in _DETECTORS[kind](value) if not _overlaps(findings, f)]
             if fresh and self.policy.action(kind) == "reject":
                 raise EventInvalid(self.pointer(), _reject_detail(kind, _policy_field(kind)))
@@ -357,7 +364,7 @@ class _Scan:
         return "".join(pieces)
 
     def record(self, found: Finding) -> None:
-        name, policy_id = _PROVENANCE[found.entity_type]
+        name, version, policy_id = _PROVENANCE[found.entity_type]
         self.redactions.append(
             {
                 "path": join("", *self.path),
@@ -365,7 +372,7 @@ class _Scan:
                 "start": found.start,
                 "end": found.end,
                 "operator": "mask",
-                "detector": {"name": name, "version": DETECTOR_VERSION},
+                "detector": {"name": name, "version": version},
                 "policy": policy_id,
                 "stage": STAGE,
                 "fingerprint": fingerprint(self.key, found.normalized),
@@ -405,8 +412,13 @@ class _Scan:
         if not self.prefilter.may_hold(text):
             return
         for kind in self.active:
-            if _DETECTORS[kind](text):
+            if _holds(kind, text):
                 raise EventInvalid(self.pointer(), _hidden_detail(kind))
+
+
+def _holds(kind: EntityType, text: str) -> bool:
+    """Whether ``text`` holds a value of ``kind`` (for a card number, the first one found)."""
+    return bool(find_pans(text, first=True) if kind == "pan" else _DETECTORS[kind](text))
 
 
 def _overlaps(claimed: list[Finding], found: Finding) -> bool:
