@@ -27,6 +27,10 @@ from ledger.storage.logs import log_size
 from ledger.storage.privacy import erasures_of_keys
 
 MAX_PAGE = 1000
+MAX_PAGE_BYTES = 8 << 20
+"""A page also ends once its entries come to about this much JSON (a 1,000-entry page of 1 MiB
+events would be over 2 GB); it always holds at least one entry."""
+_STEP = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +55,8 @@ def list_entries(
     data_keys: DataKeyStore,
     now: datetime,
 ) -> EntriesPage:
-    """Entries ``[start, end)`` (``end`` None: to the head), at most ``MAX_PAGE`` of them."""
+    """Entries ``[start, end)`` (``end`` None: to the head), at most ``MAX_PAGE`` of them and
+    about ``MAX_PAGE_BYTES`` of JSON; ``rest`` names what the next page starts at."""
     if end is not None and end < start:
         raise InvalidRequest(f"end ({end}) must not be before start ({start})")
     system_log.record_durably(
@@ -60,8 +65,20 @@ def list_entries(
     )
     size = log_size(conn, log.id)
     wanted_end = size if end is None else min(end, size)
-    stop = min(wanted_end, start + MAX_PAGE)
-    entries = read_entries(conn, log, start, stop, data_keys)
+    limit = min(wanted_end, start + MAX_PAGE)
+    entries: list[dict[str, Any]] = []
+    stop, served = start, 0
+    while stop < limit and (served < MAX_PAGE_BYTES or not entries):
+        step = read_entries(conn, log, stop, min(stop + _STEP, limit), data_keys)
+        for entry in step:
+            if entries and served >= MAX_PAGE_BYTES:
+                break
+            entries.append(entry)
+            # base64 fields plus their decoded JSON: about 1.75 times the base64
+            served += 7 * (len(entry["entry_b64"]) + len(entry["payload_b64"] or "")) // 4
+        stop = start + len(entries)
+        if not step:
+            break
     rest = (stop, wanted_end) if stop < wanted_end else None
     return EntriesPage(start, max(stop, start), size, entries, rest)
 
