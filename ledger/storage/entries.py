@@ -158,3 +158,19 @@ def entries_of_types(
         ),
         {"log": log_id, "size": size, "types": list(event_types)},
     ).all()
+
+
+def stream_entries_of_type(
+    conn: Connection, log_id: str, conversation_id: str, event_type: str, *, size: int
+) -> Sequence[EntryRow]:
+    """Rows ``(seq, leaf_hash, entry, data_key_id, sealed)`` of the entries below ``size`` of
+    one conversation (a system log's stream) and type, in seq order: the verifier's read of a
+    tenant's erasure records. By the conversation index, so it reads the stream, not the log."""
+    return conn.execute(
+        text(
+            _WITH_PAYLOAD + " WHERE e.log_id = :log AND e.conversation_id = :conv"
+            " AND e.seq < :size AND e.event_type = :type"
+            " ORDER BY e.log_id, e.conversation_id, e.seq"
+        ),
+        {"log": log_id, "conv": conversation_id, "size": size, "type": event_type},
+    ).all()

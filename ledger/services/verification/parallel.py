@@ -65,6 +65,8 @@ class Job:
     log: LogInfo
     data_keys: DataKeyStore
     keys: dict[bytes, SigningKey]
+    erased_keys: frozenset[int]
+    """Data key ids a signed erasure record names (``ErasureRecords``), loaded once per log."""
     part: Part
 
 
@@ -90,6 +92,7 @@ def check_range(
     frontier: list[bytes],
     prev: bytes,
     jobs: int,
+    erased_keys: frozenset[int] = frozenset(),
     progress: Progress | None = None,
 ) -> RangeResult:
     """``RangeChecker(...).run()`` over ``[start, end)``, in ``jobs`` processes when long."""
@@ -107,6 +110,7 @@ def check_range(
             end=end,
             frontier=frontier,
             prev=prev,
+            erased_keys=erased_keys,
         ).run(progress)
     parts: list[Part] = [p for p in later if p is not None]
     snapshot = export_snapshot(conn)
@@ -120,7 +124,7 @@ def check_range(
             target=_work,
             name=f"verify-{log.id}-{part.index}",
             daemon=True,
-            args=(theirs, done, Job(url, snapshot, log, data_keys, keys, part)),
+            args=(theirs, done, Job(url, snapshot, log, data_keys, keys, erased_keys, part)),
         )
         proc.start()
         theirs.close()
@@ -141,6 +145,7 @@ def check_range(
             end=ranges[0][1],
             frontier=frontier,
             prev=prev,
+            erased_keys=erased_keys,
             part=True,
         ).run(show)
         results = [first] + [_receive(proc, pipe, log) for proc, pipe in workers]
@@ -241,6 +246,7 @@ def _work(pipe: Pipe, done: Any, job: Job) -> None:
                 end=part.end,
                 frontier=part.frontier,
                 prev=part.prev,
+                erased_keys=job.erased_keys,
                 part=True,
             ).run(show)
             conn.rollback()

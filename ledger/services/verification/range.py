@@ -13,7 +13,8 @@ Checked for every entry: seq contiguous from ``start``; leaf hash = SHA-256(0x00
 bytes); the entry names this log's origin and its own seq; the indexed columns agree with the
 hashed bytes; ``prev`` is the previous leaf hash; ``conversation_prev`` is that conversation's
 previous seq; the payload decrypts under its data key and matches the entry's salted commitment
-(an erased payload, whose data key was destroyed, is counted, not failed). For the tree: every
+(an erased payload, whose data key was destroyed, is counted, not failed, if a signed erasure
+record names its key: ``erased_keys``, from ``ErasureRecords``). For the tree: every
 perfect node completed in the range equals the stored one, and every stored checkpoint in the
 range carries the recomputed root and a signature by its key, made while that key was active.
 
@@ -104,15 +105,18 @@ class RangeChecker:
         end: int,
         frontier: list[bytes],
         prev: bytes,
+        erased_keys: frozenset[int] = frozenset(),
         part: bool = False,
     ) -> None:
-        """``part``: this range is one part of a longer run (``verify_parallel``), so reading
-        stops at ``end`` (the next part reads on) and the checkpoint at ``start`` is left to the
-        part that ends there."""
+        """``erased_keys``: the data key ids of this log that the tenant's signed erasure
+        records name as destroyed; any other destroyed key is tampering. ``part``: this range
+        is one part of a longer run (``verify_parallel``), so reading stops at ``end`` (the next
+        part reads on) and the checkpoint at ``start`` is left to the part that ends there."""
         self.conn = conn
         self.log = log
         self.data_keys = data_keys
         self.keys = keys
+        self.erased_keys = erased_keys
         self.start = start
         self.end = end
         self.part = part
@@ -295,7 +299,8 @@ class RangeChecker:
         """An AES-GCM context for each data key of the chunk (None: destroyed), unwrapping
         those not cached with one query. A key id with no row at all is a failure: data keys
         are never deleted (a trigger), so only a disabled trigger lets one go missing; so is a
-        key that does not unwrap (a wrapped key edited or moved)."""
+        key that does not unwrap (a wrapped key edited or moved), and a destroyed key that no
+        signed erasure record names (``erased_keys``: one set lookup per destroyed key read)."""
         wanted = {key_id for _, key_id, _ in chunk.payloads}
         if len(self.ciphers) + len(wanted - self.ciphers.keys()) > DATA_KEY_CACHE:
             self.ciphers.clear()
@@ -314,6 +319,15 @@ class RangeChecker:
                 seq = min(s for s, k, _ in chunk.payloads if k == key_id)
                 raise self.fail(f"the payload's data key {key_id} is missing", seq=seq)
             key = found[key_id]
+            if key is None and key_id not in self.erased_keys:
+                seq = min(s for s, k, _ in chunk.payloads if k == key_id)
+                raise self.fail(
+                    f"data key destroyed without an erasure record (data key {key_id})",
+                    seq=seq,
+                    expected=f"a ledger.erasure.executed.v1 record naming data key {key_id}"
+                    f" in the system log of tenant {self.log.tenant!r}",
+                    found=f"data key {key_id} destroyed, named by no erasure record",
+                )
             self.ciphers[key_id] = None if key is None else payload_cipher(key)
         return self.ciphers
 

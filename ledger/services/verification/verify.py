@@ -17,7 +17,10 @@ verified checkpoint and the pinned verifier keys, ``verifier_state``), the ancho
 4. **Entries** (``verify_range``; a long range split over processes by ``verify_parallel``):
    full from genesis, or incremental from the last verified size, so the cost grows with what
    was appended, not with the log; every new checkpoint's root
-   and signature; every new tree node; no stored node and no entry beyond ``n``.
+   and signature; every new tree node; no stored node and no entry beyond ``n``. A payload
+   whose data key is destroyed must be covered by a signed erasure record in the tenant's
+   system log (``ErasureRecords``); an incremental run meets only the keys of new entries, so a
+   key destroyed for old entries alone is the full run's to find.
 5. **Head row**: size, root, frontier and last leaf as recomputed.
 
 Consecutive checkpoints need no pairwise proof: they are all prefixes of the one recomputed
@@ -44,6 +47,7 @@ from ledger.core.types import RootHash
 from ledger.domain import LogInfo
 from ledger.errors import ConsistencyProofInvalid, CryptoError, IntegrityFailure, NotFound
 from ledger.services.anchoring.anchor import AnchoredNote, read_anchors
+from ledger.services.verification.erasures import ErasureRecords
 from ledger.services.verification.parallel import check_range
 from ledger.services.verification.range import (
     MAX_LEVELS,
@@ -124,6 +128,7 @@ def verify_logs(
     """Verify each log in the caller's (read-only, repeatable-read) transaction. Writes nothing:
     the caller saves the new states with ``save_states`` once it is done."""
     report = VerifyReport()
+    erasures = ErasureRecords(conn, data_keys)  # each tenant's records read once per run
     for log in logs:
         report.logs.append(
             verify_log(
@@ -135,6 +140,7 @@ def verify_logs(
                 full=full,
                 progress=progress,
                 jobs=jobs,
+                erasures=erasures,
             )
         )
     return report
@@ -161,13 +167,17 @@ def verify_log(
     full: bool,
     progress: Progress | None = None,
     jobs: int = 1,
+    erasures: ErasureRecords | None = None,
 ) -> LogReport:
-    """``jobs``: processes a long range may be split over (``verify_parallel``)."""
+    """``jobs``: processes a long range may be split over (``verify_parallel``); ``erasures``:
+    the run's erasure records (read here if not given)."""
     incremental = trusted is not None and not full
     report = LogReport(log.id, "incremental" if incremental else "full")
     try:
+        if erasures is None:
+            erasures = ErasureRecords(conn, data_keys)
         _LogVerification(conn, log, data_keys, trusted, report, jobs=jobs).run(
-            anchor_dir=anchor_dir, incremental=incremental, progress=progress
+            erasures=erasures, anchor_dir=anchor_dir, incremental=incremental, progress=progress
         )
     except IntegrityFailure as failure:
         report.failure = failure
@@ -202,7 +212,14 @@ class _LogVerification:
     ) -> IntegrityFailure:
         return IntegrityFailure(what, log=self.log.id, seq=seq, expected=expected, found=found)
 
-    def run(self, *, anchor_dir: Path | None, incremental: bool, progress: Progress | None) -> None:
+    def run(
+        self,
+        *,
+        erasures: ErasureRecords,
+        anchor_dir: Path | None,
+        incremental: bool,
+        progress: Progress | None,
+    ) -> None:
         keys, pinned = self._keys()
         latest = self._latest(keys)
         size, root = latest.size, RootHash(latest.root)
@@ -237,6 +254,7 @@ class _LogVerification:
             frontier=frontier,
             prev=prev,
             jobs=self.jobs,
+            erased_keys=erasures.erased_keys(self.log),
             progress=progress,
         )
         self.report.entries = result.entries
