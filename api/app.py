@@ -13,11 +13,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 import ledger
 from api import errors
-from api.metrics import REGISTRY, observe_commit
+from api.metrics import REGISTRY, count_request, observe_commit
 from api.routes import events, exports, logs, privacy, proofs, schemas, trail, verifications
 from api.schemas import Health
 from ledger.errors import ConfigurationError
@@ -26,6 +26,9 @@ from ledger.settings import Settings
 from ledger.storage.db import make_engine, ping
 
 INGEST_PATH = re.compile(r"/v1/logs/([^/]+)/events")
+INGEST_ROUTE = "/v1/logs/{log}/events"
+UNMATCHED = "unmatched"
+"""The route label of answers no route took (an unknown path)."""
 
 
 class LedgerApp(FastAPI):
@@ -36,10 +39,15 @@ class LedgerApp(FastAPI):
     half of the request in profiles). The direct path runs the very same ``ingest`` function
     and the same error table; the route stays registered for the OpenAPI document and for
     anything this match does not take.
+
+    Every HTTP answer is counted in ``ledger_http_requests`` by route template and status.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if scope["method"] == "POST":
             match = INGEST_PATH.fullmatch(scope["path"])
             if match is not None:
                 request = Request(scope, receive)
@@ -47,9 +55,22 @@ class LedgerApp(FastAPI):
                     response = await events.ingest(self.state.ledger, request, match[1])
                 except Exception as exc:  # the same table as every other route
                     response = errors.response_for(request, exc)
+                count_request(INGEST_ROUTE, response.status_code)
                 await response(scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        status = 500  # if the application fails before it answers, the server answers that
+
+        async def counting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, counting)
+        finally:
+            route = scope.get("route")
+            count_request(getattr(route, "path", UNMATCHED), status)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:

@@ -25,15 +25,22 @@ State = Annotated[LedgerState, Depends(_state)]
 def access_of(request: Request) -> Access:
     """Where the request came from, as the system log records it."""
     return Access(
-        client=request.client.host if request.client else "unknown",
+        client=client_of(request),
         method=request.method,
         path=request.url.path,
         query=str(request.url.query),
     )
 
 
+def client_of(request: Request) -> str:
+    """The source of a request, as the server sees it (what failures are counted by)."""
+    client = request.scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def authorize(state: LedgerState, request: Request, log: str, roles: tuple[str, ...]) -> Principal:
-    """The caller's principal if it holds one of ``roles`` on ``log``; else 401/403/404.
+    """The caller's principal if it holds one of ``roles`` on ``log``; else 401/403/404, or 429
+    for a source over its limit of failed authentications.
 
     Called directly (not through FastAPI's dependency solver) by the ingest route, where the
     solver's per-request cost is a third of the CPU a single-event request takes.
@@ -47,6 +54,8 @@ def authorize(state: LedgerState, request: Request, log: str, roles: tuple[str, 
         logs=state.log_info,
         system_log=state.system_log,
         now=datetime.now(UTC),
+        failures=state.auth_failures,
+        source=lambda: client_of(request),
     )
 
 

@@ -63,6 +63,9 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
     e.Unauthenticated: Problem(
         401, "unauthenticated", "Unauthenticated", "missing, invalid or revoked bearer token"
     ),
+    e.TooManyAuthFailures: Problem(
+        429, "too-many-auth-failures", "Too many authentication failures"
+    ),
     e.Forbidden: Problem(403, "forbidden", "Forbidden"),
     e.TwoPersonRule: Problem(403, "two-person-rule", "Two-person rule"),
     # Not the caller's fault, and the caller may retry.
@@ -99,7 +102,15 @@ def problem_for(error: type[e.LedgerError]) -> Problem:
     raise AssertionError(f"{error.__name__} is not a LedgerError")
 
 
-def problem(status: int, slug: str, title: str, detail: str, **extra: object) -> JSONResponse:
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    retry_after: str | None = None,
+    **extra: object,
+) -> JSONResponse:
     body = {
         "type": PROBLEM_TYPE_PREFIX + slug,
         "title": title,
@@ -107,7 +118,9 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: object) ->
         "detail": detail,
         **extra,
     }
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    if retry_after is None and status == 503:
+        retry_after = RETRY_AFTER_SECONDS
+    headers = {"Retry-After": retry_after} if retry_after is not None else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -126,6 +139,8 @@ def response_for(_request: Request, exc: Exception) -> JSONResponse:
     elif row.public_detail is not None:
         log.warning("%s: %s", type(exc).__name__, exc)
     detail = row.public_detail if row.public_detail is not None else str(exc)
+    if isinstance(exc, e.TooManyAuthFailures):  # a flood: not logged per request
+        return problem(row.status, row.slug, row.title, detail, retry_after=str(exc.retry_after))
     extra = {"pointer": exc.pointer} if isinstance(exc, e.EventInvalid) else {}
     return problem(row.status, row.slug, row.title, detail, **extra)
 

@@ -30,6 +30,8 @@
     │   │   └── RequestNotPending      approving a privacy request approved already or expired
     │   ├── NotFound                   log, entry, conversation, credential, request, hold
     │   ├── Unauthenticated
+    │   ├── TooManyAuthFailures        a source over its failed-authentication limit (429,
+    │   │                              ``retry_after`` seconds)
     │   └── Forbidden
     │       └── TwoPersonRule          a privacy request approved by the credential that made it
     ├── StoreUnavailable               the database cannot be reached right now
@@ -163,6 +165,18 @@ class NotFound(ClientError):
 
 class Unauthenticated(ClientError):
     """No bearer token, or one that is unknown or revoked."""
+
+
+class TooManyAuthFailures(ClientError):
+    """A source (client address) failed to authenticate too often in the current window: its
+    requests without a credential this process has verified are refused, unread, until the
+    window closes in ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many failed authentications from this address; retry in {retry_after} seconds"
+        )
+        self.retry_after = retry_after
 
 
 class Forbidden(ClientError):

@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     """Extra time the sequencer waits for more requests before committing (0: only what queued)."""
     card_policy: Literal["reject", "mask"] = "reject"
     pool_size: int = 8
+    auth_failures_per_window: int = Field(default=10, ge=1)
+    """Failed authentications a source (client address, as the server sees it) may make per
+    window; past them its requests without a recently verified credential are answered 429."""
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    """The window of that limit, and of the system log's failure summaries: each (source, log,
+    window) costs at most two ``ledger.auth.failed.v1`` entries (the first failure, then one
+    summary with the count when the window closes). Counted per server process."""
+    auth_failure_max_sources: int = Field(default=10_000, ge=1)
+    """Sources tracked at once per process; past it the oldest is flushed (its summary
+    recorded) and forgotten."""
     approval_ttl_hours: float = Field(default=24.0, gt=0)
     """How long a privacy request (erasure, hold, release) waits for a second admin's approval
     before it expires."""

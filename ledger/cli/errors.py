@@ -42,6 +42,7 @@ EXIT_CODES: dict[type[e.LedgerError], int] = {
     e.RequestNotPending: EXIT_FAILED,
     e.NotFound: EXIT_FAILED,
     e.Unauthenticated: EXIT_FAILED,
+    e.TooManyAuthFailures: EXIT_FAILED,
     e.Forbidden: EXIT_FAILED,
     e.TwoPersonRule: EXIT_FAILED,
     e.StoreUnavailable: EXIT_FAILED,

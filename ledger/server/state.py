@@ -22,6 +22,7 @@ from ledger.services.admin.credentials import authenticate, token_hash
 from ledger.services.admin.logs import is_log_reference
 from ledger.services.anchoring.anchor import sinks_from_settings
 from ledger.services.anchoring.schedule import AnchorScheduler
+from ledger.services.auth_failures import AuthFailures
 from ledger.services.system_log import SystemLog, service_event
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
@@ -53,11 +54,19 @@ class TtlCache(Generic[K, V]):
             self._items[key] = (time.monotonic() + self.ttl, value)
         return value
 
+    def peek(self, key: K) -> V | None:
+        """The cached value if it is fresh, else None: never loads."""
+        hit = self._items.get(key)
+        if hit is not None and hit[0] >= time.monotonic():
+            return hit[1]
+        return None
+
 
 class LedgerState:
     """What one server process holds for its life: settings, engine, keys and their caches,
-    the group committer (every append of this process goes through it) and the system log
-    written through it."""
+    the group committer (every append of this process goes through it), the system log
+    written through it, and the counts of failed authentications (flushed to the system log
+    by a timer as their windows close, and at ``stop``)."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -74,6 +83,16 @@ class LedgerState:
         """Tenants this process has served: their system logs get its start and stop."""
         self._serving_lock = threading.Lock()
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self.auth_failures = AuthFailures(
+            self.system_log,
+            limit=settings.auth_failures_per_window,
+            window_seconds=settings.auth_failure_window_seconds,
+            max_sources=settings.auth_failure_max_sources,
+            cached_principal=lambda token: self.principals.peek(token_hash(token)),
+            cached_log=self.logs.peek,
+        )
+        self._stopping = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     def start(self, on_commit: Callable[[str, int, float], None] | None = None) -> None:
         self.committer = GroupCommitter(
@@ -90,6 +109,21 @@ class LedgerState:
                 self.engine, self.keys, sinks, interval=self.settings.anchor_interval_seconds
             )
             self.anchorer.start()
+        self._flusher = threading.Thread(
+            target=self._flush_auth_failures, name="auth-failure-flush", daemon=True
+        )
+        self._flusher.start()
+
+    def _flush_auth_failures(self) -> None:
+        """Record the summaries of failed authentications as their windows close."""
+        tick = max(0.01, min(1.0, self.settings.auth_failure_window_seconds / 4))
+        while not self._stopping.wait(tick):
+            try:
+                self.auth_failures.flush()
+            except Exception:  # keep flushing: the next tick retries what is still counted
+                logging.getLogger(__name__).warning(
+                    "could not flush authentication failures", exc_info=True
+                )
 
     def submit(self, log: LogInfo, request: AppendRequest) -> Future[AppendResult]:
         """The process's appender: the group committer."""
@@ -135,12 +169,17 @@ class LedgerState:
         )
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._flusher is not None:
+            self._flusher.join()
         if self.anchorer is not None:
             self.anchorer.close()
         if self.committer is not None:
-            # ...and its stop, durably, before the committer closes (best effort: a database
-            # that is down at shutdown cannot take it; the gap then shows in the stream).
-            stops = [
+            # The counts of failed authentications of windows still open, then the stop,
+            # durably, before the committer closes (best effort: a database that is down at
+            # shutdown cannot take them; the gap then shows in the stream).
+            stops = self.auth_failures.flush(everything=True)
+            stops += [
                 self.system_log.record(t, self._lifecycle_event("stopped"))
                 for t in sorted(self._serving)
             ]
@@ -149,7 +188,7 @@ class LedgerState:
                     done.result(timeout=10)
                 except Exception:
                     logging.getLogger(__name__).warning(
-                        "could not record service stop", exc_info=True
+                        "could not record at shutdown", exc_info=True
                     )
             self.committer.close()
         self.engine.dispose()

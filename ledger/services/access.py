@@ -2,6 +2,10 @@
 it names. Every refusal on a known log is recorded in the tenant's system log (PCI DSS 10.2.1.4),
 without waiting: a flood of bad tokens must not slow anyone down or fill memory waiting.
 
+Failed authentications go through ``AuthFailures`` when the caller has one (the server): counted
+per source and window, a source over its limit refused with 429, and each (source, log, window)
+costing the system log at most two entries (``ledger/services/auth_failures.py``).
+
 Security failures tell the client little (401 says the same for every reason; 403 does not say
 whether another log exists); the server's log gets the detail.
 """
@@ -14,6 +18,7 @@ from datetime import datetime
 
 from ledger.domain import LogInfo, Principal
 from ledger.errors import Forbidden, NotFound, Unauthenticated
+from ledger.services.auth_failures import AuthFailures
 from ledger.services.system_log import (
     Access,
     SystemLog,
@@ -43,15 +48,30 @@ def authorize(
     logs: Callable[[str], LogInfo],
     system_log: SystemLog,
     now: datetime,
+    failures: AuthFailures | None = None,
+    source: Callable[[], str] | None = None,
 ) -> Principal:
     """The caller's principal if it holds one of ``roles`` on ``log_id``; else ``Unauthenticated``
     (401), ``NotFound`` (404: an unknown log, for an authenticated caller) or ``Forbidden``.
     ``access`` describes the request for the record; called only when there is one to make
-    (writers' single-event requests pass here thousands of times a second)."""
+    (writers' single-event requests pass here thousands of times a second).
+
+    ``failures`` (with ``source``, the client's address): count failed authentications per
+    source, and refuse a source over its limit (``TooManyAuthFailures``) before any lookup.
+    Without it (the CLI) every failure on a known log is recorded at once."""
+    if failures is not None and failures.tracking:
+        assert source is not None
+        failures.refuse_if_limited(source(), authorization, log_id, access)
     try:
         principal = principals(bearer_token(authorization))
     except Unauthenticated as exc:
-        _record_auth_failure(log_id, access, str(exc), logs=logs, system_log=system_log, now=now)
+        reason = str(exc)
+        if failures is not None:
+            assert source is not None
+            client = source()
+            failures.failed(client, log_id, access, reason, known=_known(log_id, logs, client))
+        else:
+            _record_auth_failure(log_id, access, reason, logs=logs, system_log=system_log, now=now)
         raise
     info = logs(log_id)
     if principal.log_id != log_id or principal.role not in roles:
@@ -70,6 +90,14 @@ def authorize(
             raise Forbidden("this credential is not valid for that log")
         raise Forbidden(f"this operation needs the {' or '.join(roles)} role")
     return principal
+
+
+def _known(log_id: str, logs: Callable[[str], LogInfo], client: str) -> LogInfo | None:
+    try:
+        return logs(log_id)
+    except NotFound:
+        logger.warning("authentication failure on unknown log %r from %s", log_id, client)
+        return None
 
 
 def _record_auth_failure(

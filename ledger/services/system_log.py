@@ -152,13 +152,45 @@ def read_event(
 
 
 def auth_failed_event(log: LogInfo, *, access: Access, reason: str, now: datetime) -> PreparedEvent:
-    """An invalid access attempt on a known log (PCI DSS 10.2.1.4)."""
+    """An invalid access attempt on a known log (PCI DSS 10.2.1.4): the first of its source on
+    that log in a window (``count`` 1); the rest come in a summary."""
     return system_event(
         "auth.failed",
         stream="auth",
         outcome="failure",
         now=now,
-        data={"log": log.id, **access.as_data(), "reason": reason},
+        data={"log": log.id, **access.as_data(), "reason": reason, "count": 1},
+        resource={"type": "log", "id": log.id},
+    )
+
+
+def auth_failures_summary_event(
+    log: LogInfo,
+    *,
+    client: str,
+    count: int,
+    first_at: datetime,
+    last_at: datetime,
+    window_seconds: float,
+    reasons: dict[str, int],
+    now: datetime,
+) -> PreparedEvent:
+    """``ledger.auth.failed.v1`` for ``count`` further invalid access attempts of one source on
+    a known log in one window, between ``first_at`` and ``last_at`` (PCI DSS 10.2.1.4)."""
+    return system_event(
+        "auth.failed",
+        stream="auth",
+        outcome="failure",
+        now=now,
+        data={
+            "log": log.id,
+            "client": client,
+            "count": count,
+            "first_at": format_time(first_at),
+            "last_at": format_time(last_at),
+            "window": window_seconds,
+            "reasons": reasons,
+        },
         resource={"type": "log", "id": log.id},
     )
 
