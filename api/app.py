@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from starlette.types import Message, Receive, Scope, Send
 
 import ledger
-from api import errors
+from api import docs, errors
 from api.metrics import REGISTRY, count_request, observe_commit
 from api.routes import events, exports, logs, privacy, proofs, schemas, trail, verifications
 from api.schemas import Health
@@ -100,7 +100,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         version=ledger.__version__,
         summary="Append-only, verifiable audit trail for AI-to-human support handoffs",
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves them from the package, never from a CDN
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.ledger = state
     errors.install(app)
     app.include_router(events.router)
