@@ -69,8 +69,15 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
     e.Forbidden: Problem(403, "forbidden", "Forbidden"),
     e.TwoPersonRule: Problem(403, "two-person-rule", "Two-person rule"),
     # Not the caller's fault, and the caller may retry.
+    # A write answered 503 may still have been stored (its COMMIT landed, the reply was lost):
+    # the writer is told so, and that retrying with the same ids is safe (idempotency keys).
     e.StoreUnavailable: Problem(
-        503, "unavailable", "Service unavailable", "the database is unavailable; retry later"
+        503,
+        "unavailable",
+        "Service unavailable",
+        "the database is unavailable; retry later. For a write the outcome is unknown: it may "
+        "have been stored. Retry with the same event ids: each (source, id) is stored once, "
+        "and a retry of a stored event answers 200 with its original receipt",
     ),
     # Server faults: whatever they say is for the operator's log.
     e.LedgerError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
