@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hmac
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,8 +21,9 @@ from api import docs, errors
 from api.metrics import REGISTRY, count_request, observe_commit
 from api.routes import events, exports, logs, privacy, proofs, schemas, trail, verifications
 from api.schemas import Health
-from ledger.errors import ConfigurationError
+from ledger.errors import ConfigurationError, Forbidden, Unauthenticated
 from ledger.server.state import LedgerState
+from ledger.services.access import bearer_token
 from ledger.settings import Settings
 from ledger.storage.db import make_engine, ping
 
@@ -134,12 +136,43 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "ok", "database": "up"})
 
-    @app.get("/metrics", operation_id="metrics", tags=["ops"])
-    def metrics() -> Response:
+    @app.get(
+        "/metrics",
+        operation_id="metrics",
+        tags=["ops"],
+        summary="Prometheus metrics: with LEDGER_METRICS_TOKEN as a bearer token when that is "
+        "set, else only to loopback clients",
+    )
+    def metrics(request: Request) -> Response:
+        _check_metrics_access(request, settings.metrics_token)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     _document_bearer_auth(app)
     return app
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def _check_metrics_access(request: Request, token: str | None) -> None:
+    """``/metrics`` names every tenant's logs: with a metrics token configured the caller must
+    present it (401 otherwise); without one only a client on the loopback address is served
+    (403 otherwise). Ledger credentials play no part."""
+    if token is not None:
+        given = bearer_token_or_none(request.headers.get("authorization"))
+        if given is None or not hmac.compare_digest(given.encode(), token.encode()):
+            raise Unauthenticated("/metrics needs the metrics token")
+        return
+    client = request.scope.get("client")
+    if not client or client[0] not in LOOPBACK:
+        raise Forbidden("/metrics is served only to loopback clients when no metrics token is set")
+
+
+def bearer_token_or_none(authorization: str | None) -> str | None:
+    try:
+        return bearer_token(authorization)
+    except Unauthenticated:
+        return None
 
 
 def _document_bearer_auth(app: FastAPI) -> None:

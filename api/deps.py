@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.permissions import roles_for
 from ledger.domain import Principal
 from ledger.server.state import LedgerState
 from ledger.services.access import authorize as authorize_access
@@ -59,20 +60,18 @@ def authorize(state: LedgerState, request: Request, log: str, roles: tuple[str, 
     )
 
 
-def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency: a valid token for the log in the path, with one of ``roles``.
+def require(operation_id: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: a valid token for the log in the path, with one of the roles the
+    permission matrix (``api.permissions.OPERATIONS``) gives ``operation_id``.
 
     Async on purpose: with the principal and log cached it does no I/O, and an async
     dependency saves every request a hop through the thread pool.
     """
+    roles = roles_for(operation_id)
+    if not roles:
+        raise ValueError(f"{operation_id} is public in the permission matrix: nothing to require")
 
     async def dependency(log: str, request: Request, state: State) -> Principal:
         return authorize(state, request, log, roles)
 
     return dependency
-
-
-AuditorAuth = Annotated[Principal, Depends(require("auditor", "admin"))]
-ReaderAuth = Annotated[Principal, Depends(require("auditor", "verifier", "admin"))]
-VerifierAuth = Annotated[Principal, Depends(require("verifier"))]
-AdminAuth = Annotated[Principal, Depends(require("admin"))]

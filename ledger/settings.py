@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     auth_failure_max_sources: int = Field(default=10_000, ge=1)
     """Sources tracked at once per process; past it the oldest is flushed (its summary
     recorded) and forgotten."""
+    metrics_token: str | None = None
+    """When set, ``GET /metrics`` needs ``Authorization: Bearer <it>``; unset, it is served only
+    to clients on the loopback address (127.0.0.1, ::1). Metrics name every tenant's logs."""
     approval_ttl_hours: float = Field(default=24.0, gt=0)
     """How long a privacy request (erasure, hold, release) waits for a second admin's approval
     before it expires."""

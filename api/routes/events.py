@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import authorize
+from api.permissions import roles_for
 from api.schemas import Receipts
 from ledger.domain import AppendResult
 from ledger.errors import PayloadTooLarge
@@ -21,7 +22,7 @@ from ledger.services.ingest.prepare import IngestLimits
 router = APIRouter(prefix="/v1/logs/{log}", tags=["events"])
 
 MAX_BODY_BYTES = 64 << 20
-WRITER = ("writer",)
+WRITER = roles_for("append_events")
 
 
 @router.post(

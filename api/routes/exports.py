@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AuditorAuth, State, access_of
+from api.deps import State, access_of, require
 from api.schemas import ExportRequest
+from ledger.domain import Principal
 from ledger.errors import ExportInvalid
 from ledger.services.exports.export import Export, run_export
 from ledger.services.exports.query import parse_query
@@ -19,6 +21,7 @@ from ledger.storage.db import read_only, unit_of_work
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["exports"])
 MAX_BODY_BYTES = 1 << 20
+ExportAuth = Annotated[Principal, Depends(require("create_export"))]
 
 
 @router.post(
@@ -46,7 +49,7 @@ MAX_BODY_BYTES = 1 << 20
     },
 )
 async def create_export(
-    log: str, request: Request, state: State, auditor: AuditorAuth
+    log: str, request: Request, state: State, auditor: ExportAuth
 ) -> StreamingResponse:
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:

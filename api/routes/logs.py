@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from api.deps import AuditorAuth, State, access_of
+from api.deps import State, access_of, require
 from api.schemas import EntriesPage, Entry
 from ledger.core.canonical import MAX_SAFE_INTEGER
+from ledger.domain import Principal
 from ledger.services.reads import entries
 from ledger.services.system_log import credential_actor
 from ledger.storage.checkpoints import latest_checkpoint
@@ -19,6 +20,9 @@ from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import verifier_keys
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["logs"])
+
+ListEntriesAuth = Annotated[Principal, Depends(require("list_entries"))]
+GetEntryAuth = Annotated[Principal, Depends(require("get_entry"))]
 
 
 @router.get(
@@ -56,7 +60,7 @@ def list_entries(
     log: str,
     request: Request,
     state: State,
-    auditor: AuditorAuth,
+    auditor: ListEntriesAuth,
     start: int = Query(0, ge=0, le=MAX_SAFE_INTEGER),
     end: int | None = Query(None, ge=0, le=MAX_SAFE_INTEGER),
 ) -> Response:
@@ -93,7 +97,7 @@ def get_entry(
     log: str,
     request: Request,
     state: State,
-    auditor: AuditorAuth,
+    auditor: GetEntryAuth,
     seq: int = Path(ge=0, le=MAX_SAFE_INTEGER),
 ) -> Response:
     with unit_of_work(state.engine) as conn:

@@ -4,10 +4,11 @@ credential and approved by another (``ledger.services.privacy``)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import AdminAuth, State
+from api.deps import State, require
 from api.schemas import (
     ApprovalResult,
     ErasureBody,
@@ -17,12 +18,20 @@ from api.schemas import (
     PrivacyRequests,
     ReleaseBody,
 )
+from ledger.domain import Principal
 from ledger.services.privacy import requests
 from ledger.services.privacy.approve import approve
 from ledger.services.privacy.scopes import Scope
 from ledger.storage.db import unit_of_work
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["privacy"])
+
+ErasureAuth = Annotated[Principal, Depends(require("request_erasure"))]
+HoldAuth = Annotated[Principal, Depends(require("request_hold"))]
+ListHoldsAuth = Annotated[Principal, Depends(require("list_holds"))]
+ReleaseAuth = Annotated[Principal, Depends(require("request_release"))]
+ListRequestsAuth = Annotated[Principal, Depends(require("list_privacy_requests"))]
+ApproveAuth = Annotated[Principal, Depends(require("approve_privacy_request"))]
 
 
 def _ttl(state: State) -> timedelta:
@@ -37,7 +46,9 @@ def _ttl(state: State) -> timedelta:
     "(crypto-shredding); carried out when another admin approves",
     responses={404: {"description": "no entry of that conversation or data subject"}},
 )
-def request_erasure(log: str, body: ErasureBody, state: State, admin: AdminAuth) -> PrivacyRequest:
+def request_erasure(
+    log: str, body: ErasureBody, state: State, admin: ErasureAuth
+) -> PrivacyRequest:
     now = datetime.now(UTC)
     with unit_of_work(state.engine) as conn:
         record = requests.request_erasure(
@@ -62,7 +73,7 @@ def request_erasure(log: str, body: ErasureBody, state: State, admin: AdminAuth)
     summary="Ask for a legal hold on a conversation or a data subject (no erasure while it is in "
     "force); in force when another admin approves",
 )
-def request_hold(log: str, body: HoldBody, state: State, admin: AdminAuth) -> PrivacyRequest:
+def request_hold(log: str, body: HoldBody, state: State, admin: HoldAuth) -> PrivacyRequest:
     now = datetime.now(UTC)
     with unit_of_work(state.engine) as conn:
         record = requests.request_hold(
@@ -81,7 +92,7 @@ def request_hold(log: str, body: HoldBody, state: State, admin: AdminAuth) -> Pr
 
 
 @router.get("/holds", operation_id="list_holds", summary="The legal holds in force on the log")
-def list_holds(log: str, state: State, _admin: AdminAuth) -> Holds:
+def list_holds(log: str, state: State, _admin: ListHoldsAuth) -> Holds:
     now = datetime.now(UTC)
     with unit_of_work(state.engine) as conn:
         holds = requests.active_holds(conn, state.log_info(log))
@@ -97,7 +108,7 @@ def list_holds(log: str, state: State, _admin: AdminAuth) -> Holds:
     summary="Ask for a hold to be released; released when another admin approves",
 )
 def request_release(
-    log: str, hold_id: int, body: ReleaseBody, state: State, admin: AdminAuth
+    log: str, hold_id: int, body: ReleaseBody, state: State, admin: ReleaseAuth
 ) -> PrivacyRequest:
     now = datetime.now(UTC)
     with unit_of_work(state.engine) as conn:
@@ -124,7 +135,7 @@ def request_release(
 def list_privacy_requests(
     log: str,
     state: State,
-    _admin: AdminAuth,
+    _admin: ListRequestsAuth,
     status: str | None = Query(None, description="pending, approved or expired"),
 ) -> PrivacyRequests:
     now = datetime.now(UTC)
@@ -145,7 +156,7 @@ def list_privacy_requests(
         409: {"description": "approved already, expired, or the scope is under a legal hold"},
     },
 )
-def approve_request(log: str, request_id: int, state: State, admin: AdminAuth) -> ApprovalResult:
+def approve_request(log: str, request_id: int, state: State, admin: ApproveAuth) -> ApprovalResult:
     now = datetime.now(UTC)
     with unit_of_work(state.engine) as conn:
         done = approve(

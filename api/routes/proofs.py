@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import ReaderAuth, State
+from api.deps import State, require
 from api.schemas import ConsistencyProof, InclusionProof
 from ledger.core.canonical import MAX_SAFE_INTEGER
+from ledger.domain import Principal
 from ledger.services.reads import proofs
 from ledger.storage.db import unit_of_work
 
 router = APIRouter(prefix="/v1/logs/{log}/proofs", tags=["proofs"])
+
+InclusionAuth = Annotated[Principal, Depends(require("get_inclusion_proof"))]
+ConsistencyAuth = Annotated[Principal, Depends(require("get_consistency_proof"))]
 
 
 def _b64(items: list[bytes]) -> list[str]:
@@ -23,7 +28,7 @@ def _b64(items: list[bytes]) -> list[str]:
 def inclusion(
     log: str,
     state: State,
-    _reader: ReaderAuth,
+    _reader: InclusionAuth,
     seq: int = Query(ge=0, le=MAX_SAFE_INTEGER),
     tree_size: int = Query(ge=1, le=MAX_SAFE_INTEGER),
 ) -> InclusionProof:
@@ -36,7 +41,7 @@ def inclusion(
 def consistency(
     log: str,
     state: State,
-    _reader: ReaderAuth,
+    _reader: ConsistencyAuth,
     first: int = Query(ge=0, le=MAX_SAFE_INTEGER),
     second: int = Query(ge=0, le=MAX_SAFE_INTEGER),
 ) -> ConsistencyProof:

@@ -4,17 +4,21 @@ proof it is complete and unaltered, for auditors."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import AuditorAuth, State, access_of
+from api.deps import State, access_of, require
 from api.schemas import Trail
+from ledger.domain import Principal
 from ledger.services.system_log import credential_actor
 from ledger.services.trails.read import read_trail_for
 from ledger.storage.db import unit_of_work
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["trail"])
+
+TrailAuth = Annotated[Principal, Depends(require("get_trail"))]
 
 
 @router.get(
@@ -25,7 +29,7 @@ router = APIRouter(prefix="/v1/logs/{log}", tags=["trail"])
     "signed checkpoint, the back-link check and the auditor's sections",
 )
 def get_trail(
-    log: str, conversation_id: str, request: Request, state: State, auditor: AuditorAuth
+    log: str, conversation_id: str, request: Request, state: State, auditor: TrailAuth
 ) -> Response:
     with unit_of_work(state.engine) as conn:
         body = read_trail_for(

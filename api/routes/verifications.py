@@ -8,14 +8,17 @@ appended as ``ledger.verification.run.v1`` and the answer comes once it is durab
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from api.deps import State, VerifierAuth
+from api.deps import State, require
 from api.schemas import RecordedRun, VerificationRun
+from ledger.domain import Principal
 from ledger.services.verification.record import record_run
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["verification"])
+VerifierAuth = Annotated[Principal, Depends(require("record_verification"))]
 
 
 @router.post(
