@@ -14,14 +14,24 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
 import ledger
 from api import docs, errors
+from api.deps import authorize
 from api.metrics import REGISTRY, count_request, observe_commit
 from api.routes import events, exports, logs, privacy, proofs, schemas, trail, verifications
 from api.schemas import Health
-from ledger.errors import ConfigurationError, Forbidden, Unauthenticated
+from ledger.errors import (
+    ConfigurationError,
+    Forbidden,
+    LedgerError,
+    PayloadTooLarge,
+    Unauthenticated,
+)
 from ledger.server.state import LedgerState
 from ledger.services.access import bearer_token
 from ledger.settings import Settings
@@ -29,6 +39,12 @@ from ledger.storage.db import make_engine, ping
 
 INGEST_PATH = re.compile(r"/v1/logs/([^/]+)/events")
 INGEST_ROUTE = "/v1/logs/{log}/events"
+LOG_PATH = re.compile(r"/v1/logs/([^/]+)/.*")
+MAX_REQUEST_BODY = 8 << 20
+"""The largest body of any POST but ingest (which reads its own, up to 64 MiB for a batch):
+checked against Content-Length before the body is read, and as it is read. The largest
+legitimate one is a verification run: ~300 bytes per log reported, so ~25,000 logs a tenant
+(a failure report adds up to ~16 KB)."""
 UNMATCHED = "unmatched"
 """The route label of answers no route took (an unknown path)."""
 
@@ -60,6 +76,12 @@ class LedgerApp(FastAPI):
                 count_request(INGEST_ROUTE, response.status_code)
                 await response(scope, receive, send)
                 return
+            refused = self._refuse_before_body(scope, receive)
+            if refused is not None:
+                count_request(self._route_label(scope), refused.status_code)
+                await refused(scope, receive, send)
+                return
+            receive = _capped(receive, MAX_REQUEST_BODY)
         status = 500  # if the application fails before it answers, the server answers that
 
         async def counting(message: Message) -> None:
@@ -73,6 +95,69 @@ class LedgerApp(FastAPI):
         finally:
             route = scope.get("route")
             count_request(getattr(route, "path", UNMATCHED), status)
+
+    def _refuse_before_body(self, scope: Scope, receive: Receive) -> Response | None:
+        """The answer to a POST that is refused before its body is read: no bearer token (401,
+        counted and recorded as any failed authentication is), or a declared length over
+        ``MAX_REQUEST_BODY`` (413). None: read on."""
+        headers = Headers(scope=scope)
+        request = Request(scope, receive)
+        if bearer_token_or_none(headers.get("authorization")) is None:
+            return errors.response_for(request, self._unauthenticated(request))
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_REQUEST_BODY:
+            return errors.response_for(request, _too_large(int(declared)))
+        return None
+
+    def _unauthenticated(self, request: Request) -> LedgerError:
+        match = LOG_PATH.fullmatch(request.scope["path"])
+        if match is not None:
+            try:  # the very check the route's dependency makes: counted, recorded, limited
+                authorize(self.state.ledger, request, match[1], roles=("none",))
+            except LedgerError as exc:
+                return exc
+        return Unauthenticated("no bearer token")
+
+    def _route_label(self, scope: Scope) -> str:
+        for route in self.router.routes:
+            if route.matches(scope)[0] == Match.FULL:
+                return str(getattr(route, "path", UNMATCHED))
+        return UNMATCHED
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """A body that went past ``MAX_REQUEST_BODY`` as it was read (no Content-Length said so)."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(413, str(_too_large(received)))
+        self.received = received
+
+
+def _too_large(size: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is {size} bytes or more, over the limit of {MAX_REQUEST_BODY}"
+    )
+
+
+def _capped(receive: Receive, cap: int) -> Receive:
+    """``receive``, raising ``_BodyTooLarge`` once the body read comes to more than ``cap``."""
+    received = 0
+
+    async def capped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > cap:
+                raise _BodyTooLarge(received)
+        return message
+
+    return capped
+
+
+def _body_too_large(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _BodyTooLarge)
+    return errors.response_for(request, _too_large(exc.received))
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -108,6 +193,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     docs.install(app)
     app.state.ledger = state
     errors.install(app)
+    app.add_exception_handler(_BodyTooLarge, _body_too_large)
     app.include_router(events.router)
     app.include_router(logs.router)
     app.include_router(proofs.router)

@@ -7,11 +7,12 @@ more than the database reads); small ones are returned as the models themselves.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from ledger.core.canonical import MAX_SAFE_INTEGER
+from ledger.services.verification.verify import REPORT_TEXT_MAX
 
 # --- writers -------------------------------------------------------------------------------------
 
@@ -153,6 +154,25 @@ class Trail(BaseModel):
 # --- verification runs ---------------------------------------------------------------------------
 
 
+ReportValue = (
+    Annotated[str, Field(max_length=REPORT_TEXT_MAX)]
+    | Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+)
+
+
+class IntegrityReport(BaseModel):
+    """Where a log failed verification and what was expected there (``IntegrityFailure``)."""
+
+    model_config = ConfigDict(extra="forbid")  # nothing unbounded rides along
+
+    log: str | None = Field(default=None, max_length=200)
+    seq: int | None = Field(default=None, ge=0, le=MAX_SAFE_INTEGER)
+    what: str = Field(max_length=REPORT_TEXT_MAX)
+    expected: ReportValue | None = None
+    found: ReportValue | None = None
+    message: str = Field(max_length=REPORT_TEXT_MAX)
+
+
 class LogResult(BaseModel):
     log: str = Field(max_length=200)
     intact: bool
@@ -163,7 +183,7 @@ class LogResult(BaseModel):
     checkpoints: int = Field(ge=0, le=MAX_SAFE_INTEGER)
     anchors: int = Field(ge=0, le=MAX_SAFE_INTEGER)
     erased_payloads: int = Field(ge=0, le=MAX_SAFE_INTEGER)
-    failure: dict[str, Any] | None = None
+    failure: IntegrityReport | None = None
 
 
 class VerificationRun(BaseModel):

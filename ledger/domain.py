@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ledger.core.entry import EventHeader
@@ -30,6 +31,8 @@ class Principal:
     log_id: str
     role: str
     label: str
+    expires_at: datetime | None = None
+    """When the credential stops authenticating (None: never; caches must not outlive it)."""
 
     def as_writer(self) -> dict[str, Any]:
         return {"credential": self.credential_id, "role": self.role, "label": self.label}

@@ -14,6 +14,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from tests.conftest import TEST_ACTOR, make_event, now
 README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- permissions -->", "<!-- /permissions -->"
 ROLE_CALLERS = ("writer", "auditor", "verifier", "admin")
-CALLERS = (*ROLE_CALLERS, "no token", "revoked", "forged")
+CALLERS = (*ROLE_CALLERS, "no token", "revoked", "expired", "forged")
 LOG_TARGETS = ("own", "same tenant", "other tenant", "system")
 RUN = {
     "status": "intact",
@@ -186,6 +187,18 @@ def world(settings: Settings, engine: Engine) -> Iterator[World]:
             revoked = credential(logs[target], "auditor")
             revoke_credential(conn, keys, revoked.id, actor=TEST_ACTOR, now=now())
             tokens["revoked", target] = revoked.token
+            # An admin credential that expired an hour ago (created, as of then, for an hour).
+            then = now() - timedelta(hours=2)
+            tokens["expired", target] = create_credential(
+                conn,
+                keys,
+                log_id=logs[target],
+                role="admin",
+                label="matrix expired",
+                actor=TEST_ACTOR,
+                now=then,
+                expires_at=then + timedelta(hours=1),
+            ).token
             tokens["forged", target] = "hlt_" + secrets.token_urlsafe(32)
         seed = [credential(logs[t], "writer").token for t in ("same tenant", "other tenant")]
     # Every caller fails or is refused many times here: keep the per-source limit out of it.

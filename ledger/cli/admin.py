@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from datetime import timedelta
 from typing import Any
 
 from ledger.cli.common import add_command, database_url, engine, key_ring, now, operator
@@ -50,10 +52,32 @@ def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DURATION_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+MAX_EXPIRES_IN = timedelta(days=3650)
+_DURATION = re.compile(r"([1-9][0-9]{0,6})([mhd])", re.ASCII)
+
+
+def expires_in(value: str) -> timedelta:
+    """``--expires-in``: a positive whole number of minutes, hours or days (``30m``, ``12h``,
+    ``90d``), at most ten years; anything else is refused (exit 2), never guessed at."""
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a duration: a positive whole number and a unit m, h or d"
+            " (e.g. 90d, 12h, 30m)"
+        )
+    duration = int(match[1]) * DURATION_UNITS[match[2]]
+    if duration > MAX_EXPIRES_IN:
+        raise argparse.ArgumentTypeError(f"{value!r} is too long: at most 3650d")
+    return duration
+
+
 def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.admin.credentials import create_credential
     from ledger.storage.db import unit_of_work
 
+    created = now()
+    expires_at = None if args.expires_in is None else created + args.expires_in
     with unit_of_work(engine(settings)) as conn:
         new = create_credential(
             conn,
@@ -62,9 +86,14 @@ def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
             role=args.role,
             label=args.label,
             actor=operator(),
-            now=now(),
+            now=created,
+            expires_at=expires_at,
         )
-    print(f"credential {new.id}: {args.role} on {args.log} (token shown once)", file=sys.stderr)
+    until = "" if expires_at is None else f", expires {format_time(expires_at)}"
+    print(
+        f"credential {new.id}: {args.role} on {args.log}{until} (token shown once)",
+        file=sys.stderr,
+    )
     print(new.token)
     return EXIT_OK
 
@@ -80,7 +109,8 @@ def cmd_credentials_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_credentials_list(settings: Settings, args: argparse.Namespace) -> int:
-    """The log's credentials: id, role, label, created, revoked (tokens are never stored)."""
+    """The log's credentials: id, role, label, created, expires (``never``), then ``active``,
+    ``expired`` or ``revoked <time>`` (tokens are never stored)."""
     from ledger.storage.credentials import list_credentials
     from ledger.storage.db import unit_of_work
     from ledger.storage.logs import get_log
@@ -88,9 +118,15 @@ def cmd_credentials_list(settings: Settings, args: argparse.Namespace) -> int:
     with unit_of_work(engine(settings)) as conn:
         get_log(conn, args.log)
         records = list_credentials(conn, args.log)
+    at = now()
     for c in records:
-        revoked = f"revoked {format_time(c.revoked_at)}" if c.revoked_at else "active"
-        print(f"{c.id}\t{c.role}\t{printable(c.label)}\t{format_time(c.created_at)}\t{revoked}")
+        if c.revoked_at:
+            state = f"revoked {format_time(c.revoked_at)}"
+        else:
+            state = "expired" if c.expires_at is not None and c.expires_at <= at else "active"
+        expires = "never" if c.expires_at is None else format_time(c.expires_at)
+        created = format_time(c.created_at)
+        print(f"{c.id}\t{c.role}\t{printable(c.label)}\t{created}\t{expires}\t{state}")
     return EXIT_OK
 
 
@@ -157,6 +193,12 @@ def register(sub: Any) -> None:
     cc.add_argument("--log", required=True)
     cc.add_argument("--role", required=True, choices=["writer", "auditor", "verifier", "admin"])
     cc.add_argument("--label", default="")
+    cc.add_argument(
+        "--expires-in",
+        type=expires_in,
+        metavar="DURATION",
+        help="refused once this long has passed: e.g. 90d, 12h, 30m (default: never)",
+    )
     cl = add_command(creds, "list", cmd_credentials_list, "a log's credentials, revoked ones too")
     cl.add_argument("--log", required=True)
     cr = add_command(

@@ -36,28 +36,39 @@ V = TypeVar("V")
 
 @dataclass
 class TtlCache(Generic[K, V]):
-    """A tiny cache for hot lookups (tokens, logs). Short TTL: a revocation lands in seconds."""
+    """A tiny cache for hot lookups (tokens, logs). Short TTL: a revocation lands in seconds.
+    With ``expires`` (a value's own end, e.g. a credential's expiry; None: none) a value is
+    never served past it, however long the TTL."""
 
     ttl: float
+    expires: Callable[[V], datetime | None] | None = None
     _items: dict[K, tuple[float, V]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _deadline(self, value: V) -> float:
+        """When (``time.monotonic``) a value loaded now stops being served."""
+        deadline = time.monotonic() + self.ttl
+        end = None if self.expires is None else self.expires(value)
+        if end is not None:
+            deadline = min(deadline, time.monotonic() + (end - datetime.now(UTC)).total_seconds())
+        return deadline
 
     def get_or_load(self, key: K, load: Callable[[], V]) -> V:
         """The cached value, or ``load()``'s (cached only if it returned: errors are not)."""
         hit = self._items.get(key)
-        if hit is not None and hit[0] >= time.monotonic():
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         value = load()
         with self._lock:
             if len(self._items) > 10_000:
                 self._items.clear()
-            self._items[key] = (time.monotonic() + self.ttl, value)
+            self._items[key] = (self._deadline(value), value)
         return value
 
     def peek(self, key: K) -> V | None:
         """The cached value if it is fresh, else None: never loads."""
         hit = self._items.get(key)
-        if hit is not None and hit[0] >= time.monotonic():
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         return None
 
@@ -73,7 +84,9 @@ class LedgerState:
         self.engine = engine
         self.keys = KeyRing.from_master(settings.master_key_bytes)
         self.fingerprint_key = pan_fingerprint_key(settings.master_key_bytes)
-        self.principals: TtlCache[bytes, Principal] = TtlCache(ttl=5.0)
+        self.principals: TtlCache[bytes, Principal] = TtlCache(
+            ttl=5.0, expires=lambda p: p.expires_at
+        )
         self.logs: TtlCache[str, LogInfo] = TtlCache(ttl=30.0)
         self.committer: GroupCommitter | None = None
         self.anchorer: AnchorScheduler | None = None
@@ -146,7 +159,8 @@ class LedgerState:
 
     def principal(self, token: str) -> Principal:
         """The active credential behind ``token`` (cached for seconds: a revocation lands
-        everywhere within that time; ``Unauthenticated`` is never cached)."""
+        everywhere within that time; never past the credential's expiry; ``Unauthenticated``
+        is never cached)."""
 
         def load() -> Principal:
             with unit_of_work(self.engine) as conn:

@@ -1,4 +1,5 @@
-"""Queries of API credentials (``credentials``: kept for ever, revoked in place)."""
+"""Queries of API credentials (``credentials``: kept for ever, revoked in place, expired by
+time)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,29 @@ from ledger.domain import Principal
 
 
 def insert_credential(
-    conn: Connection, *, token_hash: bytes, log_id: str, role: str, label: str, created_at: datetime
+    conn: Connection,
+    *,
+    token_hash: bytes,
+    log_id: str,
+    role: str,
+    label: str,
+    created_at: datetime,
+    expires_at: datetime | None = None,
 ) -> int:
     """The new credential's id."""
     cred_id = conn.execute(
         text(
-            "INSERT INTO credentials (token_hash, log_id, role, label, created_at)"
-            " VALUES (:h, :log, :role, :label, :at) RETURNING id"
+            "INSERT INTO credentials (token_hash, log_id, role, label, created_at, expires_at)"
+            " VALUES (:h, :log, :role, :label, :at, :expires) RETURNING id"
         ),
-        {"h": token_hash, "log": log_id, "role": role, "label": label, "at": created_at},
+        {
+            "h": token_hash,
+            "log": log_id,
+            "role": role,
+            "label": label,
+            "at": created_at,
+            "expires": expires_at,
+        },
     ).scalar_one()
     return int(cred_id)
 
@@ -36,16 +51,18 @@ def revoke_credential(conn: Connection, credential_id: int, *, revoked_at: datet
     return None if log_id is None else str(log_id)
 
 
-def active_principal(conn: Connection, token_hash: bytes) -> Principal | None:
-    """The principal of the active credential with that token hash."""
+def active_principal(conn: Connection, token_hash: bytes, *, now: datetime) -> Principal | None:
+    """The principal of the active credential with that token hash: neither revoked nor
+    expired at ``now``."""
     row = conn.execute(
         text(
-            "SELECT id, log_id, role, label FROM credentials"
+            "SELECT id, log_id, role, label, expires_at FROM credentials"
             " WHERE token_hash = :h AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > :now)"
         ),
-        {"h": token_hash},
+        {"h": token_hash, "now": now},
     ).one_or_none()
-    return None if row is None else Principal(int(row[0]), row[1], row[2], row[3])
+    return None if row is None else Principal(int(row[0]), row[1], row[2], row[3], row[4])
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +75,16 @@ class CredentialRecord:
     label: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
 
 
 def list_credentials(conn: Connection, log_id: str) -> list[CredentialRecord]:
     """Every credential of the log, revoked ones included, oldest first."""
     rows = conn.execute(
         text(
-            "SELECT id, log_id, role, label, created_at, revoked_at FROM credentials"
+            "SELECT id, log_id, role, label, created_at, revoked_at, expires_at FROM credentials"
             " WHERE log_id = :log ORDER BY id"
         ),
         {"log": log_id},
     )
-    return [CredentialRecord(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+    return [CredentialRecord(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]

@@ -53,6 +53,26 @@ def conversation_entries(
     ).all()
 
 
+def conversation_stored_bytes(
+    conn: Connection, log_id: str, conversation_id: str, size: int, *, limit: int
+) -> int:
+    """The stored bytes (entry plus sealed payload) of the conversation's first ``limit``
+    entries below ``size``: what its trail would be read from, summed without reading it out."""
+    total = conn.execute(
+        text(
+            # Shaped as conversation_entries, so that it takes the same plan.
+            "SELECT coalesce(sum(octet_length(c.entry) + coalesce(octet_length(c.sealed), 0)), 0)"
+            " FROM (SELECT e.entry, p.sealed FROM entries e"
+            " LEFT JOIN LATERAL (SELECT sealed FROM payloads p"
+            "   WHERE p.log_id = e.log_id AND p.seq = e.seq LIMIT 1) p ON true"
+            " WHERE e.log_id = :log AND e.conversation_id = :conv AND e.seq < :size"
+            " ORDER BY e.log_id, e.conversation_id, e.seq LIMIT :limit) c"
+        ),
+        {"log": log_id, "conv": conversation_id, "size": size, "limit": limit},
+    ).scalar_one()
+    return int(total)
+
+
 def stored_leaf_hash(conn: Connection, log_id: str, seq: int) -> bytes | None:
     """The stored leaf hash of entry ``seq``; None if there is no such entry."""
     found = conn.execute(

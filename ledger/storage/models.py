@@ -155,8 +155,11 @@ class Credential(Base):
     label: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """NULL: never expires; past it, refused like a revoked credential (migration 0008)."""
     __table_args__ = (
         CheckConstraint("role IN ('writer', 'auditor', 'verifier', 'admin')", name="role"),
+        CheckConstraint("expires_at > created_at", name="expires_after"),
     )
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
+from ledger.core.entry import format_time
 from ledger.domain import Principal
 from ledger.errors import InvalidRequest, NotFound, Unauthenticated
 from ledger.services.system_log import SystemLog, credential_event
@@ -48,13 +49,24 @@ def create_credential(
     label: str,
     actor: dict[str, Any],
     now: datetime,
+    expires_at: datetime | None = None,
 ) -> NewCredential:
+    """A new credential; with ``expires_at`` (after ``now``) it stops authenticating then, as if
+    revoked (servers' caches included)."""
     if role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if expires_at is not None and expires_at <= now:
+        raise InvalidRequest(f"expires_at must be after {format_time(now)}")
     log = get_log(conn, log_id)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     cred_id = stored.insert_credential(
-        conn, token_hash=token_hash(token), log_id=log.id, role=role, label=label, created_at=now
+        conn,
+        token_hash=token_hash(token),
+        log_id=log.id,
+        role=role,
+        label=label,
+        created_at=now,
+        expires_at=expires_at,
     )
     SystemLog.in_transaction(conn, keys, now=now).record_durably(
         log.tenant,
@@ -66,6 +78,7 @@ def create_credential(
             now=now,
             role=role,
             label=label,
+            expires_at=None if expires_at is None else format_time(expires_at),
         ),
     )
     return NewCredential(cred_id, token)
@@ -88,9 +101,12 @@ def revoke_credential(
     return log_id
 
 
-def authenticate(conn: Connection, token: str) -> Principal:
-    """The principal behind a token, or ``Unauthenticated`` (one message for every reason)."""
-    principal = stored.active_principal(conn, token_hash(token))
+def authenticate(conn: Connection, token: str, *, now: datetime | None = None) -> Principal:
+    """The principal behind a token, or ``Unauthenticated`` (one message for every reason:
+    unknown, revoked, or expired at ``now``, by default the present)."""
+    principal = stored.active_principal(
+        conn, token_hash(token), now=datetime.now(UTC) if now is None else now
+    )
     if principal is None:
         raise Unauthenticated("invalid or revoked token")
     return principal

@@ -7,10 +7,12 @@ The trail is read *at* the latest checkpoint: entries beyond its size are left o
 entry served has a proof against the note served with it.
 
 Cost does not grow with the log, and the round trips do not grow with the conversation: the
-checkpoint, one query on ``ix_entries_conversation`` (log_id, conversation_id, seq) for entries
-and payloads, one query for the proof nodes of all entries together, and one per distinct data
-key (a conversation has one); when the conversation was erased, one more for the erasure that
-destroyed its key (each erased entry carries it as ``erasure``).
+checkpoint, one query summing the stored size of the conversation's entries and payloads (a
+trail over ``MAX_TRAIL_STORED_BYTES`` is refused before anything is read out), one query on
+``ix_entries_conversation`` (log_id, conversation_id, seq) for entries and payloads, one query
+for the proof nodes of all entries together, and one per distinct data key (a conversation has
+one); when the conversation was erased, one more for the erasure that destroyed its key (each
+erased entry carries it as ``erasure``).
 """
 
 from __future__ import annotations
@@ -32,12 +34,19 @@ from ledger.services.reads.entries import attach_erasures, open_payload
 from ledger.services.system_log import Access, SystemLog, read_event
 from ledger.services.trails.summary import TrailEvent, summarize
 from ledger.storage.checkpoints import latest_checkpoint
-from ledger.storage.entries import conversation_entries
+from ledger.storage.entries import conversation_entries, conversation_stored_bytes
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.proofs import inclusion_proofs
 
 MAX_TRAIL_ENTRIES = 10_000
 """A trail is served whole (it must be complete to prove anything); beyond this, use exports."""
+MAX_TRAIL_STORED_BYTES = 64 << 20
+"""Nor is a trail served whose entries and sealed payloads come to more than this as stored
+(summed in the database before any is read): its JSON is about twice that, and 10,000 entries of
+1 MiB would be a 10+ GB answer. Beyond it, use exports."""
+_EXPORT_INSTEAD = (
+    'export it instead (POST /v1/logs/{log}/exports with "conversations": [{conversation!r}])'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,11 +252,19 @@ def _link_message(expected: int | None, found: Any, seqs: set[int]) -> str:
 def _conversation_rows(
     conn: Connection, log_id: str, conversation_id: str, size: int
 ) -> list[StoredEntry]:
+    export = _EXPORT_INSTEAD.format(log=log_id, conversation=conversation_id)
+    stored = conversation_stored_bytes(
+        conn, log_id, conversation_id, size, limit=MAX_TRAIL_ENTRIES + 1
+    )
+    if stored > MAX_TRAIL_STORED_BYTES:
+        raise TrailTooLarge(
+            f"conversation {conversation_id!r} is {stored} bytes as stored, more than a trail "
+            f"serves whole ({MAX_TRAIL_STORED_BYTES}); {export}"
+        )
     rows = conversation_entries(conn, log_id, conversation_id, size, limit=MAX_TRAIL_ENTRIES + 1)
     if len(rows) > MAX_TRAIL_ENTRIES:
         raise TrailTooLarge(
-            f"conversation {conversation_id!r} has more than {MAX_TRAIL_ENTRIES} entries; "
-            "export it instead"
+            f"conversation {conversation_id!r} has more than {MAX_TRAIL_ENTRIES} entries; {export}"
         )
     return [
         StoredEntry(

@@ -64,6 +64,17 @@ from ledger.storage.keystore import DataKeyStore, rotation_statements, signing_k
 from ledger.storage.proofs import consistency_proof, fetch_nodes
 from ledger.storage.verification import StoredHead, head_row, tree_node_beyond
 
+REPORT_TEXT_MAX = 4000
+"""The longest text of a reported failure (``what``, ``expected``, ``found``, ``message``), as
+sent and as the API accepts it (``api.schemas.IntegrityReport``): what is longer (a value read
+from tampered data) is cut, marked with an ellipsis."""
+
+
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= REPORT_TEXT_MAX:
+        return text
+    return text[: REPORT_TEXT_MAX - 1] + "\u2026"
+
 
 @dataclass
 class LogReport:
@@ -97,10 +108,10 @@ class LogReport:
             out["failure"] = {
                 "log": f.log,
                 "seq": f.seq,
-                "what": f.what,
-                "expected": f.expected,
-                "found": f.found,
-                "message": str(f),
+                "what": _clip(f.what),
+                "expected": _clip(f.expected),
+                "found": _clip(f.found),
+                "message": _clip(str(f)),
             }
         return out
 
