@@ -253,3 +253,19 @@ def test_a_bundle_proves_consistency_from_a_checkpoint_the_auditor_holds(
     assert consistency["from_size"] == 16
     assert consistency["to_size"] == 21
     assert verify(client, example_log, r.content, tmp_path).intact
+
+
+def test_the_access_report_names_an_auditors_trail_read_without_the_auditor(
+    client: Any, token: Any, filled: str
+) -> None:
+    auditor = token(filled, "auditor")
+    r = client.get(f"/v1/logs/{filled}/conversations/{CONVERSATION}/trail", headers=auth(auditor))
+    assert r.status_code == 200
+    r = export(
+        client, token, filled, profile="hipaa-disclosures", data_subject=CUSTOMER, format="csv"
+    )
+    assert r.status_code == 200, r.text
+    reads = [line for line in r.text.splitlines() if "trail.read" in line]
+    assert len(reads) == 1
+    assert CONVERSATION in reads[0]
+    assert "test auditor" not in r.text

@@ -166,26 +166,12 @@ def conversations_containing(
     return [str(r[0]) for r in rows]
 
 
-def entries_of_types(
-    conn: Connection, log_id: str, event_types: Sequence[str], *, size: int
-) -> Sequence[EntryRow]:
-    """Rows ``(seq, leaf_hash, entry, data_key_id, sealed)`` of the entries below ``size`` of
-    the given types, in seq order (a tenant's system log: its read events)."""
-    return conn.execute(
-        text(
-            _WITH_PAYLOAD + " WHERE e.log_id = :log AND e.seq < :size"
-            " AND e.event_type = ANY(:types) ORDER BY e.seq"
-        ),
-        {"log": log_id, "size": size, "types": list(event_types)},
-    ).all()
-
-
 def stream_entries_of_type(
     conn: Connection, log_id: str, conversation_id: str, event_type: str, *, size: int
 ) -> Sequence[EntryRow]:
     """Rows ``(seq, leaf_hash, entry, data_key_id, sealed)`` of the entries below ``size`` of
-    one conversation (a system log's stream) and type, in seq order: the verifier's read of a
-    tenant's erasure records. By the conversation index, so it reads the stream, not the log."""
+    one conversation (a system log's stream) and type, in seq order: a tenant's erasure records,
+    its auditors' trail reads. By the conversation index, so it reads the stream, not the log."""
     return conn.execute(
         text(
             _WITH_PAYLOAD + " WHERE e.log_id = :log AND e.conversation_id = :conv"

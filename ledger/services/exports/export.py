@@ -113,13 +113,21 @@ def run_export(
             conn, log, plan, query, data_keys=keys.data_keys, with_payloads=with_payloads
         )
 
+    found_accesses: list[AccessRecord] = []
+
     def accesses() -> Iterable[AccessRecord]:
+        """The subject's access report: read once, however many formats render it (one
+        subject's records: a list is fine)."""
         if query.profile != "hipaa-disclosures":
             return ()
-        system = get_log(conn, system_log_id(log.tenant))
-        return accesses_of_subject(
-            conn, log, system, entries(), plan.conversations, data_keys=keys.data_keys
-        )
+        if not found_accesses:
+            system = get_log(conn, system_log_id(log.tenant))
+            found_accesses.extend(
+                accesses_of_subject(
+                    conn, log, system, entries(), plan.conversations, data_keys=keys.data_keys
+                )
+            )
+        return found_accesses
 
     rendered = [0]  # entries the last rendering went through: a format's ``count``
 

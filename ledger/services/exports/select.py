@@ -42,9 +42,9 @@ from ledger.storage.entries import (
     chunk_rows,
     conversation_entries,
     conversations_containing,
-    entries_of_types,
     entries_with_payloads,
     seq_bounds_received,
+    stream_entries_of_type,
 )
 from ledger.storage.keystore import DataKeyStore, verifier_keys
 
@@ -102,8 +102,7 @@ def _range(conn: Connection, log: LogInfo, q: ExportQuery, size: int) -> tuple[i
         bounds = seq_bounds_received(
             conn,
             log.id,
-            since=q.from_time
-            or datetime.min.replace(tzinfo=q.to_time.tzinfo if q.to_time else None),
+            since=q.from_time or _FAR_PAST,
             before=q.to_time or _FAR_FUTURE,
             size=size,
         )
@@ -123,6 +122,7 @@ def _range(conn: Connection, log: LogInfo, q: ExportQuery, size: int) -> tuple[i
     return start, end
 
 
+_FAR_PAST = datetime.fromisoformat("0001-01-02T00:00:00+00:00")
 _FAR_FUTURE = datetime.fromisoformat("9999-12-31T00:00:00+00:00")
 
 
@@ -481,7 +481,10 @@ def accesses_of_subject(
     keys = _Keys(conn, system_log, data_keys)
     opener = _Opener(system_log, _everything, with_payloads=True, every=True)
     size = latest_checkpoint(conn, system_log.id).size
-    reads = _as_rows(entries_of_types(conn, system_log.id, [TRAIL_READ], size=size))
+    # Reads are the system log's "access" stream: read by its conversation index, not the log.
+    reads = _as_rows(
+        stream_entries_of_type(conn, system_log.id, ACCESS_STREAM, TRAIL_READ, size=size)
+    )
     for batch in _batched(reads, CHUNK):
         ciphers = keys.ciphers(row[3] for row in batch)
         for seq, _leaf, raw, key_id, sealed in batch:
@@ -510,3 +513,5 @@ def _everything(_event_type: str) -> bool:
 
 DATA_ACCESS = "handoff.data.access.v1"
 TRAIL_READ = "ledger.trail.read.v1"
+ACCESS_STREAM = "access"
+"""The system-log stream reads are recorded in (``system_log.read_event``)."""
