@@ -3,6 +3,7 @@ credential and approved by another (``ledger.services.privacy``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -19,10 +20,12 @@ from api.schemas import (
     ReleaseBody,
 )
 from ledger.domain import Principal
+from ledger.server.state import LedgerState
 from ledger.services.privacy import requests
 from ledger.services.privacy.approve import approve
 from ledger.services.privacy.scopes import Scope
 from ledger.storage.db import unit_of_work
+from ledger.storage.privacy import PrivacyRecord
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["privacy"])
 
@@ -49,21 +52,7 @@ def _ttl(state: State) -> timedelta:
 def request_erasure(
     log: str, body: ErasureBody, state: State, admin: ErasureAuth
 ) -> PrivacyRequest:
-    now = datetime.now(UTC)
-    with unit_of_work(state.engine) as conn:
-        record = requests.request_erasure(
-            conn,
-            state.keys,
-            state.log_info(log),
-            Scope.of(conversation=body.conversation, subject=body.subject),
-            legal_basis=body.legal_basis,
-            reference=body.reference,
-            requester=admin,
-            now=now,
-            ttl=_ttl(state),
-            refusals=state.system_log,
-        )
-    return PrivacyRequest.model_validate(requests.request_json(record, now))
+    return _request_on_scope(requests.request_erasure, log, body, state, admin)
 
 
 @router.post(
@@ -74,21 +63,7 @@ def request_erasure(
     "force); in force when another admin approves",
 )
 def request_hold(log: str, body: HoldBody, state: State, admin: HoldAuth) -> PrivacyRequest:
-    now = datetime.now(UTC)
-    with unit_of_work(state.engine) as conn:
-        record = requests.request_hold(
-            conn,
-            state.keys,
-            state.log_info(log),
-            Scope.of(conversation=body.conversation, subject=body.subject),
-            legal_basis=body.legal_basis,
-            reference=body.reference,
-            requester=admin,
-            now=now,
-            ttl=_ttl(state),
-            refusals=state.system_log,
-        )
-    return PrivacyRequest.model_validate(requests.request_json(record, now))
+    return _request_on_scope(requests.request_hold, log, body, state, admin)
 
 
 @router.get("/holds", operation_id="list_holds", summary="The legal holds in force on the log")
@@ -176,3 +151,28 @@ def approve_request(log: str, request_id: int, state: State, admin: ApproveAuth)
             "system_seqs": done.system_seqs,
         }
     )
+
+
+def _request_on_scope(
+    make: Callable[..., PrivacyRecord],
+    log: str,
+    body: ErasureBody | HoldBody,
+    state: LedgerState,
+    admin: Principal,
+) -> PrivacyRequest:
+    """An erasure or hold request on a conversation or data subject, as the pending request."""
+    now = datetime.now(UTC)
+    with unit_of_work(state.engine) as conn:
+        record = make(
+            conn,
+            state.keys,
+            state.log_info(log),
+            Scope.of(conversation=body.conversation, subject=body.subject),
+            legal_basis=body.legal_basis,
+            reference=body.reference,
+            requester=admin,
+            now=now,
+            ttl=_ttl(state),
+            refusals=state.system_log,
+        )
+    return PrivacyRequest.model_validate(requests.request_json(record, now))

@@ -99,31 +99,14 @@ def _scope(args: argparse.Namespace) -> Any:
 
 
 def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.privacy.requests import request_erasure, request_json
+    from ledger.services.privacy.requests import request_erasure
 
-    at = now()
-    record = _as_admin(
-        settings,
-        args,
-        lambda conn, keys, log, admin, refusals: request_erasure(
-            conn,
-            keys,
-            log,
-            _scope(args),
-            legal_basis=args.legal_basis,
-            reference=args.reference,
-            requester=admin,
-            now=at,
-            ttl=_ttl(settings),
-            refusals=refusals,
-        ),
-    )
+    record = _request_on_scope(settings, args, request_erasure)
     print(
         f"erasure request {record.id} is pending: another admin approves it with "
         f"`ledger approve {record.id} --log {args.log}` before {record.expires_at.isoformat()}",
         file=sys.stderr,
     )
-    _print_json(request_json(record, at))
     return EXIT_OK
 
 
@@ -152,13 +135,29 @@ def cmd_approve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_holds_place(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.privacy.requests import request_hold, request_json
+    from ledger.services.privacy.requests import request_hold
+
+    record = _request_on_scope(settings, args, request_hold)
+    print(
+        f"hold request {record.id} is pending: in force once another admin runs "
+        f"`ledger approve {record.id} --log {args.log}`",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _request_on_scope(
+    settings: Settings, args: argparse.Namespace, make: Callable[..., Any]
+) -> Any:
+    """An erasure or hold request on ``--conversation`` / ``--subject``, made as the admin of
+    ``--token``; prints the pending request as JSON and returns it."""
+    from ledger.services.privacy.requests import request_json
 
     at = now()
     record = _as_admin(
         settings,
         args,
-        lambda conn, keys, log, admin, refusals: request_hold(
+        lambda conn, keys, log, admin, refusals: make(
             conn,
             keys,
             log,
@@ -171,13 +170,8 @@ def cmd_holds_place(settings: Settings, args: argparse.Namespace) -> int:
             refusals=refusals,
         ),
     )
-    print(
-        f"hold request {record.id} is pending: in force once another admin runs "
-        f"`ledger approve {record.id} --log {args.log}`",
-        file=sys.stderr,
-    )
     _print_json(request_json(record, at))
-    return EXIT_OK
+    return record
 
 
 def cmd_holds_release(settings: Settings, args: argparse.Namespace) -> int:
