@@ -1,12 +1,15 @@
 # The README's two commands: `make run` and `make test`. Both set up what they need first.
-.PHONY: run test lint bench shell
+.PHONY: run test lint bench shell chromium
 VENV ?= .venv
 PYTHON ?= python3
 
 $(VENV)/.installed: pyproject.toml
+	@echo "setting up: a virtualenv in $(VENV) with the ledger and its dependencies (first time: about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	@echo "setting up: installing the ledger and its dependencies"
 	$(VENV)/bin/pip install -q -e ".[test]"
+	@echo "setting up: done"
 	touch $@
 
 run: $(VENV)/.installed
@@ -23,7 +26,12 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# The console's browser tests drive Debian's chromium: installed here when missing (as root).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: lint chromium
 	$(VENV)/bin/pytest
 
 bench: $(VENV)/.installed

@@ -15,23 +15,37 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
 import ledger
-from api import docs, errors
+from api import console, docs, errors
+from api import openapi as openapi_document
 from api.deps import authorize
 from api.metrics import REGISTRY, count_request, observe_commit
-from api.routes import events, exports, logs, privacy, proofs, schemas, trail, verifications
+from api.routes import (
+    conversations,
+    events,
+    exports,
+    logs,
+    privacy,
+    proofs,
+    schemas,
+    trail,
+    verifications,
+    writer_keys,
+)
 from api.schemas import Health
 from ledger.errors import (
     ConfigurationError,
+    EventInvalid,
     Forbidden,
     LedgerError,
     PayloadTooLarge,
     Unauthenticated,
 )
+from ledger.events import strict_json
 from ledger.server.state import LedgerState
 from ledger.services.access import bearer_token
 from ledger.settings import Settings
@@ -47,6 +61,9 @@ legitimate one is a verification run: ~300 bytes per log reported, so ~25,000 lo
 (a failure report adds up to ~16 KB)."""
 UNMATCHED = "unmatched"
 """The route label of answers no route took (an unknown path)."""
+CLIENT_CLOSED_REQUEST = 499
+"""The status counted for a request whose client left before sending it whole (no answer is
+sent; the number is nginx's, as dashboards know it)."""
 
 
 class LedgerApp(FastAPI):
@@ -59,11 +76,24 @@ class LedgerApp(FastAPI):
     anything this match does not take.
 
     Every HTTP answer is counted in ``ledger_http_requests`` by route template and status.
+    Before any route: a NUL in the query string is a 422; the body of any other POST is read
+    here (capped at ``MAX_REQUEST_BODY``), refused if an object in it repeats a member name
+    (the framework's parser would keep the last), and replayed to the route. A client that
+    leaves mid-body is counted as 499 and logged at INFO, not as an error.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+            return
+        if b"%00" in scope.get("query_string", b""):
+            # No value can hold a NUL (PostgreSQL text cannot): refused before any route
+            # passes it on to the database.
+            nul = errors.problem(
+                422, "invalid-request", "Invalid request", "a query parameter holds a NUL character"
+            )
+            count_request(self._route_label(scope), nul.status_code)
+            await nul(scope, receive, send)
             return
         if scope["method"] == "POST":
             match = INGEST_PATH.fullmatch(scope["path"])
@@ -71,17 +101,30 @@ class LedgerApp(FastAPI):
                 request = Request(scope, receive)
                 try:
                     response = await events.ingest(self.state.ledger, request, match[1])
+                except ClientDisconnect:
+                    _client_gone(INGEST_ROUTE)
+                    return
                 except Exception as exc:  # the same table as every other route
                     response = errors.response_for(request, exc)
                 count_request(INGEST_ROUTE, response.status_code)
                 await response(scope, receive, send)
                 return
             refused = self._refuse_before_body(scope, receive)
+            if refused is None:
+                try:
+                    body = await _read_body(_capped(receive, MAX_REQUEST_BODY))
+                except ClientDisconnect:
+                    _client_gone(self._route_label(scope))
+                    return
+                except _BodyTooLarge as exc:
+                    refused = errors.response_for(Request(scope), _too_large(exc.received))
+                else:
+                    refused = _duplicate_names(body)
+                    receive = _replay(body, receive)
             if refused is not None:
                 count_request(self._route_label(scope), refused.status_code)
                 await refused(scope, receive, send)
                 return
-            receive = _capped(receive, MAX_REQUEST_BODY)
         status = 500  # if the application fails before it answers, the server answers that
 
         async def counting(message: Message) -> None:
@@ -125,11 +168,11 @@ class LedgerApp(FastAPI):
         return UNMATCHED
 
 
-class _BodyTooLarge(StarletteHTTPException):
+class _BodyTooLarge(Exception):
     """A body that went past ``MAX_REQUEST_BODY`` as it was read (no Content-Length said so)."""
 
     def __init__(self, received: int) -> None:
-        super().__init__(413, str(_too_large(received)))
+        super().__init__(str(_too_large(received)))
         self.received = received
 
 
@@ -155,9 +198,48 @@ def _capped(receive: Receive, cap: int) -> Receive:
     return capped
 
 
-def _body_too_large(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, _BodyTooLarge)
-    return errors.response_for(request, _too_large(exc.received))
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body; ``ClientDisconnect`` if the client leaves before it is sent."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for an application that reads ``body`` again; after it, the client's own
+    (which tells of a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _duplicate_names(body: bytes) -> Response | None:
+    """A 422 for a JSON body with a member name twice in one object (I-JSON, RFC 7493 §2.3):
+    the framework's parser would keep the last silently. None for any other body."""
+    try:
+        strict_json.check_no_duplicate_names(body)
+    except EventInvalid as exc:
+        return errors.problem(422, "invalid-request", "Invalid request", exc.detail, pointer="")
+    return None
+
+
+def _client_gone(route: str) -> None:
+    """A client that closed its connection before its request was read whole: nothing was done
+    for it and no one is left to answer, which is no fault of the server's (not an ERROR)."""
+    errors.log.info("client closed the connection before its request body was complete")
+    count_request(route, CLIENT_CLOSED_REQUEST)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -193,15 +275,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     docs.install(app)
     app.state.ledger = state
     errors.install(app)
-    app.add_exception_handler(_BodyTooLarge, _body_too_large)
     app.include_router(events.router)
     app.include_router(logs.router)
     app.include_router(proofs.router)
     app.include_router(verifications.router)
     app.include_router(trail.router)
+    app.include_router(conversations.router)
     app.include_router(exports.router)
     app.include_router(privacy.router)
+    app.include_router(writer_keys.router)
     app.include_router(schemas.router)
+    console.install(app)
 
     @app.get(
         "/healthz",
@@ -262,7 +346,8 @@ def bearer_token_or_none(authorization: str | None) -> str | None:
 
 
 def _document_bearer_auth(app: FastAPI) -> None:
-    """Name the bearer scheme that routes refer to (``security: [{"bearer": []}]``)."""
+    """Name the bearer scheme that routes refer to (``security: [{"bearer": []}]``), and
+    complete the document (:mod:`api.openapi`)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -276,6 +361,7 @@ def _document_bearer_auth(app: FastAPI) -> None:
                     "description": "a token from `ledger credentials create`",
                 },
             }
+            openapi_document.complete(schema)  # problem bodies, security, the events body
             app.openapi_schema = schema
         return app.openapi_schema
 

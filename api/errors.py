@@ -49,6 +49,7 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
     e.BundleMalformed: Problem(400, "malformed-request", "Malformed request"),
     e.InvalidRequest: Problem(400, "invalid-request", "Invalid request"),
     e.EventInvalid: Problem(422, "event-invalid", "Invalid event"),
+    e.WriterSignatureInvalid: Problem(422, "writer-signature-invalid", "Writer signature invalid"),
     e.ExportInvalid: Problem(422, "export-invalid", "Invalid export request"),
     e.PayloadTooLarge: Problem(413, "payload-too-large", "Payload too large"),
     e.TrailTooLarge: Problem(413, "trail-too-large", "Trail too large"),
@@ -79,6 +80,11 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
         "have been stored. Retry with the same event ids: each (source, id) is stored once, "
         "and a retry of a stored event answers 200 with its original receipt",
     ),
+    # A KMS that failed or cannot be reached: the client may retry; which key and why (the
+    # provider's exception class, never key material) goes to the operator's log only.
+    e.KeyProviderUnavailable: Problem(
+        503, "unavailable", "Service unavailable", "a key service is unavailable; retry later"
+    ),
     # Server faults: whatever they say is for the operator's log.
     e.LedgerError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
     e.CryptoError: Problem(500, "internal", "Internal error", _SERVER_FAULT),
@@ -95,6 +101,17 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
         "Integrity failure",
         "the log refuses to go on: stored data does not check out; "
         "the operator is alerted by the log",
+    ),
+    # Refused before anything was written or signed; retrying helps once the operator has put
+    # the database that holds the acknowledged entries back in front of the ledger.
+    e.CheckpointFork: Problem(
+        503,
+        "checkpoint-fork",
+        "Log behind its checkpoints",
+        "the database's log does not extend a checkpoint this ledger already signed or "
+        "anchored (a rollback, or a failover to a server that lacks acknowledged entries); "
+        "the ledger refuses to sign a checkpoint that contradicts it. Nothing was stored; "
+        "the operator is alerted. Retry later with the same event ids",
     ),
     e.WorkerFailed: Problem(500, "internal", "Internal error", _SERVER_FAULT),
 }
@@ -139,7 +156,7 @@ def response_for(_request: Request, exc: Exception) -> JSONResponse:
         return problem(500, "internal", "Internal error", _SERVER_FAULT)
     row = problem_for(type(exc))
     if row.status >= 500:
-        if row.status == 503:
+        if row.status == 503 and not isinstance(exc, e.IntegrityFailure):  # a fork is an ERROR
             log.warning("%s: %s", type(exc).__name__, exc)
         else:
             log.error("%s: %s", type(exc).__name__, exc, exc_info=exc)

@@ -56,6 +56,12 @@ OPERATIONS: dict[str, Operation] = {
     "get_trail": Operation(
         "GET", "/v1/logs/{log}/conversations/{conversation_id}/trail", ("auditor", "admin")
     ),
+    "list_logs": Operation(
+        "GET", "/v1/logs", ("auditor", "admin"), "the credential's own log (it names one)"
+    ),
+    "list_conversations": Operation("GET", "/v1/logs/{log}/conversations", ("auditor", "admin")),
+    "random_handoff": Operation("GET", "/v1/logs/{log}/random-handoff", ("auditor", "admin")),
+    "get_overview": Operation("GET", "/v1/logs/{log}/overview", ("auditor", "admin")),
     "create_export": Operation("POST", "/v1/logs/{log}/exports", ("auditor", "admin")),
     "request_erasure": Operation("POST", "/v1/logs/{log}/erasures", ("admin",)),
     "request_hold": Operation("POST", "/v1/logs/{log}/holds", ("admin",)),
@@ -68,6 +74,9 @@ OPERATIONS: dict[str, Operation] = {
         ("admin",),
         "not the requester (403 `two-person-rule`)",
     ),
+    "add_writer_key": Operation("POST", "/v1/logs/{log}/writer-keys", ("admin",)),
+    "list_writer_keys": Operation("GET", "/v1/logs/{log}/writer-keys", ("admin",)),
+    "revoke_writer_key": Operation("POST", "/v1/logs/{log}/writer-keys/{kid}/revoke", ("admin",)),
     "list_schemas": Operation("GET", "/v1/schemas", PUBLIC),
     "get_schema": Operation("GET", "/v1/schemas/{event_type}", PUBLIC),
     "healthz": Operation("GET", "/healthz", PUBLIC),

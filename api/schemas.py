@@ -14,6 +14,21 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.services.verification.verify import REPORT_TEXT_MAX
 
+# --- errors --------------------------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``): every error answer."""
+
+    type: str = Field(description="urn:handoff-ledger:problem:<slug>, e.g. ...:event-invalid")
+    title: str
+    status: int
+    detail: str
+    pointer: str | None = Field(
+        default=None, description="RFC 6901 pointer to the invalid value, for a 422"
+    )
+
+
 # --- writers -------------------------------------------------------------------------------------
 
 
@@ -47,8 +62,12 @@ class ConsistencyProof(BaseModel):
 
 
 class ErasureRecord(BaseModel):
-    """Why an entry's payload is erased: the erasure whose approval destroyed its data key."""
+    """Why an entry's payload is erased: the erasure whose approval destroyed its data key, or
+    retention."""
 
+    by: Literal["erasure", "retention"] | None = Field(
+        default=None, description="what destroyed the data key (null: nothing the ledger did)"
+    )
     request: int | None = Field(description="the erase request (null: a key destroyed without one)")
     legal_basis: str | None
     reference: str | None
@@ -140,6 +159,50 @@ class TrailSummary(BaseModel):
     )
 
 
+class WriterKeyJson(BaseModel):
+    """A writer's Ed25519 public key and its history (``ledger writers keys``)."""
+
+    kid: str = Field(description="RFC 7638 JWK thumbprint of the key")
+    credential: int = Field(description="the writer credential the key belongs to")
+    public_key: str = Field(description="the 32-byte Ed25519 public key, base64url")
+    added_at: str
+    revoked_at: str | None = Field(description="signs nothing received from then on")
+    log: str | None = None
+    status: str | None = Field(default=None, description="active or revoked")
+
+
+class NewWriterKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credential: int = Field(ge=1, le=MAX_SAFE_INTEGER, description="the writer credential's id")
+    public_key: str = Field(
+        max_length=4096,
+        description="Ed25519 public key: 32 bytes in base64url or base64, or a PEM PUBLIC KEY",
+    )
+
+
+class WriterKeys(BaseModel):
+    keys: list[WriterKeyJson]
+
+
+class WriterKeyRecord(BaseModel):
+    """A signed record of the tenant's system log: entry bytes, payload, inclusion proof."""
+
+    seq: int
+    leaf_hash: str
+    entry_b64: str
+    payload_b64: str
+    payload_salt: str
+    hashes: list[str] = Field(description="RFC 9162 audit path to the system log's checkpoint")
+
+
+class WriterKeyRecords(BaseModel):
+    origin: str = Field(description="the tenant's system log's origin")
+    tree_size: int
+    checkpoint: str = Field(description="the system log's C2SP signed checkpoint")
+    records: list[WriterKeyRecord]
+
+
 class Trail(BaseModel):
     log: str
     origin: str
@@ -149,6 +212,17 @@ class Trail(BaseModel):
     back_links: BackLinks
     summary: TrailSummary
     entries: list[TrailEntry]
+    writer_keys: list[WriterKeyJson] = Field(
+        default_factory=list,
+        description="the writer keys that signed the trail's entries, with their history, as "
+        "`writer_key_records` state them (for reading; verifiers check the records)",
+    )
+    writer_key_records: WriterKeyRecords | None = Field(
+        default=None,
+        description="the system-log records (added, revoked) of the keys that signed the "
+        "trail's entries, each proven in the system log's signed checkpoint; null when no "
+        "entry is signed",
+    )
 
 
 # --- verification runs ---------------------------------------------------------------------------
@@ -291,14 +365,16 @@ class ReleaseBody(BaseModel):
 
 
 class PrivacyScope(BaseModel):
-    kind: Literal["conversation", "subject"]
+    kind: Literal["conversation", "subject", "log"] = Field(
+        description="log: a retention change (`ledger retention set`) names the log itself"
+    )
     id: str
 
 
 class PrivacyRequest(BaseModel):
     id: int
     log: str
-    action: Literal["erase", "hold", "release"]
+    action: Literal["erase", "hold", "release", "retention"]
     scope: PrivacyScope
     hold_id: int | None = Field(description="the hold a release releases")
     legal_basis: str
@@ -309,6 +385,9 @@ class PrivacyRequest(BaseModel):
     status: Literal["pending", "approved", "expired"]
     approved_by: int | None
     approved_at: str | None
+    retention_days: int | None = Field(
+        default=None, description="a retention request's new period, in days"
+    )
 
 
 class PrivacyRequests(BaseModel):

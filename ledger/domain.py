@@ -49,6 +49,10 @@ class PreparedEvent:
     canonical_data: bytes
     commitment: bytes
     request_digest: bytes
+    writer_signature: str | None = None
+    """The writer's detached JWS, checked at ingest; stored verbatim in the entry."""
+    writer_key_id: int | None = None
+    """The row of the writer key that made it: the sequencer refuses it if revoked meanwhile."""
 
 
 @dataclass(slots=True)

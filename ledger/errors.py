@@ -16,6 +16,9 @@
     │   ├── InvalidRequest             well formed, but asks for what cannot be (a bad range,
     │   │                              a role that does not exist, a log only the ledger writes)
     │   ├── EventInvalid               names the field by JSON Pointer (and batch index)
+    │   ├── WriterSignatureInvalid     a writer's JWS or public key is malformed, unknown,
+    │   │                              revoked or does not verify (ingest: an EventInvalid
+    │   │                              naming the event; verifiers: the seq)
     │   ├── ExportInvalid              an export that cannot be made as asked (profile, range,
     │   │                              sample, data subject, since_checkpoint)
     │   ├── PayloadTooLarge            an event, a batch or a body over its limit
@@ -24,6 +27,7 @@
     │   │   ├── IdempotencyConflict    same (source, id), different content
     │   │   ├── LogExists
     │   │   ├── KeyStateConflict       generate on a log with a key, rotate on one without
+    │   │   │                          (or retire a master key still wrapping keys)
     │   │   ├── ScopeErased            an append to (or a second erasure of) an erased
     │   │   │                          conversation
     │   │   ├── HoldActive             an erasure of what a legal hold covers (names the hold)
@@ -35,8 +39,13 @@
     │   └── Forbidden
     │       └── TwoPersonRule          a privacy request approved by the credential that made it
     ├── StoreUnavailable               the database cannot be reached right now
+    ├── KeyProviderUnavailable         a master key's provider (a KMS) failed or cannot be
+    │                                  reached right now
     ├── ConfigurationError             the operator's settings are unusable
     ├── IntegrityFailure               stored data that does not check out
+    │   └── CheckpointFork             the database's tree contradicts a checkpoint the ledger
+    │                                  gave out or anchored (a rollback or a fork, e.g. a
+    │                                  failover that lost acknowledged entries): never signed
     └── WorkerFailed                   a verification process died before it reported
 
 Domain classes carry no transport detail: ``api/errors.py`` maps each class to an HTTP status
@@ -117,6 +126,10 @@ class EventInvalid(ClientError):
         return EventInvalid(prefix + self.pointer, self.detail)
 
 
+class WriterSignatureInvalid(ClientError):
+    """A writer's signature (detached JWS) or public key does not check out; says why."""
+
+
 class ExportInvalid(ClientError):
     """An export request that cannot be made as asked; nothing is exported or recorded."""
 
@@ -142,7 +155,8 @@ class LogExists(Conflict):
 
 
 class KeyStateConflict(Conflict):
-    """Key generation on a log that has an active key, or rotation on one that has none."""
+    """Key generation on a log that has an active key, or rotation on one that has none; a
+    master key retired while keys are still wrapped under it, or rotated to one retired."""
 
 
 class ScopeErased(Conflict):
@@ -192,6 +206,11 @@ class StoreUnavailable(LedgerError):
     """The database is unreachable; the caller may retry later."""
 
 
+class KeyProviderUnavailable(LedgerError):
+    """A master key's provider (a KMS plugin) failed to wrap or unwrap; the message names the
+    master key and the provider's exception class, never what it was asked to wrap."""
+
+
 class ConfigurationError(LedgerError):
     """Settings or key material are missing or unusable."""
 
@@ -220,6 +239,14 @@ class IntegrityFailure(LedgerError):
         self.seq = seq
         self.expected = expected
         self.found = found
+
+
+class CheckpointFork(IntegrityFailure):
+    """The log in the database does not extend a checkpoint this ledger already gave out (it
+    signed it) or anchored: it is behind it (acknowledged entries are missing: a database
+    rolled back, or a failover to a standby that lacked them) or it forks from it (an old
+    primary back on its own). Signing on it would put two inconsistent checkpoints into the
+    world, so the sequencer refuses, before anything is written."""
 
 
 class WorkerFailed(LedgerError):

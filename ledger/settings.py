@@ -32,7 +32,20 @@ class Settings(BaseSettings):
     checks the schema is current, since its role may not change it."""
     data_dir: Path = Path(".ledger")
     master_key: str | None = None
-    """Base64 of 32 bytes; wraps data keys and signing keys. Required in production."""
+    """Base64 of 32 bytes; wraps data keys and signing keys. Required in production (unless
+    ``key_provider`` or ``master_key_file`` names the master key)."""
+    master_key_file: Path | None = None
+    """A file holding the master key (base64 of 32 bytes); wins over ``master_key``."""
+    key_provider: str | None = None
+    """The master key new keys are wrapped under, as a spec (``ledger.keys.config``):
+    ``env:NAME``, ``file:PATH`` or ``package.module:factory[:ARG]`` (a KMS plugin). Wins over
+    ``master_key_file`` and ``master_key``."""
+    extra_key_providers: str | None = None
+    """Comma-separated specs of further master keys this process unwraps with (during a
+    master-key rotation: the old one, or the new one before the rotation starts)."""
+    master_key_refresh_seconds: float = Field(default=2.0, gt=0)
+    """How often a server asks the database which master key new keys are wrapped under (a
+    rotation switches every server holding the new key within this time)."""
     origin_prefix: str = "handoff-ledger.localhost"
     """Log origins are ``{origin_prefix}/{log id}`` (C2SP: a schema-less URL naming the log)."""
     host: str = "127.0.0.1"
@@ -113,7 +126,10 @@ class Settings(BaseSettings):
                 raise ConfigurationError("LEDGER_MASTER_KEY must decode to exactly 32 bytes")
             return key
         if self.env == "production":
-            raise ConfigurationError("LEDGER_MASTER_KEY is required when LEDGER_ENV=production")
+            raise ConfigurationError(
+                "a master key is required when LEDGER_ENV=production: LEDGER_MASTER_KEY,"
+                " LEDGER_MASTER_KEY_FILE or LEDGER_KEY_PROVIDER"
+            )
         path = self.data_dir / "master.key"
         if not path.exists():
             if not create:
@@ -121,7 +137,8 @@ class Settings(BaseSettings):
                     f"no master key: LEDGER_MASTER_KEY is unset and {path.resolve()} does not "
                     "exist (the data directory is LEDGER_DATA_DIR, default ./.ledger of the "
                     "folder you run from: run from the folder the ledger was set up in, or set "
-                    "LEDGER_DATA_DIR or LEDGER_MASTER_KEY)"
+                    "LEDGER_DATA_DIR, LEDGER_MASTER_KEY, LEDGER_MASTER_KEY_FILE or "
+                    "LEDGER_KEY_PROVIDER)"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -31,6 +31,10 @@ def run_migrations_online() -> None:
         return
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as conn:
+        # Migrations span tenants (a system component, migration 0011): a data migration run
+        # by an owner who is not a superuser must see every row through FORCE ROW LEVEL SECURITY.
+        conn.exec_driver_sql("SET ledger.scope = 'system:migrations'")
+        conn.commit()
         context.configure(connection=conn, target_metadata=target_metadata)
         with context.begin_transaction():
             context.run_migrations()

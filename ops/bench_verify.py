@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,7 +59,8 @@ from sqlalchemy.engine import make_url
 
 from ledger.core.canonical import canonicalize
 from ledger.core.commitment import new_salt, payload_commitment
-from ledger.core.entry import EventHeader
+from ledger.core.entry import EventHeader, writer_known_fields
+from ledger.core.writer_signature import sign_statement, statement_bytes
 from ledger.domain import AppendRequest, LogInfo, PreparedEvent, Principal
 from ledger.services.admin.credentials import create_credential
 from ledger.services.admin.logs import create_log
@@ -133,9 +134,18 @@ class Filler:
     """Appends events through the sequencer, as the group committer would, 5,000 a batch."""
 
     def __init__(
-        self, engine: Engine, log: LogInfo, payload_bytes: int, trail_every: int | None = None
+        self,
+        engine: Engine,
+        log: LogInfo,
+        payload_bytes: int,
+        trail_every: int | None = None,
+        *,
+        writer: tuple[int, Any] | None = None,
     ) -> None:
+        """``writer``: ``(credential id, ledger.client.WriterSigningKey)``: each event is
+        signed by that writer, as ingest would have checked and stored it."""
         self.engine = engine
+        self.writer = writer
         self.trail_every = trail_every
         """Every ``trail_every``-th event goes to conversation TRAIL: a long trail spread over
         the whole log, the worst case for the trail read."""
@@ -171,18 +181,27 @@ class Filler:
             outcome="success",
             resource=None,
         )
+        commitment = payload_commitment(salt, data)
+        signature = None
+        if self.writer is not None:
+            statement = statement_bytes(
+                writer_known_fields(origin=self.log.origin, header=header, commitment=commitment)
+            )
+            signature = sign_statement(statement, self.writer[1].key)
         return PreparedEvent(
             header=header,
             scope=f"conversation:{conversation}",
             salt=salt,
             canonical_data=data,
-            commitment=payload_commitment(salt, data),
+            commitment=commitment,
             request_digest=hashlib.sha256(data).digest(),
+            writer_signature=signature,
         )
 
     def append(self, count: int) -> float:
         started = time.perf_counter()
-        principal = Principal(1, self.log.id, "writer", "bench")
+        credential = 1 if self.writer is None else self.writer[0]
+        principal = Principal(credential, self.log.id, "writer", "bench")
         while count > 0:
             k = min(BATCH, count)
             events = [self.event() for _ in range(k)]
@@ -390,6 +409,7 @@ class Results(TypedDict, total=False):
     full: FullRun
     incremental: IncrementalRun
     full_small: Rate
+    full_signed: Rate
     incremental_large: IncrementalRun
     proofs: dict[str, int | Latencies]  # "log_size", then one entry per kind of request
 
@@ -403,6 +423,42 @@ class Args(argparse.Namespace):
     jobs: int
     profile: bool
     keep: bool
+    signed: int
+
+
+def verify_signed(
+    engine: Engine, keys: KeyRing, url: str, states: VerifierStateStore, args: Args
+) -> Rate:
+    """A log of ``args.signed`` writer-signed entries, verified in full like the unsigned one:
+    the same checks plus each entry's Ed25519 writer signature."""
+    from ledger.client import generate_signing_key
+    from ledger.services.admin.writer_keys import add_writer_key
+
+    key = generate_signing_key()
+    with unit_of_work(engine) as conn:
+        log = create_log(conn, keys, "signed", origin_prefix="bench.test", actor=ACTOR, now=now())
+        writer = create_credential(
+            conn, keys, log_id="signed", role="writer", label="b", actor=ACTOR, now=now()
+        )
+        add_writer_key(
+            conn,
+            keys,
+            log_id="signed",
+            credential_id=writer.id,
+            public_key=key.public_key_b64url,
+            actor=ACTOR,
+            now=now(),
+        )
+    t = Filler(engine, log, payload_bytes=1500, writer=(writer.id, key)).append(args.signed)
+    print(f"signed log: {args.signed} writer-signed entries in {t:.1f} s", flush=True)
+    settle(url)
+    report, t, _ = run_verify(engine, log, states, full=True, jobs=args.jobs)
+    print(
+        f"full verify, writer-signed entries: {report.entries} in {t:.2f} s"
+        f" ({report.entries / t:,.0f}/s, each signature checked)",
+        flush=True,
+    )
+    return {"entries": report.entries, "seconds": t, "per_s": report.entries / t}
 
 
 def main() -> int:
@@ -417,6 +473,13 @@ def main() -> int:
         type=int,
         default=os.cpu_count() or 1,
         help="verification processes, as ledger verify --jobs (default: CPUs)",
+    )
+    parser.add_argument(
+        "--signed",
+        type=int,
+        default=0,
+        help="also fill a log of this many writer-signed entries (~1.5 KB) and verify it in full,"
+        " beside the unsigned one (issue 18)",
     )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--keep", action="store_true")
@@ -465,6 +528,9 @@ def main() -> int:
         )
         if top:
             print(top)
+
+        if args.signed:
+            results["full_signed"] = verify_signed(engine, keys, url, states, args)
 
         filler.append(args.incremental)
         report, t, _ = run_verify(engine, log, states, full=False)

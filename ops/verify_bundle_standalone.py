@@ -7,8 +7,10 @@
 KEY is the log's verifier key (name+hexid+base64) as YOU got it (GET /v1/logs/{log}/verifier-key
 earlier, or an anchor), never the bundle's. The bundle's format is docs/evidence-bundle.md ("the
 doc"). This script makes the checks of its section "What verify-bundle checks", in that order,
-one method each (check_1_zip ... check_7_consistency), and names each failure as `ledger
-verify-bundle` does: file, seq, check, expected and found. It is written to be read; the
+one method each (check_1_zip ... check_8_witnesses), and names each failure as `ledger
+verify-bundle` does: file, seq, check, expected and found. A bundle with erased payloads is
+checked with your key for the tenant's system log too (in the same keys file): its checkpoint
+proves the erasure records (check 8). It is written to be read; the
 package's verifier makes the same checks, faster.
 
 Exit 0: every check passed. 1: a check failed. 2: it could not run (not a zip, an unsafe zip, no
@@ -38,7 +40,8 @@ T = TypeVar("T")
 Key = tuple[str, bytes, bytes]  # a note verifier key: name, 4-byte key ID, Ed25519 public key
 BAD = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)  # junk raises
 
-FORMAT = "handoff-ledger/evidence-bundle/v1"
+FORMAT = "handoff-ledger/evidence-bundle/v2"
+FORMATS = ("handoff-ledger/evidence-bundle/v1", FORMAT)  # v1: no erasure records, no witnesses
 SAMPLE = "handoff-ledger/sample/v1"
 PROFILES = ("soc2-population", "pci-dss-10", "hipaa-disclosures")
 STATUSES = ("verified", "erased", "missing", "undecryptable", "mismatch", "withheld")
@@ -49,8 +52,24 @@ MAX_SAFE = 2**53 - 1  # RFC 8785 numbers are doubles: no exact form for a larger
 MANIFEST, SIG, CHECKPOINT, KEYS = "manifest.json", "manifest.sig", "checkpoint", "verifier-keys"
 ENTRIES, RANGE, CONSISTENCY = "entries.jsonl", "proofs/range.json", "consistency.json"
 REPORTS = {"reports/" + n for n in ("entries.jsonl", "rows.csv", "report.html", "ocsf.jsonl")}
+WRITER_KEYS = "writer-keys.json"  # writer signatures: the log's writer keys and their history
 ROTATION = re.compile(r"rotations/(0|[1-9][0-9]{0,8})\.note")
 TLOG = re.compile(r"proofs/(0|[1-9][0-9]{0,18})\.tlog-proof")
+# v2 ("Erasure records", "Witness cosignatures"): the tenant's system log's records, and proofs.
+E_CHECKPOINT, E_KEYS, E_RECORDS = (
+    "erasures/checkpoint",
+    "erasures/verifier-keys",
+    "erasures/records.jsonl",
+)
+E_WRITER_KEYS = "erasures/writer-keys.jsonl"  # the log's writer-key records (system log)
+KEY_RECORDS = ("ledger.writer_key.added.v1", "ledger.writer_key.revoked.v1")
+E_ROTATION = re.compile(r"erasures/rotations/(0|[1-9][0-9]{0,8})\.note")
+E_TLOG = re.compile(r"erasures/proofs/(0|[1-9][0-9]{0,18})\.tlog-proof")
+WITNESSES = "witnesses.json"
+RECORDS = {
+    "ledger.erasure.executed.v1": "by_erasure",
+    "ledger.retention.executed.v1": "by_retention",
+}
 
 # Check 1's limits (the package's), on the sizes the zip declares, before a byte is inflated.
 SMALL, MANIFEST_MAX, STREAMED, TOTAL = 1 << 20, 64 << 20, 64 << 30, 128 << 30
@@ -140,6 +159,55 @@ def canonical(value: Any) -> str:
         keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
         return "{" + ",".join(canonical(k) + ":" + canonical(value[k]) for k in keys) + "}"
     raise ValueError(f"{value!r:.40} has no RFC 8785 form")
+
+
+def b64url(text: Any) -> bytes:
+    """Canonical base64url without padding (RFC 7515 section 2)."""
+    if type(text) is not str or "=" in text:
+        raise ValueError("not base64url without padding")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
+        raise ValueError("not canonical base64url")
+    return raw
+
+
+def writer_signature_problem(entry: dict[str, Any], writer_keys: list[Any]) -> str | None:
+    """Why the entry's writer signature (a detached JWS, RFC 7515/7797, EdDSA per RFC 8037) does
+    not check out, or None. The key is the one of writer-keys.json whose RFC 7638 thumbprint is
+    the JWS kid, registered for the entry's writer credential, not revoked before the entry was
+    received; the signed statement is RFC 8785 of the entry's actor, event, origin, outcome and
+    payload, plus "format": "handoff-ledger/statement/v1"."""
+    head, detached, sig = str(entry["writer_signature"]).split(".")
+    header = strict_json(b64url(head))
+    if type(header) is not dict or header.get("alg") != "EdDSA":
+        return "the JWS header does not name alg EdDSA"
+    if detached or header.get("b64") is not False or header.get("crit") != ["b64"]:
+        return "not a detached JWS with an unencoded payload (b64 false, crit [b64])"
+    if set(header) - {"alg", "b64", "crit", "kid"}:
+        return "unknown JWS header parameters"
+    kid = header.get("kid")
+    key = next((k for k in writer_keys if type(k) is dict and k.get("kid") == kid), None)
+    if key is None:
+        return f"no writer key {kid!r} (version 2: proven in {E_WRITER_KEYS})"
+    public_key = b64url(key["public_key"])
+    jwk = '{"crv":"Ed25519","kty":"OKP","x":"' + key["public_key"] + '"}'
+    thumbprint = base64.urlsafe_b64encode(hashlib.sha256(jwk.encode()).digest()).rstrip(b"=")
+    if len(public_key) != 32 or thumbprint.decode() != kid:
+        return f"writer key {kid!r} is not the key it names (RFC 7638 thumbprint)"
+    if key.get("credential") != entry["writer"]["credential"]:
+        return f"key {kid} belongs to credential {key.get('credential')}, not the entry's writer"
+    revoked = key.get("revoked_at")
+    if revoked is not None and not entry["received_at"] < revoked:
+        return f"key {kid} was revoked at {revoked}, before the entry was received"
+    statement = {k: entry[k] for k in ("actor", "event", "origin", "outcome", "payload")}
+    statement["format"] = "handoff-ledger/statement/v1"
+    try:
+        nacl.signing.VerifyKey(public_key).verify(
+            head.encode() + b"." + canonical(statement).encode(), b64url(sig)
+        )
+    except nacl.exceptions.BadSignatureError:
+        return f"the signature by key {kid} does not verify over the statement"
+    return None
 
 
 def is_canonical(raw: bytes, value: Any) -> bool:
@@ -342,12 +410,35 @@ def parse_tlog_proof(text: str) -> tuple[int, list[bytes], str]:
     return int(index), hashes, checkpoint
 
 
+def cosigned(note: str, witness_key: str, line: str) -> str:
+    """The witness's name if ``line`` ("— name base64(key ID || u64 time || signature)") is its
+    cosignature/v1 over the checkpoint ``note`` (ValueError otherwise)."""
+    name, hexid, data = witness_key.split("+", 2)
+    raw = b64(data)
+    key_id = hashlib.sha256(name.encode() + b"\n\x04" + raw[1:]).digest()[:4]
+    if len(raw) != 33 or raw[0] != 4 or hexid != key_id.hex():
+        raise ValueError("not an Ed25519 cosignature/v1 witness key")
+    signer, _, sig64 = line.removesuffix("\n").removeprefix("\u2014 ").partition(" ")
+    sig = b64(sig64)
+    if not line.startswith("\u2014 ") or signer != name or sig[:4] != key_id or len(sig) != 76:
+        raise ValueError("not a cosignature line of this witness")
+    text = note.rpartition("\n\n")[0] + "\n"
+    message = f"cosignature/v1\ntime {int.from_bytes(sig[4:12], 'big')}\n{text}".encode()
+    try:
+        nacl.signing.VerifyKey(raw[1:]).verify(message, sig[12:])
+    except nacl.exceptions.BadSignatureError:
+        raise ValueError("the signature does not verify") from None
+    return witness_key
+
+
 # --- check 1: the zip ----------------------------------------------------------------------------
 
 
 def bundle_file(name: str) -> bool:
-    fixed = {MANIFEST, SIG, CHECKPOINT, KEYS, ENTRIES, RANGE, CONSISTENCY, *REPORTS}
-    return name in fixed or bool(ROTATION.fullmatch(name) or TLOG.fullmatch(name))
+    fixed = {MANIFEST, SIG, CHECKPOINT, KEYS, ENTRIES, RANGE, CONSISTENCY, WRITER_KEYS, *REPORTS}
+    fixed |= {E_CHECKPOINT, E_KEYS, E_RECORDS, E_WRITER_KEYS, WITNESSES}
+    patterns = (ROTATION, TLOG, E_ROTATION, E_TLOG)
+    return name in fixed or any(p.fullmatch(name) for p in patterns)
 
 
 def unsafe(name: str) -> bool:
@@ -476,6 +567,12 @@ class Verify:
         self.tlog: set[str] = set()  # the tlog-proofs no entry has claimed yet
         self.chains: dict[str, int | None] = {}  # conversation -> its last seq so far
         self.seen: list[int] = []  # the seqs of a sample
+        self.writer_keys: list[Any] = []  # v2: as the system log's records prove them
+        self.erased: list[tuple[int, Any]] = []  # (seq, conversation) of each erased payload
+        self.system: tuple[str, int, bytes, str] | None = None  # check 8: origin, size, root, note
+        self.section: Any = "unread"  # check 8: the manifest's erasures section, once read
+        self.e_proofs: set[str] = set()  # check 8: the erasures/ tlog-proofs no record claimed
+        self.witness_keys: set[str] = set()  # check 8: the witnesses' keys you trust (if given)
 
     def fail(
         self, file: str, check: str, msg: str, seq: Any = None, exp: Any = None, got: Any = None
@@ -514,8 +611,17 @@ class Verify:
             return
         self.check_3_files(m["files"])
         self.check_4_checkpoint()
-        self.check_5_6_entries(m)
+        v2 = m.get("format") != FORMATS[0]
+        if v2:  # the writer keys the signatures of check 5 are checked against
+            self.e_proofs = {n for n in self.z.infos if E_TLOG.fullmatch(n)}
+            self.writer_keys = self.check_8_writer_keys(m)
+        self.check_5_6_entries(m, v2)
         self.check_7_consistency()
+        if v2:
+            self.check_8_erasures(m)
+            for name in sorted(self.e_proofs):
+                self.fail(name, "erasure", "a tlog-proof for no record of erasures/")
+            self.check_8_witnesses()
 
     # -- check 2: manifest.sig and manifest.json ("manifest.sig", "manifest.json")
 
@@ -528,7 +634,10 @@ class Verify:
             sig = must(lambda: self.z.text(SIG), "manifest_sig", "the file is not UTF-8")
             lines = sig.rpartition("\n\n")[0].split("\n")
             what = f"its text is not the three lines {FORMAT} / origin / SHA-256"
-            expect(len(lines) == 3 and lines[0] == FORMAT, "manifest_sig", what)
+            expect(len(lines) == 3 and lines[0] in FORMATS, "manifest_sig", what)
+            what = "signs a bundle of another format version than the manifest's"
+            got = m.get("format") if isinstance(m, dict) else None
+            expect(lines[0] == got, "manifest_sig", what, show(got), lines[0])
         except Failed as failed:
             self.record(SIG, failed)
             sig, lines = "", []
@@ -559,24 +668,29 @@ class Verify:
         return True
 
     def trust(self) -> None:
-        """Your keys for the origin, then each key a trusted key certified by a rotation
+        self.trusted = self.keys_for(self.origin, ROTATION, "the bundle's log")
+
+    def keys_for(self, origin: str, rotations: re.Pattern[str], what: str) -> list[Key]:
+        """Your keys for ``origin``, then each key a trusted key certified by a rotation
         statement (rotations/<i>.note, oldest first); never a key the bundle alone names."""
-        self.trusted = [k for k in self.keys if k[0] == self.origin]
-        if not self.trusted:
+        trusted = [k for k in self.keys if k[0] == origin]
+        if not trusted:
             yours = ", ".join(sorted({k[0] for k in self.keys}))
-            raise CannotRun(f"none of your keys ({yours}) is for the bundle's log {self.origin!r}")
-        numbered = {int(m[1]): n for n in self.z.infos if (m := ROTATION.fullmatch(n))}
+            raise CannotRun(f"none of your keys ({yours}) is for {what} {origin!r}")
+        numbered = {int(m[1]): n for n in self.z.infos if (m := rotations.fullmatch(n))}
         if sorted(numbered) != list(range(len(numbered))):
-            self.fail("rotations/", "rotation", "not numbered 0, 1, 2, … without a gap")
+            where = rotations.pattern.split("(")[0]
+            self.fail(where, "rotation", "not numbered 0, 1, 2, … without a gap")
         for i in sorted(numbered):
             try:
-                old, new = open_rotation(self.z.text(numbered[i]), self.trusted, self.origin)
+                old, new = open_rotation(self.z.text(numbered[i]), trusted, origin)
             except BAD as exc:
                 self.fail(numbered[i], "rotation", f"not a rotation certifying its key: {exc}")
                 continue
-            if old in self.trusted and new not in self.trusted:
-                self.trusted.append(new)
+            if old in trusted and new not in trusted:
+                trusted.append(new)
                 self.certified.append(key_text(new))
+        return trusted
 
     def verifier_keys(self) -> list[Key]:
         """The keys verifier-keys lists, each of the bundle's log."""
@@ -606,7 +720,7 @@ class Verify:
         )
         for key, want, ok in (
             ("origin", self.origin, m.get("origin") == self.origin),
-            ("format", FORMAT, m.get("format") == FORMAT),
+            ("format", FORMAT, m.get("format") in FORMATS),
             ("profile", "a profile", m.get("profile") in PROFILES),
             ("selection", "a selection", m.get("selection") in ("range", "entries", "sample")),
             ("log", "a string", isinstance(m.get("log"), str)),
@@ -675,7 +789,7 @@ class Verify:
 
     # -- checks 5 and 6: entries.jsonl, line by line, and the selection's proof
 
-    def check_5_6_entries(self, m: dict[str, Any]) -> None:
+    def check_5_6_entries(self, m: dict[str, Any], v2: bool) -> None:
         """entries.jsonl is read one line at a time, never whole: check 5 on each line, check 6
         as the lines go by, then what needs them all."""
         selection = m.get("selection")  # (not one of the three: failed in check 2)
@@ -684,6 +798,17 @@ class Verify:
         if ENTRIES not in self.z.infos:
             self.fail(ENTRIES, "count", "the bundle has no entries.jsonl")
             return
+        if WRITER_KEYS in self.z.infos and not v2:  # v1: no records; v2: a restatement only
+            try:
+                keys = self.json_file(WRITER_KEYS, "writer_signature")
+                expect(
+                    type(keys) is dict and type(keys.get("keys")) is list,
+                    "writer_signature",
+                    'not {"keys": [...]}',
+                )
+                self.writer_keys = keys["keys"]
+            except Failed as failed:
+                self.record(WRITER_KEYS, failed)
         count, previous, first = 0, -1, None
         last: tuple[int | None, bytes] = (None, b"")
         for piece in self.z.pieces(ENTRIES, lines=True):
@@ -739,6 +864,13 @@ class Verify:
             what = "the entry bytes name another log origin"
             expect(named == self.origin, "entry_bytes", what, self.origin, show(named))
             self.check_5_payload(seq, entry, obj)
+            if "writer_signature" in entry:  # from the entry alone: erasure changes nothing
+                try:
+                    problem = writer_signature_problem(entry, self.writer_keys)
+                except (ValueError, TypeError, KeyError, nacl.exceptions.CryptoError) as exc:
+                    problem = f"unreadable: {exc!r}"
+                expect(problem is None, "writer_signature", f"writer signature: {problem}")
+                self.summary["writer_signatures"] = self.summary.get("writer_signatures", 0) + 1
         except Failed as failed:
             self.record(ENTRIES, failed, seq)
         return seq, leaf, entry if isinstance(entry, dict) else None
@@ -761,6 +893,11 @@ class Verify:
             expect(status != "verified", "payload", what)
             if status in ("erased", "missing", "withheld"):
                 self.summary["withheld"][status] = self.summary["withheld"].get(status, 0) + 1
+                event = entry.get("event")
+                if status == "erased" and isinstance(event, dict):  # check 8 finds its record
+                    self.erased.append((seq, event.get("conversation")))
+                elif status == "erased":
+                    self.erased.append((seq, None))
             else:
                 self.warn("payload", f"the ledger could not read this payload ({status})", seq)
             return
@@ -1021,6 +1158,214 @@ class Verify:
         except Failed as failed:
             self.record(CONSISTENCY, failed)
 
+    # -- check 8 (version 2): erasure records and witness cosignatures
+
+    def check_8_erasures(self, m: dict[str, Any]) -> None:
+        """Every erased payload is covered by a record of the tenant's system log: a record
+        (erasures/records.jsonl) of this log that names the entry's conversation and was made
+        at a log size above its seq, proven (erasures/proofs/<seq>.tlog-proof) in the system
+        log's checkpoint (erasures/checkpoint), which opens under YOUR key for that log."""
+        section, covers = self.open_system(m), {}
+        if section is not None and self.system is not None:
+            covers = self.check_8_records(m.get("log"), section)
+        by = {"by_erasure": 0, "by_retention": 0}
+        for seq, conversation in self.erased:
+            kinds = [k for limit, k in covers.get(conversation, []) if seq < limit]
+            if kinds:
+                by[kinds[-1]] += 1
+            else:
+                what = "erased payload without a valid erasure record"
+                self.fail(ENTRIES, "erasure", what, seq, f"a record of {conversation!r}", None)
+        if section is not None and self.system is not None:
+            self.summary["erasures"] = {**by, "records": section.get("records")}
+
+    def open_system(self, m: dict[str, Any]) -> Any:
+        """The manifest's erasures section (None if null or malformed), and erasures/checkpoint
+        opened under YOUR key for the system log (self.system), once for both kinds of record."""
+        if self.section != "unread":
+            return self.section
+        section = m.get("erasures", "missing")
+        try:
+            expect(section != "missing", "manifest", "erasures: missing (version 2)")
+            if section is not None:
+                what = "erasures: not {origin, tree_size, records}"
+                ok = type(section) is dict and type(section.get("origin")) is str
+                expect(ok and type(section.get("tree_size")) is int, "manifest", what)
+        except Failed as failed:
+            self.record(MANIFEST, failed)
+            section = None
+        self.section = section
+        if section is not None:
+            origin = section["origin"]
+            keys = self.keys_for(origin, E_ROTATION, "the system log of the records")
+            try:
+                note = must(lambda: self.z.text(E_CHECKPOINT), "erasure", "no erasures/checkpoint")
+                what = f"does not open under your key(s) for {origin!r}"
+                size, root, _ = must(lambda: open_checkpoint(note, keys, origin), "erasure", what)
+                what = "not the size the manifest names"
+                expect(size == section["tree_size"], "erasure", what, section["tree_size"], size)
+                self.system = (origin, size, root, note)
+            except Failed as failed:
+                self.record(E_CHECKPOINT, failed)
+        return section
+
+    def check_8_writer_keys(self, m: dict[str, Any]) -> list[dict[str, Any]]:
+        """The writer keys (kid, credential, public_key, revoked_at) as erasures/writer-keys.jsonl
+        proves them: each line a ledger.writer_key.added.v1 / revoked.v1 record of the system
+        log's "keys" stream, of this log, checked as an erasure record is. A line that fails is
+        a writer_key failure naming its system-log seq, and its key is left out (the entries it
+        signed then fail, each at its seq). writer-keys.json only restates them: not read."""
+        if E_WRITER_KEYS not in self.z.infos:
+            return []
+        section = self.open_system(m)
+        if section is None or self.system is None:
+            self.fail(E_WRITER_KEYS, "writer_key", "the system log's checkpoint is not proven")
+            return []
+        found: dict[str, dict[str, Any]] = {}
+        lines = self.z.read(E_WRITER_KEYS).splitlines()
+        if len(lines) != section.get("writer_key_records"):
+            what = "writer_key_records: not the lines of " + E_WRITER_KEYS
+            got = show(section.get("writer_key_records"))
+            self.fail(MANIFEST, "writer_key", what, None, len(lines), got)
+        for n, line in enumerate(lines, start=1):
+            seq = None
+            try:
+                seq, kind, record = self.check_8_record(
+                    n, line, m.get("log"), KEY_RECORDS, "keys", "writer_key"
+                )
+                kid, credential, key = record["kid"], record["credential"], found.get(record["kid"])
+                if kind == KEY_RECORDS[0]:
+                    public_key = b64url(record["public_key"])
+                    what = (
+                        f"system log seq {seq}: adds key {kid!r} twice, or a key it does not name"
+                    )
+                    jwk = '{"crv":"Ed25519","kty":"OKP","x":"' + record["public_key"] + '"}'
+                    x = base64.urlsafe_b64encode(hashlib.sha256(jwk.encode()).digest())
+                    ok = key is None and len(public_key) == 32 and x.rstrip(b"=").decode() == kid
+                    expect(ok, "writer_key", what)
+                    found[kid] = {"kid": kid, "credential": credential, "revoked_at": None}
+                    found[kid]["public_key"] = record["public_key"]
+                else:
+                    what = f"system log seq {seq}: revokes key {kid!r}, which no record adds"
+                    key = key or {}
+                    ok = key.get("credential") == credential and "revoked_at" in key
+                    ok = ok and key["revoked_at"] is None and type(record["revoked_at"]) is str
+                    expect(ok, "writer_key", what)
+                    key["revoked_at"] = record["revoked_at"]
+            except Failed as failed:
+                self.record(E_WRITER_KEYS, failed, seq)
+            except BAD as exc:
+                self.fail(E_WRITER_KEYS, "writer_key", f"line {n}: malformed: {exc!r}", seq)
+        return list(found.values())
+
+    def check_8_records(self, log: Any, section: dict[str, Any]) -> dict[Any, list[Any]]:
+        """conversation -> [(log size, by_erasure|by_retention)] of the records that check."""
+        covers: dict[Any, list[Any]] = {}
+        lines = self.z.read(E_RECORDS).splitlines() if E_RECORDS in self.z.infos else []
+        for n, line in enumerate(lines, start=1):
+            try:
+                _seq, kind, record = self.check_8_record(n, line, log, tuple(RECORDS), "erasure")
+                what = f"line {n}: not a record naming conversations and a size"
+                ok = type(record.get("conversations")) is list
+                expect(ok and type(record.get("tree_size")) is int, "erasure", what)
+            except Failed as failed:
+                self.record(E_RECORDS, failed)
+                continue
+            for conversation in record["conversations"]:
+                covers.setdefault(conversation, []).append((record["tree_size"], RECORDS[kind]))
+        if len(lines) != section.get("records"):
+            what = "records: not the lines of erasures/records.jsonl"
+            self.fail(MANIFEST, "erasure", what, None, len(lines), show(section.get("records")))
+        return covers
+
+    def check_8_record(
+        self,
+        n: int,
+        line: bytes,
+        log: Any,
+        types: tuple[str, ...],
+        stream: str,
+        check: str = "erasure",
+    ) -> tuple[int, str, Any]:
+        """Line n of a records file, checked as an entry of the system log is: canonical JSON of
+        five fields, its leaf hash, a record of ``types`` in ``stream`` of this log, its payload
+        against its commitment, its tlog-proof. Returns (seq, type, the record)."""
+        assert self.system is not None
+        origin, size, root, note = self.system
+        fields = {"seq", "leaf_hash", "entry_b64", "payload_b64", "payload_salt"}
+        obj = must(lambda: strict_json(line), check, f"line {n}: not JSON")
+        ok = type(obj) is dict and set(obj) == fields and is_canonical(line, obj)
+        expect(ok and type(obj["seq"]) is int, check, f"line {n}: not a record line")
+        seq = obj["seq"]
+        name = f"erasures/proofs/{seq}.tlog-proof"
+        self.e_proofs.discard(name)  # claimed, even if the record fails below
+        raw, data, salt = must(
+            lambda: (b64(obj["entry_b64"]), b64(obj["payload_b64"]), b64(obj["payload_salt"])),
+            check,
+            f"line {n}: not base64",
+        )
+        at = f"line {n} (system log seq {seq})"
+        leaf = hashlib.sha256(b"\x00" + raw).digest()
+        what = f"{at}: SHA-256(0x00 || entry bytes) is not the leaf hash given"
+        expect(enc(leaf) == obj["leaf_hash"], check, what)
+        entry = must(lambda: json.loads(raw), check, f"{at}: entry bytes not JSON")
+        event = entry.get("event") or {}
+        what = f"{at}: not a record of the system log's {stream} stream at seq {seq}"
+        ok = entry.get("seq") == seq and entry.get("origin") == origin
+        ok = ok and event.get("type") in types and event.get("conversation") == stream
+        expect(ok, check, what)
+        what = f"{at}: SHA-256(salt || payload bytes) is not the entry's commitment"
+        committed = must(lambda: b64(entry["payload"]["commitment"]), check, what)
+        expect(hashlib.sha256(salt + data).digest() == committed, check, what)
+        record = must(lambda: json.loads(data), check, f"{at}: payload not JSON")
+        what = f"{at}: not a record of this log"
+        expect(type(record) is dict and record.get("log") == log, check, what)
+        expect(name in self.z.infos, check, f"{at}: the record has no tlog-proof")
+        what = f"{name}: not a proof of this record in erasures/checkpoint"
+        index, path, proof_note = must(lambda: parse_tlog_proof(self.z.text(name)), check, what)
+        expect(index == seq and proof_note == note, check, what)
+        found = must(lambda: root_from_inclusion(leaf, seq, size, path), check, what)
+        expect(found == root, check, what)
+        return seq, event["type"], record
+
+    def check_8_witnesses(self) -> None:
+        """witnesses.json: each cosignature (c2sp.org/tlog-cosignature, cosignature/v1) verifies
+        over the checkpoint it names, under the witness key it names (which the bundle states:
+        compare it with the key the witness publishes)."""
+        if WITNESSES not in self.z.infos:
+            return
+        try:
+            w = self.json_file(WITNESSES, "witness")
+            ok = type(w) is dict and type(w.get("cosignatures")) is list
+            expect(ok, "witness", "not {cosignatures: [...]}")
+        except Failed as failed:
+            self.record(WITNESSES, failed)
+            return
+        for i, c in enumerate(w["cosignatures"]):
+            try:
+                self.summary.setdefault("witnesses", []).append(self.check_8_cosignature(i, c))
+            except Failed as failed:
+                self.record(WITNESSES, failed)
+
+    def check_8_cosignature(self, i: int, c: Any) -> dict[str, Any]:
+        notes = {"checkpoint": self.checkpoint, E_CHECKPOINT: self.system and self.system[3]}
+        note = notes.get(str(c.get("checkpoint"))) if type(c) is dict else None
+        what = f"cosignature {i}: not {{checkpoint, witness_key, cosignature}} of a checkpoint here"
+        expect(note and set(c) == {"checkpoint", "witness_key", "cosignature"}, "witness", what)
+        what = f"cosignature {i} does not verify"
+        witness = must(
+            lambda: cosigned(str(note), c["witness_key"], c["cosignature"]), "witness", what
+        )
+        what = f"cosignature {i}: by a witness key you did not name (--witness-key)"
+        expect(
+            not self.witness_keys or witness in self.witness_keys, "witness", what, None, witness
+        )
+        return {
+            "checkpoint": c["checkpoint"],
+            "witness": witness,
+            "trusted": bool(self.witness_keys),
+        }
+
 
 # --- the command ---------------------------------------------------------------------------------
 
@@ -1033,7 +1378,9 @@ def shown(f: dict[str, Any]) -> str:
     return text
 
 
-def verify(path: str, given: list[str], keys_file: str | None) -> Verify:
+def verify(
+    path: str, given: list[str], keys_file: str | None, witness_keys: list[str] | None = None
+) -> Verify:
     """Every check on the bundle at ``path``, with your keys (CannotRun: exit 2)."""
     if keys_file:
         with open(keys_file, encoding="utf-8") as f:
@@ -1044,6 +1391,7 @@ def verify(path: str, given: list[str], keys_file: str | None) -> Verify:
     z = Zip(path)
     with contextlib.closing(z.zf):
         v = Verify(z, keys)
+        v.witness_keys = set(witness_keys or [])  # the witnesses' keys you trust, if any
         v.run()
     return v
 
@@ -1053,10 +1401,11 @@ def main() -> int:
     ap.add_argument("path")
     ap.add_argument("--verifier-key", action="append", default=[], metavar="KEY")
     ap.add_argument("--verifier-keys-file", metavar="FILE")
+    ap.add_argument("--witness-key", action="append", default=[], metavar="KEY")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     try:
-        v = verify(args.path, args.verifier_key, args.verifier_keys_file)
+        v = verify(args.path, args.verifier_key, args.verifier_keys_file, args.witness_key)
     except (CannotRun, OSError, *BAD) as exc:
         message = str(exc) if isinstance(exc, CannotRun) else f"{type(exc).__name__}: {exc}"
         print(f"cannot verify: {message}", file=sys.stderr)
@@ -1080,6 +1429,8 @@ def main() -> int:
             "payloads": {"verified": s["verified"], "withheld": s["withheld"]},
             "certified_keys": v.certified,
             "consistency_from": s.get("consistency_from"),
+            "erasures": s.get("erasures"),
+            "witnesses": s.get("witnesses", []),
             "failures": v.fails,
             "failures_total": v.nfails,
             "warnings": v.warns,
@@ -1102,6 +1453,10 @@ def main() -> int:
         return 1
     if window:
         print(f"time window [{window['from_time']}, {window['to_time']}): complete at both ends")
+    if s.get("erasures"):
+        print(f"erased payloads, each covered by a signed record: {s['erasures']}")
+    for w in s.get("witnesses", []):
+        print(f"cosigned: {w['checkpoint']} by witness {w['witness']}")
     print("VERIFIED: every file is the one the manifest signed by your key names; every entry is")
     print("in the signed log; the selection's proof holds.")
     return 0

@@ -10,7 +10,14 @@ named as `ledger verify-trail` names them: checkpoint (C2SP signed note, Ed25519
 named after the trail's origin; size = tree_size), leaf_hash (SHA-256(0x00 || entry bytes)),
 entry_bytes (JSON naming the seq, origin, conversation), inclusion (RFC 9162 2.1.3.2 audit path to
 the signed root), order and back_link (from the bytes: first conversation_prev null, then the
-previous seq), payload (SHA-256(salt || bytes) = the entry's commitment; payload = the bytes).
+previous seq), payload (SHA-256(salt || bytes) = the entry's commitment; payload = the bytes),
+writer_signature (an entry's detached JWS, alg EdDSA, b64 false, verifies over the statement
+rebuilt from the entry by the writer key whose RFC 7638 thumbprint is the JWS kid, a key of the
+entry's writer credential not revoked before the entry's received_at), writer_key (the keys and
+their revocation times are those the tenant's system log records: writer_key_records, each a
+ledger.writer_key.added.v1 / revoked.v1 entry of its "keys" stream with its payload and an
+inclusion proof to the system log's checkpoint, which must open under YOUR key for that log; the
+file's writer_keys only restates them for reading and is not read).
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ class Trail(TypedDict):
     tree_size: int
     checkpoint: str
     entries: list[TrailEntry]
+    writer_keys: NotRequired[list[Any]]
+    writer_key_records: NotRequired[Any]
 
 
 def b64(text: Any) -> bytes:
@@ -152,6 +161,137 @@ def commits(entry: dict[str, Any], salt64: Any, data64: Any) -> bool:
     return b64(commitment["commitment"]) == hashlib.sha256(salt + b64(data64)).digest()
 
 
+def b64url(text: Any) -> bytes:
+    """Canonical base64url without padding (RFC 7515 2)."""
+    if not isinstance(text, str) or "=" in text:
+        raise ValueError("not base64url without padding")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
+        raise ValueError("not canonical base64url")
+    return raw
+
+
+def thumbprint(public_key: bytes) -> str:
+    """RFC 7638 JWK thumbprint of an Ed25519 (OKP, RFC 8037) public key."""
+    x = base64.urlsafe_b64encode(public_key).rstrip(b"=").decode()
+    jwk = '{"crv":"Ed25519","kty":"OKP","x":"' + x + '"}'
+    return base64.urlsafe_b64encode(hashlib.sha256(jwk.encode()).digest()).rstrip(b"=").decode()
+
+
+def writer_signature_problem(entry: dict[str, Any], writer_keys: list[Any]) -> str | None:
+    """Why the entry's writer signature does not check out, or None. The statement is RFC 8785
+    of the entry's actor, event, origin, outcome, payload and format
+    "handoff-ledger/statement/v1": strings, integers, null and objects only, for which
+    json.dumps(sort_keys, compact, ensure_ascii=False) writes exactly the RFC 8785 bytes."""
+    head, empty, sig = str(entry["writer_signature"]).split(".")  # else ValueError: unreadable
+    header = strict_json(b64url(head))
+    if not isinstance(header, dict):
+        return "the JWS header is not an object"
+    if header.get("alg") != "EdDSA":
+        return f"alg is {header.get('alg')!r}, not EdDSA"
+    if empty or header.get("b64") is not False or header.get("crit") != ["b64"]:
+        return "not a detached JWS with an unencoded payload (b64 false, crit [b64])"
+    if set(header) - {"alg", "b64", "crit", "kid"}:
+        return "unknown JWS header parameters"
+    kid = header.get("kid")
+    key = next((k for k in writer_keys if isinstance(k, dict) and k.get("kid") == kid), None)
+    if key is None:
+        return f"no writer key {kid!r} in the file's writer_key_records"
+    public_key = b64url(key["public_key"])
+    if len(public_key) != 32 or thumbprint(public_key) != kid:
+        return f"writer key {kid!r} is not the key it names (RFC 7638 thumbprint)"
+    if key.get("credential") != entry["writer"]["credential"]:
+        return f"key {kid} belongs to credential {key.get('credential')}, not the entry's writer"
+    revoked = key.get("revoked_at")
+    if revoked is not None and not entry["received_at"] < revoked:
+        return f"key {kid} was revoked at {revoked}, before the entry was received"
+    statement = {name: entry[name] for name in ("actor", "event", "origin", "outcome", "payload")}
+    statement["format"] = "handoff-ledger/statement/v1"
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        nacl.signing.VerifyKey(public_key).verify(
+            head.encode() + b"." + payload.encode(), b64url(sig)
+        )
+    except nacl.exceptions.BadSignatureError:
+        return f"the signature by key {kid} does not verify over the statement"
+    return None
+
+
+KEY_RECORDS = ("ledger.writer_key.added.v1", "ledger.writer_key.revoked.v1")
+
+
+class NoSystemLogKey(Exception):
+    """The trail's writer keys are proven in a system log you gave no key for: exit 2."""
+
+
+def recorded_writer_keys(trail: Trail, keys: list[Key], fail: Any) -> list[dict[str, Any]]:
+    """The writer keys (kid, credential, public_key, revoked_at) as the trail's
+    writer_key_records prove them. A record that does not check out is a writer_key failure
+    and its key is left out, so each entry it signed fails too, naming its seq."""
+    carried = trail.get("writer_key_records")
+    if carried is None:
+        return []
+    if not isinstance(carried, dict) or not isinstance(carried.get("records"), list):
+        fail(None, "writer_key", "writer_key_records is not {origin, checkpoint, records}")
+        return []
+    origin = carried.get("origin")
+    mine = [k for k in keys if k[0] == origin]
+    if not isinstance(origin, str) or not mine:
+        raise NoSystemLogKey(
+            f"the trail's writer keys are proven in the system log {origin!r}: "
+            "pass its verifier key too (--verifier-key)"
+        )
+    try:
+        size, root = open_checkpoint(str(carried.get("checkpoint")), mine, origin)
+    except BAD as exc:
+        fail(None, "writer_key", f"the system log's checkpoint does not open: {exc}")
+        return []
+    found: dict[str, dict[str, Any]] = {}
+    previous = -1
+    for r in carried["records"]:
+        where = r.get("seq") if isinstance(r, dict) else None
+        try:
+            seq = r["seq"]
+            if type(seq) is not int or seq <= previous:
+                raise ValueError("seq is not an integer above the previous record's")
+            leaf = hashlib.sha256(b"\x00" + (raw := b64(r["entry_b64"]))).digest()
+            if base64.b64encode(leaf).decode() != r["leaf_hash"]:
+                raise ValueError("SHA-256(0x00 || entry bytes) is not the leaf hash given")
+            entry = strict_json(raw)
+            kind = entry["event"]["type"]
+            ok = [entry["seq"], entry["origin"], entry["event"]["conversation"]] == [
+                seq,
+                origin,
+                "keys",
+            ]
+            if not ok or kind not in KEY_RECORDS:
+                raise ValueError("not a writer key record of the system log at this seq")
+            if not commits(entry, r["payload_salt"], r["payload_b64"]):
+                raise ValueError("SHA-256(salt || payload bytes) is not the entry's commitment")
+            record = strict_json(b64(r["payload_b64"]))
+            if record["log"] != trail.get("log"):
+                raise ValueError(f"the record is of another log ({record['log']!r})")
+            if root_from_proof(leaf, seq, size, [b64(h) for h in r["hashes"]]) != root:
+                raise ValueError("not proven in the system log's checkpoint")
+            kid, credential, key = record["kid"], record["credential"], found.get(record["kid"])
+            if kind == KEY_RECORDS[0]:
+                public_key = b64url(record["public_key"])
+                if key is not None or len(public_key) != 32 or thumbprint(public_key) != kid:
+                    raise ValueError(f"adds key {kid!r} twice, or a key it does not name")
+                found[kid] = {"kid": kid, "credential": credential,
+                              "public_key": record["public_key"], "revoked_at": None}  # fmt: skip
+            else:
+                if key is None or key["credential"] != credential or key["revoked_at"] is not None:
+                    raise ValueError(f"revokes key {kid!r}, which no earlier record adds")
+                if type(record["revoked_at"]) is not str:
+                    raise ValueError("revoked_at is not a time")
+                key["revoked_at"] = record["revoked_at"]
+            previous = seq
+        except BAD as exc:
+            fail(None, "writer_key", f"system log seq {where}: {exc}")
+    return list(found.values())
+
+
 def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
     """(failures, warnings, summary) of a saved trail."""
     fails: list[str] = []
@@ -177,7 +317,8 @@ def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
         fail(None, "checkpoint", f"does not open under your key(s) for {origin!r}: {exc}")
     if size >= 0 and size != trail["tree_size"]:
         fail(None, "checkpoint", "tree_size is not the signed size", size, trail["tree_size"])
-    previous, verified, withheld = None, 0, []
+    previous, verified, withheld, signed = None, 0, [], 0
+    writer_keys = recorded_writer_keys(trail, keys, fail)
     for e in trail["entries"]:
         seq = e["seq"]
         try:  # 2. bytes, leaf hash, what the bytes name, inclusion in the signed tree
@@ -231,6 +372,15 @@ def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
                 link,
             )
         previous = seq
+        if "writer_signature" in entry:  # 5. the writer's signature, from the entry alone
+            try:
+                problem = writer_signature_problem(entry, list(writer_keys))
+            except (*BAD, nacl.exceptions.CryptoError) as exc:
+                problem = f"unreadable: {exc!r}"
+            if problem is None:
+                signed += 1
+            else:
+                fail(seq, "writer_signature", problem)
         status, payload = e.get("payload_status"), e.get("payload")  # 4. the payload
         if e.get("payload_b64") is None and e.get("payload_salt") is None:
             if payload is not None or status == "verified":
@@ -264,7 +414,8 @@ def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
         (
             f"origin {origin!r}, conversation {conversation!r}: {len(trail['entries'])} "
             f"entries checked, checkpoint size {size if size >= 0 else 'NOT VERIFIED'}, "
-            f"{verified} payloads verified, {len(withheld)} erased/missing {withheld}"
+            f"{verified} payloads verified, {len(withheld)} erased/missing {withheld}, "
+            f"{signed} writer signatures verified"
         ),
     )
 
@@ -320,7 +471,11 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    fails, warns, summary = verify(trail, keys)
+    try:
+        fails, warns, summary = verify(trail, keys)
+    except NoSystemLogKey as exc:
+        print(f"cannot verify: {exc}", file=sys.stderr)
+        return 2
     print("\n".join([summary, *(f"warning: {w}" for w in warns)]))
     if fails:
         print("FAILED:\n" + "\n".join(fails))

@@ -9,11 +9,14 @@ since the append-only triggers make DELETE-based cleanup impossible anyway.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +68,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[int]:
+    """``app`` served by uvicorn on a free local port (its lifespan run), in a thread; its
+    loggers left to propagate (so ``caplog`` sees them). Yields the port."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped before it served"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
 def create_database(admin_url: str, name: str) -> str:
     with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -101,6 +127,9 @@ def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
         master_key=MASTER_KEY,
         data_dir=tmp_path_factory.mktemp("ledger-data"),
         origin_prefix="ledger.test",
+        # Servers the tests start act as production's does: as ledger_app, which tenant row
+        # security binds (migration 0011; the superuser the tests connect as is never bound).
+        db_role="ledger_app",
     )
 
 

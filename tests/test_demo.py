@@ -164,25 +164,41 @@ def test_masking_by_the_guard_shows_in_the_trail(
 
 
 def test_serve_demo_fills_an_empty_demo_log(
-    monkeypatch: pytest.MonkeyPatch, settings: Settings, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    client: Any,
+    token: Any,
+    example_batch: dict[str, Any],
 ) -> None:
+    """And its sample conversation is the same on every start (issue 16, class 12), even after
+    a writer adds a handed-off conversation of its own (as the README suggests)."""
     from ledger.cli.common import dispose_engines
     from ledger.cli.serve import DEMO_CONVERSATIONS, _demo_setup
     from ledger.storage.db import make_engine, unit_of_work
     from ledger.storage.logs import log_size
 
+    trail = re.compile(
+        r"curl -s -H \"Authorization: Bearer \$AUDITOR\" "
+        r"http://127.0.0.1:8080/v1/logs/demo/conversations/(\S+)/trail"
+    )
     try:
         _demo_setup(settings, 8080)
+        first = trail.findall(capsys.readouterr().err)
+        r = client.post(
+            "/v1/logs/demo/events",
+            json=example_batch,
+            headers={"Authorization": f"Bearer {token('demo', 'writer')}"},
+        )
+        assert r.status_code in (200, 201), r.text
         _demo_setup(settings, 8080)  # a second start leaves the filled log alone
+        second = trail.findall(capsys.readouterr().err)
     finally:
         dispose_engines()
-    err = capsys.readouterr().err
-    match = re.search(
-        r"curl -s -H \"Authorization: Bearer \$AUDITOR\" "
-        r"http://127.0.0.1:8080/v1/logs/demo/conversations/(\S+)/trail",
-        err,
-    )
-    assert match, err
+    assert len(first) == 1
+    assert second == first
+    added = example_batch["events"][0]["subject"].removeprefix("conversations/")
+    assert first[0] != added
     eng = make_engine(settings.database_url or "", pool_size=1)
     try:
         with unit_of_work(eng) as conn:
@@ -190,4 +206,4 @@ def test_serve_demo_fills_an_empty_demo_log(
     finally:
         eng.dispose()
     expected = sum(len(c.events) for c in generate(DEMO_CONVERSATIONS, seed=1, raw_cards=True))
-    assert size == expected
+    assert size == expected + len(example_batch["events"])

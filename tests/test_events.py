@@ -700,20 +700,34 @@ def test_data_must_be_an_object(data: object) -> None:
     assert invalid(event).pointer == "/data"
 
 
-def test_extension_attributes_are_kept_in_the_envelope() -> None:
+def test_trace_extension_attributes_are_kept_in_the_envelope_and_the_header() -> None:
     event = by_type("tool.call")
     event["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    event["partitionkey"] = "c-2f9e1a"
-    event["sequence"] = 7
+    event["tracestate"] = "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"
     validated = validate(event)
     assert validated.envelope["traceparent"] == event["traceparent"]
-    assert validated.envelope["sequence"] == 7
+    assert validated.trace == {
+        "traceparent": event["traceparent"],
+        "tracestate": event["tracestate"],
+    }
     assert "data" not in validated.envelope
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("Trace", "x"), ("trace_parent", "x"), ("x" * 21, "x"), ("meta", {"a": 1}), ("n", 1.5)],
+    [
+        ("Trace", "x"),
+        ("trace_parent", "x"),
+        ("x" * 21, "x"),
+        ("meta", {"a": 1}),
+        ("n", 1.5),
+        ("partitionkey", "c-2f9e1a"),  # a valid CloudEvents extension the ledger does not keep
+        ("sequence", 7),
+        ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331"),
+        ("traceparent", 7),
+        ("tracestate", "key=value\nforged"),
+        ("tracestate", "," * 40),
+    ],
 )
 def test_bad_extension_attribute(name: str, value: object) -> None:
     event = by_type("tool.call")

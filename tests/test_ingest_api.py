@@ -129,7 +129,8 @@ def test_bad_input_is_refused_precisely_and_nothing_is_stored(
     r = client.post(url, json={"events": [make_event("c", n) for n in range(1001)]}, headers=w)
     assert r.status_code == 413
     big = make_event("c", 2)
-    big["data"]["content"]["parts"][0]["content"] = "x" * (1 << 20)
+    # Over 1 MiB in all, each string under its own 256 KiB limit.
+    big["data"]["content"]["parts"] = [{"type": "text", "content": "x" * 250_000}] * 5
     r = client.post(url, json=big, headers=w)
     assert r.status_code == 413
     r = client.post(url, json={"events": [make_event("c", 4), big]}, headers=w)

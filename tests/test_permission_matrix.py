@@ -61,6 +61,10 @@ CALLS: dict[str, Call] = {
     "get_consistency_proof": Call("GET", "/v1/logs/{log}/proofs/consistency?first=1&second=1"),
     "record_verification": Call("POST", "/v1/logs/{log}/verifications", RUN),
     "get_trail": Call("GET", "/v1/logs/{log}/conversations/c-1/trail"),
+    "list_logs": Call("GET", "/v1/logs"),
+    "list_conversations": Call("GET", "/v1/logs/{log}/conversations?handed_off=false"),
+    "random_handoff": Call("GET", "/v1/logs/{log}/random-handoff"),
+    "get_overview": Call("GET", "/v1/logs/{log}/overview"),
     "create_export": Call(
         "POST", "/v1/logs/{log}/exports", {"profile": "soc2-population", "format": "jsonl"}
     ),
@@ -82,6 +86,13 @@ CALLS: dict[str, Call] = {
     ),
     "list_privacy_requests": Call("GET", "/v1/logs/{log}/privacy-requests"),
     "approve_privacy_request": Call("POST", "/v1/logs/{log}/privacy-requests/999999999/approve"),
+    "add_writer_key": Call(
+        "POST",
+        "/v1/logs/{log}/writer-keys",
+        {"credential": 999999999, "public_key": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+    ),
+    "list_writer_keys": Call("GET", "/v1/logs/{log}/writer-keys"),
+    "revoke_writer_key": Call("POST", "/v1/logs/{log}/writer-keys/no-such-kid/revoke"),
     "list_schemas": Call("GET", "/v1/schemas"),
     "get_schema": Call("GET", "/v1/schemas/handoff.message.created.v1"),
     "healthz": Call("GET", "/healthz"),
@@ -100,6 +111,12 @@ SUCCESS: dict[str, dict[str, int]] = {
     "record_verification": {"own": 400, "system": 201},
     # No conversation c-1 in the system log.
     "get_trail": {"own": 200, "system": 404},
+    # The credential's own log, whichever it is.
+    "list_logs": {"none": 200},
+    "list_conversations": {"own": 200, "system": 200},
+    # Neither log has a handed-off conversation.
+    "random_handoff": {"own": 404, "system": 404},
+    "get_overview": {"own": 200, "system": 200},
     "create_export": {"own": 200, "system": 200},
     # The system log is written by the ledger itself: no privacy requests on it (400).
     "request_erasure": {"own": 404, "system": 400},  # own: no entry of c-absent
@@ -108,6 +125,10 @@ SUCCESS: dict[str, dict[str, int]] = {
     "request_release": {"own": 404, "system": 400},  # own: no such hold
     "list_privacy_requests": {"own": 200, "system": 200},
     "approve_privacy_request": {"own": 404, "system": 400},  # own: no such request
+    # Writer keys belong to events logs; own: no such credential / kid (404).
+    "add_writer_key": {"own": 404, "system": 400},
+    "list_writer_keys": {"own": 200, "system": 200},
+    "revoke_writer_key": {"own": 404, "system": 400},
     "list_schemas": {"none": 200},
     "get_schema": {"none": 200},
     "healthz": {"none": 200},

@@ -37,7 +37,8 @@ WRITER = roles_for("append_events")
             "description": "every event was already recorded (idempotent retry)",
         }
     },
-    # The body is read raw (orjson, size limits, per-event JSON Pointers), so describe it here.
+    # The body is read raw (orjson, size limits, per-event JSON Pointers), so describe it here;
+    # api/openapi.py gives it the event types' schemas.
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -47,7 +48,6 @@ WRITER = roles_for("append_events")
                         "description": "One CloudEvents 1.0 handoff event (schemas per type at "
                         'GET /v1/schemas), or {"events": [...]} with up to 1000 '
                         "events appended atomically.",
-                        "type": "object",
                     }
                 }
             },
@@ -78,6 +78,7 @@ async def ingest(state: LedgerState, request: Request, log: str) -> Response:
         limits=IngestLimits(settings.max_batch_events, settings.max_event_bytes),
         default_card_policy=settings.card_policy,
         fingerprint_key=state.fingerprint_key,
+        writer_keys=state,
     )
     result = await asyncio.wrap_future(appended)
     return Response(

@@ -17,7 +17,7 @@ from ledger.errors import ExportInvalid
 from ledger.services.exports.export import Export, run_export
 from ledger.services.exports.query import parse_query
 from ledger.services.system_log import credential_actor
-from ledger.storage.db import read_only, unit_of_work
+from ledger.storage.db import read_only
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["exports"])
 MAX_BODY_BYTES = 1 << 20
@@ -62,7 +62,7 @@ async def create_export(
     info = state.log_info(log)
 
     def produce() -> Export:
-        with unit_of_work(state.engine) as conn:
+        with state.unit_of_work(log) as conn:
             read_only(conn, repeatable=True)
             return run_export(
                 conn,

@@ -16,7 +16,6 @@ from ledger.domain import Principal
 from ledger.services.reads import entries
 from ledger.services.system_log import credential_actor
 from ledger.storage.checkpoints import latest_checkpoint
-from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import verifier_keys
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["logs"])
@@ -33,7 +32,7 @@ GetEntryAuth = Annotated[Principal, Depends(require("get_entry"))]
 )
 def get_checkpoint(log: str, state: State) -> PlainTextResponse:
     state.log_info(log)
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         return PlainTextResponse(latest_checkpoint(conn, log).note)
 
 
@@ -45,7 +44,7 @@ def get_checkpoint(log: str, state: State) -> PlainTextResponse:
 )
 def get_verifier_keys(log: str, state: State) -> PlainTextResponse:
     state.log_info(log)
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         keys = verifier_keys(conn, log)
     return PlainTextResponse("".join(k + "\n" for k in keys))
 
@@ -64,7 +63,7 @@ def list_entries(
     start: int = Query(0, ge=0, le=MAX_SAFE_INTEGER),
     end: int | None = Query(None, ge=0, le=MAX_SAFE_INTEGER),
 ) -> Response:
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         page = entries.list_entries(
             conn,
             state.system_log,
@@ -100,7 +99,7 @@ def get_entry(
     auditor: GetEntryAuth,
     seq: int = Path(ge=0, le=MAX_SAFE_INTEGER),
 ) -> Response:
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         entry = entries.get_entry(
             conn,
             state.system_log,

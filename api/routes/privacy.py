@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from api.deps import State, require
 from api.schemas import (
@@ -19,15 +19,19 @@ from api.schemas import (
     PrivacyRequests,
     ReleaseBody,
 )
+from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.domain import Principal
 from ledger.server.state import LedgerState
 from ledger.services.privacy import requests
 from ledger.services.privacy.approve import approve
 from ledger.services.privacy.scopes import Scope
-from ledger.storage.db import unit_of_work
 from ledger.storage.privacy import PrivacyRecord
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["privacy"])
+
+RowId = Annotated[int, Path(ge=0, le=MAX_SAFE_INTEGER)]
+"""A hold or request id: checked here, before it reaches the database or the system log (whose
+events hold only exact JSON numbers)."""
 
 ErasureAuth = Annotated[Principal, Depends(require("request_erasure"))]
 HoldAuth = Annotated[Principal, Depends(require("request_hold"))]
@@ -69,7 +73,7 @@ def request_hold(log: str, body: HoldBody, state: State, admin: HoldAuth) -> Pri
 @router.get("/holds", operation_id="list_holds", summary="The legal holds in force on the log")
 def list_holds(log: str, state: State, _admin: ListHoldsAuth) -> Holds:
     now = datetime.now(UTC)
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         holds = requests.active_holds(conn, state.log_info(log))
     return Holds(
         holds=[PrivacyRequest.model_validate(requests.request_json(h, now)) for h in holds]
@@ -83,10 +87,10 @@ def list_holds(log: str, state: State, _admin: ListHoldsAuth) -> Holds:
     summary="Ask for a hold to be released; released when another admin approves",
 )
 def request_release(
-    log: str, hold_id: int, body: ReleaseBody, state: State, admin: ReleaseAuth
+    log: str, hold_id: RowId, body: ReleaseBody, state: State, admin: ReleaseAuth
 ) -> PrivacyRequest:
     now = datetime.now(UTC)
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         record = requests.request_release(
             conn,
             state.keys,
@@ -114,7 +118,7 @@ def list_privacy_requests(
     status: str | None = Query(None, description="pending, approved or expired"),
 ) -> PrivacyRequests:
     now = datetime.now(UTC)
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         found = requests.list_requests(conn, state.log_info(log), status=status, now=now)
     return PrivacyRequests(
         requests=[PrivacyRequest.model_validate(requests.request_json(r, now)) for r in found]
@@ -131,9 +135,11 @@ def list_privacy_requests(
         409: {"description": "approved already, expired, or the scope is under a legal hold"},
     },
 )
-def approve_request(log: str, request_id: int, state: State, admin: ApproveAuth) -> ApprovalResult:
+def approve_request(
+    log: str, request_id: RowId, state: State, admin: ApproveAuth
+) -> ApprovalResult:
     now = datetime.now(UTC)
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         done = approve(
             conn,
             state.keys,
@@ -162,7 +168,7 @@ def _request_on_scope(
 ) -> PrivacyRequest:
     """An erasure or hold request on a conversation or data subject, as the pending request."""
     now = datetime.now(UTC)
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         record = make(
             conn,
             state.keys,

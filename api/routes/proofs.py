@@ -12,7 +12,6 @@ from api.schemas import ConsistencyProof, InclusionProof
 from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.domain import Principal
 from ledger.services.reads import proofs
-from ledger.storage.db import unit_of_work
 
 router = APIRouter(prefix="/v1/logs/{log}/proofs", tags=["proofs"])
 
@@ -32,7 +31,7 @@ def inclusion(
     seq: int = Query(ge=0, le=MAX_SAFE_INTEGER),
     tree_size: int = Query(ge=1, le=MAX_SAFE_INTEGER),
 ) -> InclusionProof:
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         hashes = proofs.inclusion_proof(conn, state.log_info(log), seq, tree_size)
     return InclusionProof(leaf_index=seq, tree_size=tree_size, hashes=_b64(hashes))
 
@@ -45,6 +44,6 @@ def consistency(
     first: int = Query(ge=0, le=MAX_SAFE_INTEGER),
     second: int = Query(ge=0, le=MAX_SAFE_INTEGER),
 ) -> ConsistencyProof:
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         hashes = proofs.consistency_proof(conn, state.log_info(log), first, second)
     return ConsistencyProof(first=first, second=second, hashes=_b64(hashes))

@@ -14,7 +14,6 @@ from api.schemas import Trail
 from ledger.domain import Principal
 from ledger.services.system_log import credential_actor
 from ledger.services.trails.read import read_trail_for
-from ledger.storage.db import unit_of_work
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["trail"])
 
@@ -31,7 +30,7 @@ TrailAuth = Annotated[Principal, Depends(require("get_trail"))]
 def get_trail(
     log: str, conversation_id: str, request: Request, state: State, auditor: TrailAuth
 ) -> Response:
-    with unit_of_work(state.engine) as conn:
+    with state.unit_of_work(log) as conn:
         body = read_trail_for(
             conn,
             state.system_log,

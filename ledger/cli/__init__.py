@@ -24,6 +24,7 @@ from ledger.cli import (
     verify,
     verify_bundle,
     verify_trail,
+    writers,
 )
 from ledger.cli.common import Handler, dispose_engines
 from ledger.cli.errors import EXIT_OK, exit_code_for, message_for
@@ -41,6 +42,7 @@ COMMAND_GROUPS = (
     demo,
     verify_trail,
     verify_bundle,
+    writers,
 )
 
 

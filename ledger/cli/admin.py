@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from ledger.cli import master_keys
 from ledger.cli.common import add_command, database_url, engine, key_ring, now, operator
 from ledger.cli.errors import EXIT_OK
 from ledger.cli.text import printable
@@ -37,9 +38,22 @@ def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
             now=now(),
             tenant=args.tenant,
             card_policy=args.card_policy,
+            retention_days=args.retention,
         )
     print(info.origin)
     return EXIT_OK
+
+
+def retention_period(value: str) -> int:
+    """``--retention``: days, as ``ledger.services.privacy.retention.parse_retention`` reads
+    them (a bad value exits 2 with argparse's message)."""
+    from ledger.errors import InvalidRequest
+    from ledger.services.privacy.retention import parse_retention
+
+    try:
+        return parse_retention(value)
+    except InvalidRequest as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
@@ -182,6 +196,13 @@ def register(sub: Any) -> None:
     create.add_argument("id")
     create.add_argument("--tenant")
     create.add_argument("--card-policy", choices=["reject", "mask"], default="reject")
+    create.add_argument(
+        "--retention",
+        type=retention_period,
+        metavar="PERIOD",
+        help="how long payloads are kept: e.g. 365d, or pci-dss (12 months), hipaa (6 years,"
+        " the default); change it later with `ledger retention set` (two admins)",
+    )
     add_command(logs, "list", cmd_logs_list, "list logs")
 
     creds = sub.add_parser("credentials", help="API tokens").add_subparsers(
@@ -228,3 +249,4 @@ def register(sub: Any) -> None:
     kr.add_argument("--log", required=True)
     kl = add_command(keys, "list", cmd_keys_list, "verifier keys, current first")
     kl.add_argument("--log", required=True)
+    master_keys.register(keys)

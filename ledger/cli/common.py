@@ -1,11 +1,12 @@
 """Shared pieces of the CLI: the clock, the database and its engines.
 
 Where a command finds its database and master key: ``LEDGER_DATABASE_URL`` and
-``LEDGER_MASTER_KEY``, else the embedded database and key file under ``LEDGER_DATA_DIR``
-(default ``./.ledger`` of the folder it runs from). Only the commands that set the ledger up
-(``serve``, ``db upgrade``, ``logs create``, ``demo``) create them when they are missing; every
-other command says what is missing and exits 2, rather than work on a new, empty database or
-a new key (where every payload would look tampered with).
+``LEDGER_KEY_PROVIDER`` / ``LEDGER_MASTER_KEY_FILE`` / ``LEDGER_MASTER_KEY``, else the embedded
+database and key file under ``LEDGER_DATA_DIR`` (default ``./.ledger`` of the folder it runs
+from). Only the commands that set the ledger up (``serve``, ``db upgrade``, ``logs create``,
+``demo``) create them when they are missing; every other command says what is missing and exits
+2, rather than work on a new, empty database or a new key (where every payload would look
+tampered with).
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def operator() -> dict[str, str]:
 
 
 def key_ring(settings: Settings, *, setup: bool = False) -> KeyRing:
-    """The master key and fresh caches, for this command's run (``setup``: make the
-    development key file if it is missing)."""
+    """The configured master keys (``ledger.keys.config``) and fresh caches, for this
+    command's run (``setup``: make the development key file if no key is configured)."""
+    from ledger.keys.config import master_key_ring
     from ledger.storage.keystore import KeyRing
 
-    return KeyRing.from_master(settings.master_key_for(create=setup))
+    return KeyRing.from_masters(master_key_ring(settings, create=setup))
 
 
 def database_url(settings: Settings, *, setup: bool = False) -> str:
@@ -69,12 +71,17 @@ def database_url(settings: Settings, *, setup: bool = False) -> str:
 _engines: list[Engine] = []
 
 
-def engine(settings: Settings, *, as_app: bool = False, setup: bool = False) -> Engine:
-    """An engine for this command; ``main`` disposes of every one before it returns."""
+def engine(
+    settings: Settings, *, as_app: bool = False, setup: bool = False, system: str = "operator"
+) -> Engine:
+    """An engine for this command; ``main`` disposes of every one before it returns. Its
+    connections are a system component's (``system``: the operator's commands span tenants;
+    row security, migration 0011); a command acting for a credential scopes its own units of
+    work to that credential's tenant."""
     from ledger.storage.db import make_engine
 
     role = settings.db_role if as_app else None
-    eng = make_engine(database_url(settings, setup=setup), role=role, pool_size=2)
+    eng = make_engine(database_url(settings, setup=setup), role=role, pool_size=2, system=system)
     _engines.append(eng)
     return eng
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import hashlib
 import os
 import sys
-import urllib.request
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         conversations = generate(
             args.conversations, seed=args.seed, raw_cards=args.card_policy == "mask"
         )
-        appended = _post(args.url, args.log, _token(args), conversations)
+        appended = _post(args.url, args.log, _token(args), conversations, args.signing_key)
     else:
         conversations, appended = fill(settings, args.log, args.conversations, seed=args.seed)
     kinds = Counter(c.kind for c in conversations)
@@ -67,31 +67,35 @@ def _token(args: argparse.Namespace) -> str:
     return str(token)
 
 
-def _post(url: str, log_id: str, token: str, conversations: list[DemoConversation]) -> int:
-    """POST the events in batches, as a writer would. Returns the events in batches answered
-    201 (something new); a 200 means the whole batch was already recorded (a retry)."""
-    import orjson
-
+def _post(
+    url: str,
+    log_id: str,
+    token: str,
+    conversations: list[DemoConversation],
+    signing_key: str | None = None,
+) -> int:
+    """POST the events in batches through ``ledger.client``, as a writer would (signed with
+    the writer's key file when given; retried with the same bytes on a 503 or a dropped
+    connection). Returns the events in batches answered 201 (something new); a 200 means the
+    whole batch was already recorded (a retry)."""
+    from ledger.client import LedgerClient, load_signing_key
     from ledger.services.demo.conversations import chunks, interleave
 
-    if not url.startswith(("http://", "https://")):
-        raise InvalidRequest("--url must be an http:// or https:// URL")
-    endpoint = f"{url.rstrip('/')}/v1/logs/{log_id}/events"
+    key = None if signing_key is None else load_signing_key(signing_key)
+
+    def demo_salt(event: dict[str, Any]) -> bytes:
+        # The same seed twice must be a retry (200), so a signed event's salt is derived from
+        # its id. Sample data only: a real writer's salts are random (or derived from a
+        # secret), or its erased commitments could be tested against guesses.
+        return hashlib.sha256(b"ledger demo salt\n" + event["id"].encode()).digest()
+
     appended = 0
-    for batch in chunks(interleave(conversations), BATCH_EVENTS):
-        request = urllib.request.Request(  # noqa: S310 - scheme checked above
-            endpoint,
-            data=orjson.dumps({"events": batch}),
-            method="POST",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-                if response.status == 201:
-                    appended += len(batch)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:500]
-            raise InvalidRequest(f"{endpoint} answered {exc.code}: {detail}") from exc
+    with LedgerClient(
+        url, log_id, token=token, signing_key=key, timeout=60, salt_for=demo_salt
+    ) as client:
+        for batch in chunks(interleave(conversations), BATCH_EVENTS):
+            if client.append(batch).created:
+                appended += len(batch)
     return appended
 
 
@@ -102,6 +106,11 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=1, help="same seed, same events (idempotent)")
     p.add_argument("--url", help="post over HTTP to this server instead of the database")
     p.add_argument("--token", help="writer token for --url (else LEDGER_WRITER_TOKEN)")
+    p.add_argument(
+        "--signing-key",
+        metavar="FILE",
+        help="with --url: sign each event with this writer key (PEM, `ledger writers keygen`)",
+    )
     p.add_argument(
         "--card-policy",
         choices=["reject", "mask"],

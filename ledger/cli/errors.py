@@ -30,6 +30,7 @@ EXIT_CODES: dict[type[e.LedgerError], int] = {
     e.BundleMalformed: EXIT_FAILED,
     e.InvalidRequest: EXIT_FAILED,
     e.EventInvalid: EXIT_FAILED,
+    e.WriterSignatureInvalid: EXIT_FAILED,
     e.ExportInvalid: EXIT_FAILED,
     e.PayloadTooLarge: EXIT_FAILED,
     e.TrailTooLarge: EXIT_FAILED,
@@ -46,11 +47,13 @@ EXIT_CODES: dict[type[e.LedgerError], int] = {
     e.Forbidden: EXIT_FAILED,
     e.TwoPersonRule: EXIT_FAILED,
     e.StoreUnavailable: EXIT_FAILED,
+    e.KeyProviderUnavailable: EXIT_FAILED,
     e.ConfigurationError: EXIT_FAILED,
     e.WorkerFailed: EXIT_FAILED,
     # Stored data that does not check out (a head row that disagrees with its checkpoint, an
     # anchor that forks): the one failure that is a finding about the data.
     e.IntegrityFailure: EXIT_INTEGRITY,
+    e.CheckpointFork: EXIT_INTEGRITY,
 }
 
 

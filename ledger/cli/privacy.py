@@ -1,5 +1,6 @@
-"""Erasure, legal holds and approvals on the command line: ``ledger erase``, ``ledger approve``,
-``ledger holds place|release|list``, ``ledger privacy-requests``.
+"""Erasure, legal holds, retention and approvals on the command line: ``ledger erase``,
+``ledger approve``, ``ledger holds place|release|list``, ``ledger privacy-requests``,
+``ledger retention show|set|run``.
 
 The two-person rule holds here as over HTTP. The command line has no credential of its own (it
 runs as the operator, with the database owner's rights), so each request and approval names the
@@ -84,8 +85,10 @@ def _as_admin(
             system_log=system_log,
             now=now(),
         )
-        with unit_of_work(eng) as conn:
-            return act(conn, keys, log_info(args.log), admin, system_log)
+        # On behalf of the admin credential: its tenant's rows only (row security, 0011).
+        info = log_info(args.log)
+        with unit_of_work(eng, tenant=info.tenant) as conn:
+            return act(conn, keys, info, admin, system_log)
 
 
 def _ttl(settings: Settings) -> timedelta:
@@ -243,6 +246,76 @@ def cmd_requests_list(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_retention_show(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.services.privacy.retention import retention_policy
+    from ledger.storage.db import read_only, unit_of_work
+    from ledger.storage.logs import get_log
+
+    with unit_of_work(engine(settings)) as conn:
+        read_only(conn)
+        policy = retention_policy(conn, get_log(conn, args.log))
+    print(f"{args.log}\t{policy.days}d\t{policy.set_by}")
+    return EXIT_OK
+
+
+def cmd_retention_set(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.services.privacy.requests import request_json
+    from ledger.services.privacy.retention import request_retention_change
+
+    at = now()
+    record = _as_admin(
+        settings,
+        args,
+        lambda conn, keys, log, admin, refusals: request_retention_change(
+            conn,
+            keys,
+            log,
+            args.retention,
+            legal_basis=args.legal_basis,
+            reference=args.reference,
+            requester=admin,
+            now=at,
+            ttl=_ttl(settings),
+            refusals=refusals,
+        ),
+    )
+    print(
+        f"retention request {record.id} is pending: in force once another admin runs "
+        f"`ledger approve {record.id} --log {args.log}`",
+        file=sys.stderr,
+    )
+    _print_json(request_json(record, at))
+    return EXIT_OK
+
+
+def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Shred what has expired; one line per log (``--json``: the runs), exit 0 also when
+    nothing expired (the run is recorded either way)."""
+    from ledger.cli.common import operator
+    from ledger.services.privacy.retention import run_retention
+
+    runs = run_retention(
+        engine(settings),
+        key_ring(settings),
+        now=now(),
+        actor={**operator(), "job": "retention"},
+        log_ids=None if args.log is None else [args.log],
+        tenant=args.tenant,
+    )
+    if args.json:
+        _print_json([r.as_json() for r in runs])
+    for r in runs:
+        shredded = r.as_json()
+        print(
+            f"{r.log}: kept {r.policy.days}d (cutoff {shredded['cutoff']}), "
+            f"{len(shredded['conversations'])} conversation(s) / {shredded['entries']} payloads "
+            f"shredded, {len(shredded['held'])} held, recorded at system seqs "
+            f"{shredded['system_seqs']}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
 def _scope_args(p: argparse.ArgumentParser) -> None:
     scope = p.add_mutually_exclusive_group(required=True)
     scope.add_argument("--conversation", help="one conversation")
@@ -299,6 +372,30 @@ def register(sub: Any) -> None:
     listed = add_command(holds, "list", cmd_holds_list, "the holds in force")
     listed.add_argument("--log", required=True)
     listed.add_argument("--json", action="store_true")
+
+    from ledger.cli.admin import retention_period
+
+    retention = sub.add_parser("retention", help="payload retention").add_subparsers(
+        dest="retention_command", required=True
+    )
+    show = add_command(retention, "show", cmd_retention_show, "a log's retention period")
+    show.add_argument("--log", required=True)
+    change = add_command(
+        retention,
+        "set",
+        cmd_retention_set,
+        "ask for a new retention period; in force once approved",
+    )
+    _token_arg(change)
+    change.add_argument("--retention", required=True, type=retention_period, metavar="PERIOD")
+    _request_args(change, basis_help="why the period changes")
+    run = add_command(
+        retention, "run", cmd_retention_run, "crypto-shred expired payloads (never entries)"
+    )
+    which = run.add_mutually_exclusive_group()
+    which.add_argument("--log")
+    which.add_argument("--tenant")
+    run.add_argument("--json", action="store_true")
 
     reqs = add_command(
         sub, "privacy-requests", cmd_requests_list, "erasure, hold and release requests"

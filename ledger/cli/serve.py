@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from ledger.cli.common import add_command, database_url, engine, key_ring, now, operator
@@ -25,8 +26,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import schema_is_current, upgrade_schema
 
     embedded = settings.database_url is None
+    if embedded:
+        pgdata = (settings.data_dir / "pgdata").resolve()
+        first = "creating" if not pgdata.is_dir() else "starting"
+        _progress(f"{first} the embedded PostgreSQL in {pgdata}…")
     url = database_url(settings, setup=True)
     if embedded or settings.migrate_on_start:
+        _progress("bringing the database schema up to date (migrations)…")
         upgrade_schema(url)
     elif not schema_is_current(url):
         # Production: migrations run as the schema owner (`ledger db upgrade`), the server as
@@ -39,6 +45,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.demo:
         _demo_setup(settings, port)
     os.environ["LEDGER_DATABASE_URL"] = url  # worker processes read their settings from here
+    if embedded and not settings.db_role:
+        # The embedded database's user is a superuser, which row security never binds
+        # (migration 0011): serve as the application role, as production does.
+        os.environ["LEDGER_DB_ROLE"] = "ledger_app"
     workers = args.workers or settings.workers
     print(
         f"ledger listening on http://{host}:{port} with {workers} worker(s) (OpenAPI at /docs)",
@@ -64,6 +74,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_STARTED = time.monotonic()
+
+
+def _progress(what: str) -> None:
+    """One line of what a start is doing, with the seconds since the command started: the
+    first start creates a database and fills the demo log, and must not look stuck."""
+    print(f"[{time.monotonic() - _STARTED:4.1f} s] {what}", file=sys.stderr, flush=True)
+
+
 def _say_stopped(url: str) -> None:
     """The last line an operator sees when the server stops (Ctrl-C, SIGTERM)."""
     from ledger.embedded import is_embedded
@@ -84,10 +103,7 @@ def _demo_setup(settings: Settings, port: int) -> None:
 
     from ledger.services.demo.fill import prepare_demo_log
 
-    print(
-        f"preparing log 'demo' ({DEMO_CONVERSATIONS} sample conversations when empty)…",
-        file=sys.stderr,
-    )
+    _progress(f"preparing log 'demo' ({DEMO_CONVERSATIONS} sample conversations when empty)…")
     demo = prepare_demo_log(
         engine(settings, setup=True),
         key_ring(settings, setup=True),

@@ -21,6 +21,7 @@ from ledger.settings import Settings
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.keys.config import master_key_ring
     from ledger.services.verification.job import Alerts, RunRecorder, Scope, run_verification
     from ledger.services.verification.state import VerifierStateStore
     from ledger.storage.keystore import DataKeyStore
@@ -33,8 +34,8 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
     timeout = settings.http_timeout_seconds
     outcome = run_verification(
-        engine(settings),
-        data_keys=DataKeyStore(settings.master_key_for(create=False)),
+        engine(settings, system="verifier"),
+        data_keys=DataKeyStore(master_key_ring(settings)),
         states=VerifierStateStore(settings.verifier_state_path),
         anchor_dir=settings.anchor_dir,
         scope=Scope(log=args.log, tenant=args.tenant),

@@ -42,7 +42,12 @@ def cmd_verify_bundle(settings: Settings, args: argparse.Namespace) -> int:
         keys = list(args.verifier_key or [])
         if args.verifier_keys_file:
             keys += read_keys_file(Path(args.verifier_keys_file))
-        report = verify_bundle(Path(args.path), _verifiers(keys), progress=progress)
+        report = verify_bundle(
+            Path(args.path),
+            _verifiers(keys),
+            progress=progress,
+            witness_keys=args.witness_key or (),
+        )
     except (OSError, LedgerError) as exc:
         return _cannot_run(args, str(exc))
     finally:
@@ -118,6 +123,13 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="verifier keys, one a line (the /verifier-key response saved)",
     )
+    p.add_argument(
+        "--witness-key",
+        action="append",
+        metavar="KEY",
+        help="a witness's cosignature key name+hexid+base64 you trust (repeat for several);"
+        " given, a cosignature in the bundle under any other key fails",
+    )
     p.add_argument("--json", action="store_true", help="the report as JSON")
 
 
@@ -152,6 +164,8 @@ def render(report: BundleReport) -> str:
         f"  entries checked: {report.entries} (seq {report.first_seq}..{report.last_seq}); "
         f"payloads verified: {report.payloads_verified}; files checked: {report.files_checked}"
     )
+    if report.writer_signatures:
+        lines.append(f"  writer signatures verified: {report.writer_signatures}")
     for status, count in sorted(report.withheld.items()):
         lines.append(f"  payloads {status}: {count}: not a failure, the entries remain proven")
     if report.consistency_from is not None:

@@ -98,6 +98,8 @@ def render(report: TrailReport) -> str:
         f"  entries checked: {report.entries} (seq {first}..{last}); "
         f"payloads verified: {len(report.payloads_verified)}",
     ]
+    for kid, seqs in report.writer_signed.items():
+        lines.append(f"  writer signatures verified: {len(seqs)} by key {kid} (seq {_seqs(seqs)})")
     for status, seqs in sorted(report.withheld.items()):
         lines.append(
             f"  payloads {status}: {len(seqs)} (seq {_seqs(seqs)}): not a failure, "

@@ -3,7 +3,8 @@
 An entry is RFC 8785 canonical JSON of::
 
     {"format": "handoff-ledger/entry/v1", "origin", "seq", "prev", "received_at",
-     "event": {"id", "source", "type", "time", "subject", "conversation"},
+     "event": {"id", "source", "type", "time", "subject", "conversation",
+               ["traceparent"], ["tracestate"]},
      "actor": {"kind", "id"}, "outcome", "resource",
      "writer": {...server-derived principal...},
      "payload": {"alg": "sha256-salted", "commitment"},
@@ -12,6 +13,8 @@ An entry is RFC 8785 canonical JSON of::
 ``prev`` is the previous entry's leaf hash (32 zero bytes at seq 0): the log is a hash chain and
 an RFC 6962 tree over the same leaves. ``conversation_prev`` is the seq of the same conversation's
 previous entry (null for its first), so one conversation's trail is provably gap-free on its own.
+``event`` also holds the CloudEvents trace extension attributes when the writer sent them (W3C
+Trace Context: opaque ids, no personal data), so they are hashed and outlive erasure.
 The event's ``data`` is not here: only its salted commitment, so erasing the payload leaves every
 hash, proof and signature valid. Hashes are standard base64, as in checkpoints.
 """
@@ -19,7 +22,7 @@ hash, proof and signature valid. Hashes are standard base64, as in checkpoints.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +57,8 @@ class EventHeader:
     actor: dict[str, Any]
     outcome: str
     resource: dict[str, Any] | None
+    trace: dict[str, str] = field(default_factory=dict)
+    """``traceparent`` / ``tracestate`` as posted (only those posted), kept in ``event``."""
 
 
 def build_entry(
@@ -89,6 +94,18 @@ def build_entry(
     return entry
 
 
+def writer_known_fields(*, origin: str, header: EventHeader, commitment: bytes) -> dict[str, Any]:
+    """The entry's fields a writer knows before posting, exactly as :func:`build_entry` writes
+    them: what a writer signature's statement is made of (:mod:`ledger.core.writer_signature`)."""
+    return {
+        "actor": header.actor,
+        "event": _event(header),
+        "origin": origin,
+        "outcome": header.outcome,
+        "payload": _payload(commitment),
+    }
+
+
 def _event(header: EventHeader) -> dict[str, Any]:
     return {
         "id": header.event_id,
@@ -97,6 +114,7 @@ def _event(header: EventHeader) -> dict[str, Any]:
         "time": header.time,
         "subject": f"conversations/{header.conversation_id}",
         "conversation": header.conversation_id,
+        **header.trace,
     }
 
 

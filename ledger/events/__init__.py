@@ -9,7 +9,8 @@ Pure: no database, no clock, no web framework. The whole public surface::
 
 The catalogue is ``../shared/EVENTS.md``; module by module:
 
-``limits``     plain JSON, depth ≤ 32, strings ≤ 256 KiB, integers within ±(2^53 - 1)
+``strict_json`` request bodies read as I-JSON: a member name twice in one object is refused
+``limits``     plain JSON, depth ≤ 32, strings ≤ 256 KiB, numbers within ±(2^53 - 1)
 ``envelope``   CloudEvents 1.0 attributes, RFC 3339 time normalised to UTC microseconds
 ``fields``     actors, outcome, content parts and other shared field types
 ``catalogue``  one model per ``handoff.<name>.v<major>`` and the registry (add a v2 there)

@@ -18,9 +18,17 @@ Context attributes (CloudEvents 1.0.2 §3.1 and the JSON format §3):
 ``data``        a JSON object
 ============== ===================================================================
 
-Any other attribute is a CloudEvents extension: its name must be 1-20 lowercase ASCII
-letters or digits and its value a string, an integer or a boolean (the JSON forms of the
-CloudEvents type system). Extensions are kept with the envelope.
+CloudEvents extension attributes are accepted only when the ledger knows them
+(:data:`KNOWN_ATTRIBUTES`, the one list of every attribute name an event may carry); any other
+is a 422 naming it, never answered 201 and dropped:
+
+* :data:`KEPT_EXTENSIONS`, the W3C Trace Context of the CloudEvents distributed-tracing
+  extension (``traceparent``, ``tracestate``): opaque trace ids that carry no personal data and
+  tie an audit record to the writer's traces. Checked against the W3C grammar and kept in the
+  entry's ``event`` object, so the leaf hash covers them and they survive erasure (which is why
+  nothing that could be personal data is allowed there).
+* ``writersignature`` and ``datasalt`` (:data:`~ledger.core.writer_signature.WRITER_ATTRIBUTES`):
+  read by writer signatures, which check and store them themselves.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
-from ledger.core.canonical import MAX_SAFE_INTEGER
+from ledger.core.writer_signature import WRITER_ATTRIBUTES
 from ledger.errors import EventInvalid
 from ledger.events.fields import CONTROL_CHARACTERS, MAX_ID_LENGTH
 from ledger.events.guard import reject_card_data
@@ -46,7 +54,27 @@ CONVERSATION_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 """What a conversation id may be: anything else names no conversation of any log."""
 SUBJECT_PATTERN: Final = re.compile(f"conversations/({CONVERSATION_ID.pattern})")
 SOURCE_PATTERN: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:|/)[!-~]*")
-EXTENSION_NAME: Final = re.compile(r"[a-z0-9]{1,20}")
+TRACEPARENT: Final = "traceparent"
+TRACESTATE: Final = "tracestate"
+KEPT_EXTENSIONS: Final = frozenset({TRACEPARENT, TRACESTATE})
+"""Extension attributes kept in the entry header (hashed, served, never erased)."""
+KNOWN_ATTRIBUTES: Final = CORE_ATTRIBUTES | KEPT_EXTENSIONS | WRITER_ATTRIBUTES
+"""Every attribute name an event may carry; anything else is refused (422), not dropped."""
+REFUSED_CLOUDEVENTS_ATTRIBUTES: Final = {
+    "dataschema": "not kept: an event's type names its schema (GET /v1/schemas/{type})",
+    "data_base64": "not accepted: data must be a JSON object (structured JSON mode)",
+}
+"""CloudEvents 1.0 attributes the ledger does not take, with why."""
+TRACEPARENT_PATTERN: Final = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+"""W3C Trace Context §3.2 (``version-traceid-parentid-flags``, lowercase hex)."""
+TRACESTATE_MEMBER: Final = re.compile(
+    r"[a-z0-9][a-z0-9_*/@-]{0,255}=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]",
+    re.ASCII,
+)
+"""One ``key=value`` list member of W3C Trace Context §3.3 (simple or ``tenant@system`` key;
+printable ASCII value without ``,`` and ``=``, not ending in a space)."""
+MAX_TRACESTATE_LENGTH: Final = 512
+MAX_TRACESTATE_MEMBERS: Final = 32
 TIME_PATTERN: Final = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
     re.ASCII,
@@ -69,6 +97,8 @@ class Envelope:
     conversation_id: str
     data: dict[str, Any]
     attributes: dict[str, Any]
+    trace: dict[str, str]
+    """The kept extension attributes (:data:`KEPT_EXTENSIONS`) that were posted."""
 
 
 def parse_envelope(raw: dict[str, Any]) -> Envelope:
@@ -117,11 +147,14 @@ def parse_envelope(raw: dict[str, Any]) -> Envelope:
     if not isinstance(data, dict):
         raise EventInvalid("/data", "must be a JSON object")
 
+    trace: dict[str, str] = {}
     for name, value in raw.items():
         if name not in CORE_ATTRIBUTES:
             _check_extension(name, value)
+            if name in KEPT_EXTENSIONS:
+                trace[name] = value
 
-    return Envelope(event_id, source, type_string, time, match.group(1), data, attributes)
+    return Envelope(event_id, source, type_string, time, match.group(1), data, attributes, trace)
 
 
 def normalise_time(value: str) -> str:
@@ -181,13 +214,39 @@ def _string(raw: dict[str, Any], name: str, what: str) -> str:
 def _check_extension(name: str, value: object) -> None:
     pointer = join("", name)
     reject_card_data(name, value, pointer)
-    if not EXTENSION_NAME.fullmatch(name):
+    if name in REFUSED_CLOUDEVENTS_ATTRIBUTES:
+        raise EventInvalid(pointer, REFUSED_CLOUDEVENTS_ATTRIBUTES[name])
+    if name not in KNOWN_ATTRIBUTES:
+        # Answering 201 and dropping it would lose data silently; keeping an arbitrary one in
+        # the entry header could make personal data unerasable.
         raise EventInvalid(
             pointer,
-            "unknown attribute; extension names are 1 to 20 lowercase letters or digits",
+            "unknown attribute; the extension attributes the ledger keeps are "
+            + ", ".join(sorted(KEPT_EXTENSIONS)),
         )
-    if isinstance(value, bool | str):
-        return
-    if isinstance(value, int) and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        return
-    raise EventInvalid(pointer, "an extension attribute must be a string, an integer or a boolean")
+    if name not in KEPT_EXTENSIONS:
+        return  # writer signatures check their own
+    if not isinstance(value, str):
+        raise EventInvalid(pointer, "must be a string")
+    if name == TRACEPARENT and not TRACEPARENT_PATTERN.fullmatch(value):
+        raise EventInvalid(
+            pointer,
+            "must be a W3C traceparent: version-traceid-parentid-flags in lowercase hex, "
+            "e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+    if name == TRACESTATE:
+        _check_tracestate(value, pointer)
+
+
+def _check_tracestate(value: str, pointer: str) -> None:
+    members = [member.strip(" \t") for member in value.split(",")] if value else []
+    if (
+        len(value) > MAX_TRACESTATE_LENGTH
+        or len(members) > MAX_TRACESTATE_MEMBERS
+        or not all(TRACESTATE_MEMBER.fullmatch(member) for member in members if member)
+    ):
+        raise EventInvalid(
+            pointer,
+            f"must be a W3C tracestate: up to {MAX_TRACESTATE_MEMBERS} comma-separated "
+            f"key=value members, at most {MAX_TRACESTATE_LENGTH} characters",
+        )

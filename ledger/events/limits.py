@@ -2,7 +2,9 @@
 
 Everything a writer posts must be plain JSON that the ledger can later write as RFC 8785
 canonical bytes: objects with string keys, arrays, strings, booleans, null, integers within
-±(2^53 - 1) (RFC 8785 §3.2.2.3 / I-JSON, RFC 7493 §2.2) and finite numbers. On top of that:
+±(2^53 - 1) (RFC 8785 §3.2.2.3 / I-JSON, RFC 7493 §2.2) and finite numbers of no greater
+magnitude (a number that large is an integer, and none is exact: never rounded silently, however
+it was written). On top of that:
 
 * nesting depth at most :data:`MAX_DEPTH` — the event object itself is depth 1, its ``data``
   depth 2, and so on; a scalar adds nothing;
@@ -132,5 +134,11 @@ def _check_scalar(value: object) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise _Broken("number must be finite (no NaN or Infinity in JSON)")
+        if abs(value) > MAX_SAFE_INTEGER:
+            # Also what a parser makes of an integer too large for 64 bits: a rounded float.
+            raise _Broken(
+                "number outside +/-(2^53 - 1) cannot be stored exactly; "
+                "send identifiers and large numbers as strings"
+            )
     else:
         raise _Broken(f"not a JSON value ({type(value).__name__})")

@@ -11,14 +11,18 @@ import copy
 import functools
 from typing import Any, Final
 
-from ledger.core.canonical import MAX_SAFE_INTEGER
+from ledger.core.writer_signature import WRITER_ATTRIBUTES
 from ledger.events.catalogue import EventType, all_types
 from ledger.events.envelope import (
     DATACONTENTTYPE,
     MAX_SOURCE_LENGTH,
+    MAX_TRACESTATE_LENGTH,
     SPECVERSION,
     SUBJECT_PATTERN,
     TIME_PATTERN,
+    TRACEPARENT,
+    TRACEPARENT_PATTERN,
+    TRACESTATE,
 )
 from ledger.events.fields import MAX_ID_LENGTH
 
@@ -58,16 +62,14 @@ def _event_schema(spec: EventType) -> dict[str, Any]:
             "datacontenttype": {"type": "string", "default": DATACONTENTTYPE,
                                 "enum": [DATACONTENTTYPE, DATACONTENTTYPE + "; charset=utf-8"]},
             "data": data,
+            TRACEPARENT: {"type": "string", "pattern": f"^{TRACEPARENT_PATTERN.pattern}$",
+                          "description": "W3C Trace Context traceparent, kept in the entry"},
+            TRACESTATE: {"type": "string", "maxLength": MAX_TRACESTATE_LENGTH,
+                         "description": "W3C Trace Context tracestate, kept in the entry"},
+            **{name: {"type": "string", "description": "writer signature (see the README)"}
+               for name in sorted(WRITER_ATTRIBUTES)},
         },
-        "patternProperties": {
-            "^[a-z0-9]{1,20}$": {
-                "anyOf": [
-                    {"type": "string"},
-                    {"type": "boolean"},
-                    {"type": "integer", "minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER},
-                ]
-            }
-        },
+        # Extension attributes: only those the ledger keeps or reads; any other is refused.
         "additionalProperties": False,
     }  # fmt: skip
     if defs:

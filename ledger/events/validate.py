@@ -58,6 +58,8 @@ class ValidatedEvent:
     ``data`` is what to store: the posted ``data``, masked where the policy said so (then a
     copy; ``redactions`` lists one record per masking, paths relative to ``data``).
     ``envelope`` is the posted event minus ``data``, ``datacontenttype`` filled in if absent.
+    ``trace`` holds the posted extension attributes the entry header keeps (``traceparent``,
+    ``tracestate``).
     ``actor`` and ``resource`` are views into ``data``; treat all of it as read-only.
     """
 
@@ -72,6 +74,7 @@ class ValidatedEvent:
     data: dict[str, Any]
     redactions: list[dict[str, Any]]
     envelope: dict[str, Any]
+    trace: dict[str, str]
 
 
 def validate_event(raw: object, *, policy: GuardPolicy, fingerprint_key: bytes) -> ValidatedEvent:
@@ -118,6 +121,7 @@ def _validate(raw: object, policy: GuardPolicy, fingerprint_key: bytes) -> Valid
         data=data,
         redactions=guarded.redactions,
         envelope=envelope.attributes,
+        trace=envelope.trace,
     )
 
 

@@ -9,29 +9,40 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 import ledger
 from ledger.domain import AppendRequest, AppendResult, LogInfo, PreparedEvent, Principal
-from ledger.errors import NotFound
+from ledger.errors import CheckpointFork, ConfigurationError, NotFound, StoreUnavailable
+from ledger.keys.config import master_key_ring
 from ledger.services.admin.credentials import authenticate, token_hash
 from ledger.services.admin.logs import is_log_reference
 from ledger.services.anchoring.anchor import sinks_from_settings
+from ledger.services.anchoring.fence import ForkAlerts, learn_anchored
 from ledger.services.anchoring.schedule import AnchorScheduler
 from ledger.services.auth_failures import AuthFailures
 from ledger.services.system_log import SystemLog, service_event
 from ledger.settings import Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.group_commit import GroupCommitter
-from ledger.storage.keystore import KeyRing, pan_fingerprint_key
-from ledger.storage.logs import get_log
+from ledger.storage.keystore import KeyRing, master_key_state, pan_fingerprint_key
+from ledger.storage.logs import log_directory
+from ledger.storage.writer_keys import WriterKeyRecord, writer_key_by_kid
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+PRINCIPAL_CACHE_SECONDS = 1.0
+"""How long a process serves a credential from memory (issue 14.7: a revocation is effective on
+every server process within a second). Counted from when the database was asked, so a
+revocation committed at T is refused everywhere from T + 1 s. Shorter than invalidation by
+LISTEN/NOTIFY needs no connection per process and no fallback for a lost notification; it costs
+one indexed lookup per token, process and second (README, Performance)."""
 
 
 @dataclass
@@ -45,9 +56,11 @@ class TtlCache(Generic[K, V]):
     _items: dict[K, tuple[float, V]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _deadline(self, value: V) -> float:
-        """When (``time.monotonic``) a value loaded now stops being served."""
-        deadline = time.monotonic() + self.ttl
+    def _deadline(self, value: V, asked_at: float) -> float:
+        """When (``time.monotonic``) a value the database was asked for at ``asked_at`` stops
+        being served: the TTL runs from the question, not the answer, so a slow answer does not
+        stretch it."""
+        deadline = asked_at + self.ttl
         end = None if self.expires is None else self.expires(value)
         if end is not None:
             deadline = min(deadline, time.monotonic() + (end - datetime.now(UTC)).total_seconds())
@@ -56,13 +69,14 @@ class TtlCache(Generic[K, V]):
     def get_or_load(self, key: K, load: Callable[[], V]) -> V:
         """The cached value, or ``load()``'s (cached only if it returned: errors are not)."""
         hit = self._items.get(key)
-        if hit is not None and hit[0] > time.monotonic():
+        asked_at = time.monotonic()
+        if hit is not None and hit[0] > asked_at:
             return hit[1]
         value = load()
         with self._lock:
             if len(self._items) > 10_000:
                 self._items.clear()
-            self._items[key] = (self._deadline(value), value)
+            self._items[key] = (self._deadline(value, asked_at), value)
         return value
 
     def peek(self, key: K) -> V | None:
@@ -82,12 +96,16 @@ class LedgerState:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        self.keys = KeyRing.from_master(settings.master_key_bytes)
-        self.fingerprint_key = pan_fingerprint_key(settings.master_key_bytes)
+        self.keys = KeyRing.from_masters(master_key_ring(settings, create=True))
+        self._fingerprint_key: bytes | None = None
+        self._fingerprint_lock = threading.Lock()
         self.principals: TtlCache[bytes, Principal] = TtlCache(
-            ttl=5.0, expires=lambda p: p.expires_at
+            ttl=PRINCIPAL_CACHE_SECONDS, expires=lambda p: p.expires_at
         )
         self.logs: TtlCache[str, LogInfo] = TtlCache(ttl=30.0)
+        self.writer_keys: TtlCache[tuple[str, str], WriterKeyRecord] = TtlCache(ttl=5.0)
+        """Writers' public keys by (log, kid): a key's bytes never change; a revocation lands
+        here within the TTL, and the sequencer re-checks it under the log's lock anyway."""
         self.committer: GroupCommitter | None = None
         self.anchorer: AnchorScheduler | None = None
         self.system_log = SystemLog(self, self.log_info)
@@ -106,8 +124,73 @@ class LedgerState:
         )
         self._stopping = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._follower: threading.Thread | None = None
+        self._missing_master_logged: str | None = None
+        self._fenced: set[str] = set()
+        """Logs whose latest anchored checkpoint this process has learnt (``learn_anchored``):
+        the sequencer signs nothing that contradicts it."""
+        self.fork_alerts = ForkAlerts(
+            webhook_url=settings.alert_webhook_url,
+            command=settings.alert_command,
+            timeout=settings.http_timeout_seconds,
+        )
+
+    @property
+    def fingerprint_key(self) -> bytes:
+        """The card guard's fingerprint key (stored wrapped: ``pan_fingerprint_key``), read
+        once per process, on the first ingest that needs it."""
+        if self._fingerprint_key is None:
+            with self._fingerprint_lock:
+                if self._fingerprint_key is None:
+                    with unit_of_work(self.engine) as conn:
+                        key = pan_fingerprint_key(conn, self.keys.masters)
+                    self._fingerprint_key = key
+        return self._fingerprint_key
+
+    def follow_master_keys(self) -> None:
+        """Wrap new keys under the master key a rotation activated, once this process holds it
+        (else under its configured primary, and say so); refuse a primary that was retired."""
+        with unit_of_work(self.engine) as conn:
+            state = master_key_state(conn)
+        masters = self.keys.masters
+        if masters.primary_id in state.retired:
+            raise ConfigurationError(
+                f"the configured master key {masters.primary_id} was retired: configure the key"
+                f" it was rotated to ({state.active or 'see `ledger keys masters`'})"
+            )
+        was = masters.wrapping_id
+        if not masters.follow(state.active) and state.active != self._missing_master_logged:
+            self._missing_master_logged = state.active
+            logging.getLogger(__name__).warning(
+                "master key %s is active but not configured in this process (it holds %s):"
+                " new keys stay wrapped under %s until it is (LEDGER_EXTRA_KEY_PROVIDERS)",
+                state.active,
+                ", ".join(masters.ids),
+                masters.primary_id,
+            )
+        if masters.wrapping_id != was:
+            logging.getLogger(__name__).info(
+                "new keys are now wrapped under master key %s", masters.wrapping_id
+            )
+
+    def _follow_master_keys(self) -> None:
+        while not self._stopping.wait(self.settings.master_key_refresh_seconds):
+            try:
+                self.follow_master_keys()
+            except Exception:  # keep following: the next tick retries
+                logging.getLogger(__name__).warning(
+                    "could not read the active master key", exc_info=True
+                )
 
     def start(self, on_commit: Callable[[str, int, float], None] | None = None) -> None:
+        try:
+            self.follow_master_keys()  # a retired primary key stops the start here
+        except StoreUnavailable:  # the follower retries; keys wrap under the primary meanwhile
+            logging.getLogger(__name__).warning("could not read the active master key yet")
+        self._follower = threading.Thread(
+            target=self._follow_master_keys, name="master-key-follow", daemon=True
+        )
+        self._follower.start()
         self.committer = GroupCommitter(
             self.engine,
             signers=self.keys.signers,
@@ -141,7 +224,14 @@ class LedgerState:
     def submit(self, log: LogInfo, request: AppendRequest) -> Future[AppendResult]:
         """The process's appender: the group committer."""
         assert self.committer is not None, "LedgerState.start() has not run"
-        return self.committer.submit(log, request)
+        future = self.committer.submit(log, request)
+        future.add_done_callback(lambda done: self._alert_on_fork(log.id, done))
+        return future
+
+    def _alert_on_fork(self, log_id: str, done: Future[AppendResult]) -> None:
+        failure = None if done.cancelled() else done.exception()
+        if isinstance(failure, CheckpointFork):
+            self.fork_alerts.refused(log_id, failure)
 
     def log_info(self, log_id: str) -> LogInfo:
         """The log (cached for seconds; ``NotFound`` if there is none)."""
@@ -150,17 +240,41 @@ class LedgerState:
 
         def load() -> LogInfo:
             with unit_of_work(self.engine) as conn:
-                return get_log(conn, log_id)
+                return log_directory(conn, log_id)  # before the tenant is known
 
         info = self.logs.get_or_load(log_id, load)
+        if info.id not in self._fenced and self.settings.anchor_dir is not None:
+            # Before this process signs anything of the log (once: its own anchoring and
+            # signing keep it current from then on).
+            with unit_of_work(self.engine, tenant=info.tenant) as conn:
+                learn_anchored(conn, self.keys.signers, info, self.settings.anchor_dir)
+            self._fenced.add(info.id)
         if info.tenant not in self._serving:
             self._start_serving(info.tenant)
         return info
 
+    def unit_of_work(self, log_id: str) -> AbstractContextManager[Connection]:
+        """A unit of work for a request on ``log_id``: row security admits only its tenant's
+        rows (migration 0011). Authorization has tied the caller's credential to that log, so
+        it is the principal's tenant; a public read's is the log's."""
+        return unit_of_work(self.engine, tenant=self.log_info(log_id).tenant)
+
+    def writer_key(self, log_id: str, kid: str) -> WriterKeyRecord | None:
+        """The log's writer key by kid (``WriterKeyLookup`` for ingest). An unknown kid is
+        looked up every time, so a key is usable as soon as it is added."""
+        hit = self.writer_keys.peek((log_id, kid))
+        if hit is not None:
+            return hit
+        with self.unit_of_work(log_id) as conn:
+            record = writer_key_by_kid(conn, log_id, kid)
+        if record is not None:
+            self.writer_keys.get_or_load((log_id, kid), lambda: record)
+        return record
+
     def principal(self, token: str) -> Principal:
-        """The active credential behind ``token`` (cached for seconds: a revocation lands
-        everywhere within that time; never past the credential's expiry; ``Unauthenticated``
-        is never cached)."""
+        """The active credential behind ``token`` (cached for ``PRINCIPAL_CACHE_SECONDS``: a
+        revocation lands everywhere within that time; never past the credential's expiry;
+        ``Unauthenticated`` is never cached)."""
 
         def load() -> Principal:
             with unit_of_work(self.engine) as conn:
@@ -186,6 +300,8 @@ class LedgerState:
         self._stopping.set()
         if self._flusher is not None:
             self._flusher.join()
+        if self._follower is not None:
+            self._follower.join()
         if self.anchorer is not None:
             self.anchorer.close()
         if self.committer is not None:

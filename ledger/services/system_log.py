@@ -247,6 +247,42 @@ def credential_event(
     )
 
 
+def writer_key_event(
+    change: str,
+    *,
+    log_id: str,
+    kid: str,
+    credential_id: int,
+    actor: dict[str, Any],
+    now: datetime,
+    **details: object,
+) -> PreparedEvent:
+    """``writer_key.added`` (with the public key) or ``writer_key.revoked`` (with the time it
+    signs nothing from): the registration history verifiers check writer signatures against."""
+    return system_event(
+        f"writer_key.{change}",
+        stream="keys",
+        now=now,
+        actor=actor,
+        data={"log": log_id, "kid": kid, "credential": credential_id, **details},
+        resource={"type": "writer_key", "id": kid},
+    )
+
+
+def signature_policy_event(
+    log_id: str, *, policy: str, previous: str, actor: dict[str, Any], now: datetime
+) -> PreparedEvent:
+    """A log's writer-signature policy changed (``required``, ``optional`` or ``off``)."""
+    return system_event(
+        "log.signatures.changed",
+        stream="keys",
+        now=now,
+        actor=actor,
+        data={"log": log_id, "signatures": policy, "previous": previous},
+        resource={"type": "log", "id": log_id},
+    )
+
+
 def export_created_event(
     log: LogInfo,
     *,
@@ -359,12 +395,49 @@ def erasure_executed_event(
     )
 
 
+def retention_executed_event(
+    log: LogInfo, run: dict[str, Any], *, actor: dict[str, Any], now: datetime
+) -> PreparedEvent:
+    """``ledger.retention.executed.v1``: a retention run's batch on one log (PCI DSS 10.5.1):
+    the policy and cutoff, the data keys destroyed, the conversations and seqs affected, those
+    skipped under a legal hold; also when nothing expired."""
+    return _privacy_event(
+        "retention.executed", log, request_id=None, actor=actor, now=now, data=run
+    )
+
+
+def retention_changed_event(
+    log: LogInfo, change: dict[str, Any], *, actor: dict[str, Any], now: datetime
+) -> PreparedEvent:
+    """``ledger.retention.changed.v1``: a log's retention period changed, approved by a second
+    admin (PCI DSS 10.2.1.7)."""
+    return _privacy_event(
+        "retention.changed", log, request_id=change["request"], actor=actor, now=now, data=change
+    )
+
+
 def hold_event(
     change: str, log: LogInfo, hold: dict[str, Any], *, actor: dict[str, Any], now: datetime
 ) -> PreparedEvent:
     """``ledger.hold.placed.v1`` / ``ledger.hold.released.v1`` (PCI DSS 10.2.1.7)."""
     return _privacy_event(
         f"hold.{change}", log, request_id=hold["request"], actor=actor, now=now, data=hold
+    )
+
+
+def master_key_event(
+    change: str, *, data: dict[str, Any], actor: dict[str, Any], now: datetime
+) -> PreparedEvent:
+    """``master_key.rotation.started`` / ``master_key.rotation.finished`` (ids and counts of
+    the tenant's keys re-wrapped) and ``master_key.retired`` (PCI DSS 10.2.1.7, 3.7.4): master
+    key ids only, never key material."""
+    return system_event(
+        f"master_key.{change}",
+        stream="keys",
+        now=now,
+        actor=actor,
+        data=data,
+        resource={"type": "master_key", "id": str(data["master_key"])},
     )
 
 

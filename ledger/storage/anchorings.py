@@ -89,3 +89,16 @@ def insert_cosignature(
         ),
         {"log": log_id, "w": witness, "size": size, "root": root, "line": line, "ts": timestamp},
     )
+
+
+def cosignatures_at(conn: Connection, log_id: str, size: int) -> list[tuple[str, str]]:
+    """``(witness verifier key, cosignature line)`` of every cosignature stored for the log's
+    checkpoint of ``size``, by witness (what an evidence bundle carries)."""
+    rows = conn.execute(
+        text(
+            "SELECT witness, cosignature FROM witness_cosignatures"
+            " WHERE log_id = :log AND size = :size ORDER BY witness, timestamp"
+        ),
+        {"log": log_id, "size": size},
+    )
+    return [(str(r[0]), str(r[1])) for r in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -80,3 +81,37 @@ def last_signed_by(conn: Connection, log_id: str, key_id: bytes) -> datetime | N
         {"log": log_id, "kid": key_id},
     ).scalar_one_or_none()
     return at
+
+
+@dataclass(frozen=True, slots=True)
+class GivenCheckpoint:
+    size: int
+    root: bytes
+    how: str
+    """How it was given out, for the refusal's message: ``signed`` or ``anchored (<where>)``."""
+
+
+class GivenCheckpoints:
+    """Per log, the largest checkpoint this process has given out: signed (once its batch
+    committed) or seen anchored outside the database. The sequencer signs nothing on a tree
+    that does not extend it (``CheckpointFork``): a database behind what was acknowledged (a
+    rollback, a failover to a standby that lacked it) or beside it (an old primary back on its
+    own) stops the log instead of putting two inconsistent checkpoints into the world.
+
+    A process's memory: a new process learns the latest anchored checkpoint when it first
+    serves a log (the anchors are the memory shared by every process and outlive them)."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, GivenCheckpoint] = {}
+        self._lock = threading.Lock()
+
+    def get(self, log_id: str) -> GivenCheckpoint | None:
+        return self._latest.get(log_id)
+
+    def remember(self, log_id: str, size: int, root: bytes, *, how: str) -> None:
+        """Keep ``size``/``root`` if it is larger than what is kept (a smaller one is implied
+        by the larger, which the sequencer only signed on a tree extending it)."""
+        with self._lock:
+            kept = self._latest.get(log_id)
+            if kept is None or size > kept.size:
+                self._latest[log_id] = GivenCheckpoint(size, bytes(root), how)

@@ -53,12 +53,12 @@ def revoke_credential(conn: Connection, credential_id: int, *, revoked_at: datet
 
 def active_principal(conn: Connection, token_hash: bytes, *, now: datetime) -> Principal | None:
     """The principal of the active credential with that token hash: neither revoked nor
-    expired at ``now``."""
+    expired at ``now``. Asked before the caller's tenant is known, so through the one function
+    that may look across tenants for it (migration 0011), in any unit of work."""
     row = conn.execute(
         text(
-            "SELECT id, log_id, role, label, expires_at FROM credentials"
-            " WHERE token_hash = :h AND revoked_at IS NULL"
-            " AND (expires_at IS NULL OR expires_at > :now)"
+            "SELECT id, log_id, role, label, expires_at"
+            " FROM ledger_active_credential(CAST(:h AS bytea), CAST(:now AS timestamptz))"
         ),
         {"h": token_hash, "now": now},
     ).one_or_none()

@@ -10,6 +10,13 @@ CLI command); code below never commits. Two things code below may ask of the uni
   in that same round trip: the group committer holds a log's lock across it, and on a busy
   machine every round trip under the lock is a thread wake-up. The edge decides; the unit of
   work commits.
+
+Row security (migration 0011): the edge also says whose the unit of work is. ``tenant=``: a
+request's, scoped to the tenant of the log it serves (every tenant-bearing table then admits only
+that tenant's rows); ``system=``: one of the few components that span tenants by design
+(``SYSTEM_COMPONENTS``). Neither: nothing is visible to a role row security binds (fail
+closed). An engine made for one system component (``make_engine(system=...)``, e.g. the
+``ledger`` commands' engine) carries that scope on every connection instead.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import Connection, Engine, NullPool, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -29,14 +37,61 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def sqlalchemy_url(url: str) -> str:
-    """Accept plain ``postgresql://`` URLs (as libpq and pgserver print them) for psycopg 3."""
+    """Accept plain ``postgresql://`` URLs (as libpq and pgserver print them) for psycopg 3,
+    libpq's multi-host form (``postgresql://u@h1:p1,h2:p2/db?target_session_attrs=read-write``)
+    included."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
+            return "postgresql+psycopg://" + _hosts_as_query(url[len(prefix) :])
     return url
 
 
-def make_engine(url: str, *, role: str | None = None, pool_size: int = 8) -> Engine:
+def _hosts_as_query(rest: str) -> str:
+    """libpq's host list ``u@h1:p1,h2:p2/db?…``, which SQLAlchemy's URL parser cannot read, as
+    the query form it can, ``u@/db?host=h1:p1&host=h2:p2&…``: psycopg hands libpq the same list,
+    which tries the hosts in order (failover, with ``target_session_attrs=read-write``)."""
+    authority, _, tail = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    if "," not in hosts:
+        return rest
+    database, _, query = tail.partition("?")
+    params = "&".join(f"host={host}" for host in hosts.split(","))
+    return f"{userinfo}{at}/{database}?{params}" + (f"&{query}" if query else "")
+
+
+SYSTEM_COMPONENTS = frozenset({"operator", "verifier", "anchoring", "migrations"})
+"""Who may span tenants (``ledger.scope = 'system:<name>'``), and nobody else: ``operator``, the
+``ledger`` commands an operator runs (logs, credentials, keys, anchor, export, trail, demo);
+``verifier``, ``ledger verify`` and its parallel parts; ``anchoring``, the server's anchoring
+schedule (every log's checkpoints); ``migrations`` (``migrations/env.py``). Requests, the group
+committer (each batch is one log's, so one tenant's) and the system log are tenant-scoped; the
+two lookups made before a request's tenant is known are SQL functions of their own (0011)."""
+
+
+def _set_scope(tenant: str | None, system: str | None, *, local: bool) -> sql.Composed:
+    """The one setting row security reads (migration 0011): ``ledger.scope`` is
+    ``tenant:<tenant>`` or ``system:<component>``. One setting, so one statement: a tenant's
+    scope on a system component's engine replaces the engine's (and a statement is a round
+    trip: pipelining it with the BEGIN measured slower than sending it alone)."""
+    if (tenant is None) == (system is None):
+        raise ValueError("a unit of work is scoped to a tenant or to a system component")
+    if system is not None:
+        if system not in SYSTEM_COMPONENTS:
+            raise ValueError(f"{system!r} is not a system component ({sorted(SYSTEM_COMPONENTS)})")
+        scope = f"system:{system}"
+    else:
+        if not tenant:
+            raise ValueError("an empty tenant scopes nothing")
+        scope = f"tenant:{tenant}"
+    verb = sql.SQL("SET LOCAL" if local else "SET")
+    return sql.SQL("{} ledger.scope = {}").format(verb, sql.Literal(scope))
+
+
+def make_engine(
+    url: str, *, role: str | None = None, pool_size: int = 8, system: str | None = None
+) -> Engine:
+    """An engine whose connections ``SET ROLE role`` (if given) and, with ``system``, belong to
+    that system component (``SYSTEM_COMPONENTS``) for their whole life."""
     engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
@@ -47,14 +102,19 @@ def make_engine(url: str, *, role: str | None = None, pool_size: int = 8) -> Eng
         pool_pre_ping=False,
         pool_recycle=1800,
     )
+    on_connect: list[sql.Composable] = []
     if role:
         # Least privilege: the server's connections act as e.g. ledger_app (INSERT/SELECT only).
-        quoted = '"' + role.replace('"', '""') + '"'
+        on_connect.append(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    if system is not None:
+        on_connect.append(_set_scope(None, system, local=False))
+    if on_connect:
 
         @event.listens_for(engine, "connect")
-        def _set_role(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _set_up(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             with dbapi_conn.cursor() as cur:
-                cur.execute(f"SET ROLE {quoted}")
+                for statement in on_connect:
+                    cur.execute(statement)
             dbapi_conn.commit()
 
     return engine
@@ -62,26 +122,47 @@ def make_engine(url: str, *, role: str | None = None, pool_size: int = 8) -> Eng
 
 _COMMIT_WITH_LAST_WRITES = "ledger.commit_with_last_writes"
 _AFTER_COMMIT = "ledger.after_commit"
+_BEFORE_LAST_WRITES = "ledger.before_last_writes"
 
 
 @contextmanager
-def unit_of_work(engine: Engine, *, commit_with_last_writes: bool = False) -> Iterator[Connection]:
+def unit_of_work(
+    engine: Engine,
+    *,
+    tenant: str | None = None,
+    system: str | None = None,
+    commit_with_last_writes: bool = False,
+) -> Iterator[Connection]:
     """A transaction: committed if the block returns, rolled back if it raises.
+
+    ``tenant``: row security admits only that tenant's rows; ``system``: a system component's
+    (``SYSTEM_COMPONENTS``), every tenant's; neither: the engine's own scope, if it has one, else
+    none (nothing is visible). Set by one ``SET LOCAL``, the transaction's first statement (a
+    round trip, ~20 µs on an idle machine), so it does not outlive the transaction; ``SET``
+    takes no snapshot, so ``read_only`` may still follow.
 
     ``commit_with_last_writes``: the block ends with ``send_last_writes`` (the group committer's
     one append), and the COMMIT is sent with those writes. A database that cannot be reached
     becomes ``StoreUnavailable`` (503 + Retry-After).
     """
+    scope = None if tenant is None and system is None else _set_scope(tenant, system, local=True)
     try:
         with engine.begin() as conn:
             conn.info[_COMMIT_WITH_LAST_WRITES] = commit_with_last_writes
             conn.info[_AFTER_COMMIT] = []
             try:
+                if scope is not None:
+                    driver_connection(conn).execute(scope)
                 yield conn
             finally:
                 # The connection goes back to the pool: nothing of this unit of work may stay.
-                conn.info.pop(_COMMIT_WITH_LAST_WRITES, None)
-                hooks: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+                # An invalidated one goes nowhere (and touching its info would raise, hiding
+                # the connection error behind SQLAlchemy's PendingRollbackError).
+                hooks: list[Callable[[], None]] = []
+                if not conn.invalidated:
+                    conn.info.pop(_COMMIT_WITH_LAST_WRITES, None)
+                    conn.info.pop(_BEFORE_LAST_WRITES, None)
+                    hooks = conn.info.pop(_AFTER_COMMIT, [])
         for hook in hooks:  # reached only once engine.begin() has committed
             hook()
     except OperationalError as exc:
@@ -100,10 +181,20 @@ def after_commit(conn: Connection, hook: Callable[[], None]) -> None:
     hooks.append(hook)
 
 
+def before_last_writes(conn: Connection, hook: Callable[[], None]) -> None:
+    """Run ``hook`` just before ``send_last_writes`` sends anything: once it has run, a lost
+    connection may have lost only the COMMIT's reply (the group committer then checks what
+    was stored)."""
+    conn.info[_BEFORE_LAST_WRITES] = hook
+
+
 def send_last_writes(conn: Connection, queue: Callable[[psycopg.Connection[Any]], None]) -> None:
     """Send the statements ``queue`` puts on the raw connection in one pipelined round trip,
     with the COMMIT when the unit of work was opened with ``commit_with_last_writes`` (then
     nothing may be written after them: it would not be part of the same transaction)."""
+    hook: Callable[[], None] | None = conn.info.pop(_BEFORE_LAST_WRITES, None)
+    if hook is not None:
+        hook()
     pg = driver_connection(conn)
     with pg.pipeline():
         queue(pg)

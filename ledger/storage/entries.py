@@ -91,12 +91,13 @@ def first_seq_at_or_beyond(conn: Connection, table: SeqTable, log_id: str, size:
     return None if seq is None else int(seq)
 
 
-def latest_conversation_of_type(conn: Connection, log_id: str, event_type: str) -> str | None:
-    """The conversation of the log's latest entry of ``event_type`` (None: no such entry)."""
+def first_conversation_of_type(conn: Connection, log_id: str, event_type: str) -> str | None:
+    """The conversation of the log's first entry of ``event_type`` (None: no such entry): in an
+    append-only log, the same answer whatever is appended later."""
     found = conn.execute(
         text(
             "SELECT conversation_id FROM entries WHERE log_id = :log AND event_type = :type"
-            " ORDER BY seq DESC LIMIT 1"
+            " ORDER BY seq LIMIT 1"
         ),
         {"log": log_id, "type": event_type},
     ).scalar_one_or_none()

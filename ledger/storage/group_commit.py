@@ -4,6 +4,13 @@ Requests are queued; a single committer thread per process takes everything queu
 cap), groups it by log, and appends each group in one transaction via ``append_batch``. Each
 request's future is resolved only after its batch committed, so a receipt always means durable
 and covered by a signed checkpoint. Across processes the head-row lock keeps order.
+
+A batch whose COMMIT was sent but whose connection then broke may be stored (the reply was
+lost) or not. The committer retries once (which finds a stored batch by its idempotency keys);
+if the database is gone for that retry too, it waits up to ``OUTCOME_WAIT_SECONDS`` for it to
+come back and looks the batch's ``(source, id)`` keys up: its writers get their receipts if it
+is stored, a 503 ("outcome unknown, retry with the same ids") only if it is not or the database
+stays away.
 """
 
 from __future__ import annotations
@@ -23,12 +30,25 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger.domain import AppendRequest, AppendResult, LogInfo
 from ledger.errors import ClientError, LedgerError, StoreUnavailable
-from ledger.storage.db import unit_of_work
+from ledger.storage.db import before_last_writes, unit_of_work
 from ledger.storage.keystore import DataKeyStore, SignerCache
-from ledger.storage.sequencer import BatchOutcome, append_batch
+from ledger.storage.sequencer import BatchOutcome, append_batch, stored_results
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0005
+OUTCOME_WAIT_SECONDS = 10.0
+"""How long a batch whose COMMIT's reply was lost waits for the database to tell whether it was
+stored: a PostgreSQL restart takes a few seconds."""
+OUTCOME_POLL_SECONDS = 0.2
+
+
+@dataclass(slots=True)
+class _Attempts:
+    """What the committer's attempts at one batch did: when each ran (its ``now``, which the
+    entries it stores keep as ``received_at``) and whether one sent its COMMIT."""
+
+    at: list[datetime]
+    commit_sent: bool = False
 
 
 @dataclass(slots=True)
@@ -49,6 +69,7 @@ class GroupCommitter:
         wait_seconds: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_commit: Callable[[str, int, float], None] | None = None,
+        outcome_wait_seconds: float = OUTCOME_WAIT_SECONDS,
     ) -> None:
         self._engine = engine
         self._signers = signers
@@ -57,6 +78,7 @@ class GroupCommitter:
         self._wait = wait_seconds
         self._clock = clock
         self._on_commit = on_commit
+        self._outcome_wait = outcome_wait_seconds
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         # The committer holds the log's row lock while it runs; every database round trip
         # releases the GIL, and getting it back from a busy event loop waits up to the switch
@@ -112,20 +134,32 @@ class GroupCommitter:
             if stop:
                 return
 
-    def _append_with_one_retry(self, log_info: LogInfo, items: list[_Pending]) -> BatchOutcome:
+    def _append_with_one_retry(
+        self, log_info: LogInfo, items: list[_Pending], attempts: _Attempts
+    ) -> BatchOutcome:
         """One retry when the connection was dead (the pool has no pre-ping). Safe even if the
         first COMMIT did land: the retry finds every (source, id) and returns its receipts."""
+
+        def sending() -> None:
+            attempts.commit_sent = True
+
         for attempt in (1, 2):
+            now = self._clock()
+            attempts.at.append(now)
             try:
-                # The batch is this unit of work's one append: commit with its writes.
-                with unit_of_work(self._engine, commit_with_last_writes=True) as conn:
+                # The batch is this unit of work's one append: commit with its writes. One
+                # log's batch is one tenant's: row security admits nothing else (0011).
+                with unit_of_work(
+                    self._engine, tenant=log_info.tenant, commit_with_last_writes=True
+                ) as conn:
+                    before_last_writes(conn, sending)
                     return append_batch(
                         conn,
                         log_info,
                         [i.request for i in items],
                         signers=self._signers,
                         data_keys=self._data_keys,
-                        now=self._clock(),
+                        now=now,
                     )
             except (StoreUnavailable, DBAPIError):
                 if attempt == 2:
@@ -133,17 +167,55 @@ class GroupCommitter:
                 log.info("append to %s: connection lost, retrying once", log_info.id)
         raise AssertionError("unreachable")
 
+    def _stored_after_lost_reply(
+        self, log_info: LogInfo, items: list[_Pending], attempts: _Attempts
+    ) -> list[AppendResult | None] | None:
+        """Per request, its receipts if the batch is stored though no attempt heard its COMMIT
+        answered; None if no COMMIT was sent (then nothing was stored) or the database did not
+        come back within ``OUTCOME_WAIT_SECONDS``."""
+        if not attempts.commit_sent:
+            return None
+        deadline = time.monotonic() + self._outcome_wait
+        while True:
+            try:
+                with unit_of_work(self._engine, tenant=log_info.tenant) as conn:
+                    found = stored_results(
+                        conn, log_info, [i.request for i in items], attempted_at=attempts.at
+                    )
+            except (StoreUnavailable, DBAPIError) as exc:
+                if time.monotonic() >= deadline:
+                    log.warning("append to %s: outcome still unknown: %s", log_info.id, exc)
+                    return None
+                time.sleep(OUTCOME_POLL_SECONDS)
+                continue
+            told = sum(result is not None for result in found)
+            log.warning(
+                "append to %s: COMMIT's reply was lost; %d of %d requests found stored",
+                log_info.id,
+                told,
+                len(found),
+            )
+            return found
+
     def _commit(self, items: list[_Pending]) -> None:
         log_info = items[0].log
         started = time.perf_counter()
+        attempts = _Attempts(at=[])
         try:
-            outcome = self._append_with_one_retry(log_info, items)
+            outcome = self._append_with_one_retry(log_info, items, attempts)
         except (StoreUnavailable, DBAPIError) as exc:
             log.warning("append to %s failed: %s", log_info.id, exc)
             error: BaseException = StoreUnavailable("the database is unavailable; retry later")
             error.__cause__ = exc
-            for item in items:
-                item.future.set_exception(error)
+            stored = self._stored_after_lost_reply(log_info, items, attempts)
+            for item, receipts in zip(items, stored or [None] * len(items), strict=True):
+                if receipts is None:
+                    item.future.set_exception(error)
+                else:
+                    item.future.set_result(receipts)
+            if stored and self._on_commit is not None:
+                appended = sum(found.appended for found in stored if found is not None)
+                self._on_commit(log_info.id, appended, time.perf_counter() - started)
             return
         except LedgerError as exc:
             log.error("append to %s refused: %s", log_info.id, exc)  # noqa: TRY400 - expected, not a bug

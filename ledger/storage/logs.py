@@ -27,6 +27,19 @@ def find_log(conn: Connection, log_id: str) -> LogInfo | None:
     return None if row is None else _info(row)
 
 
+def log_directory(conn: Connection, log_id: str) -> LogInfo:
+    """The log ``log_id`` names, whichever tenant's it is (``NotFound`` if none): what a request
+    needs before its tenant is known (public reads, authorization), through the one function
+    that may look across tenants for it (migration 0011). Any other read of a log is
+    ``get_log``, which row security confines to the session's tenant."""
+    row = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM ledger_log_directory(:id)"), {"id": log_id}
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no log {log_id!r}")
+    return _info(row)
+
+
 def get_log(conn: Connection, log_id: str) -> LogInfo:
     info = find_log(conn, log_id)
     if info is None:

@@ -10,11 +10,13 @@ be recomputed from the entries.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -25,8 +27,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -50,7 +53,11 @@ class Log(Base):
     kind: Mapped[str] = mapped_column(Text)  # "events" (writers post here) or "system"
     policy: Mapped[dict[str, object]] = mapped_column(JSONB, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    __table_args__ = (CheckConstraint("kind IN ('events', 'system')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('events', 'system')", name="kind"),
+        # Row security finds a tenant's logs by it (migration 0011).
+        Index("ix_logs_tenant", "tenant"),
+    )
 
 
 class LogHead(Base):
@@ -97,7 +104,14 @@ class DataKey(Base):
     erasure_request_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     """The erase request (``privacy_requests``) whose approval destroyed the key; no foreign
     key (migration 0007)."""
-    __table_args__ = (UniqueConstraint("log_id", "scope"),)
+    destroyed_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """``erasure`` or ``retention`` once destroyed (migration 0010)."""
+    master_key_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The master key that wrapped it (``ledger.keys``); NULL: wrapped before migration 0012."""
+    __table_args__ = (
+        UniqueConstraint("log_id", "scope"),
+        CheckConstraint("destroyed_by IN ('erasure', 'retention')", name="destroyed_by"),
+    )
 
 
 class Payload(Base):
@@ -143,6 +157,8 @@ class SigningKey(Base):
     sealed_private: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    master_key_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The master key that wrapped ``sealed_private``; NULL: before migration 0012."""
     __table_args__ = (UniqueConstraint("log_id", "key_id"),)
 
 
@@ -160,6 +176,57 @@ class Credential(Base):
     __table_args__ = (
         CheckConstraint("role IN ('writer', 'auditor', 'verifier', 'admin')", name="role"),
         CheckConstraint("expires_at > created_at", name="expires_after"),
+    )
+
+
+class WriterKey(Base):
+    """A writer's Ed25519 public key (issue 18, migration 0009): never deleted, only revoked."""
+
+    __tablename__ = "writer_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    log_id: Mapped[str] = mapped_column(ForeignKey("logs.id"))
+    credential_id: Mapped[int] = mapped_column(ForeignKey("credentials.id"))
+    kid: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (
+        UniqueConstraint("log_id", "kid"),
+        CheckConstraint("length(public_key) = 32", name="ed25519"),
+        CheckConstraint("revoked_at >= added_at", name="revoked_after"),
+    )
+
+
+class WrappedSecret(Base):
+    """A secret the ledger keeps wrapped by the master key rather than derived from it (a KMS
+    never hands its key out): the card guard's fingerprint key (migration 0012)."""
+
+    __tablename__ = "wrapped_secrets"
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    master_key_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MasterKeyChange(Base):
+    """Append-only: a master key activated (new keys are wrapped under it: a rotation started),
+    superseded (that rotation replaces it) or retired (nothing is wrapped under it any more;
+    migration 0012)."""
+
+    __tablename__ = "master_key_changes"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    master_key_id: Mapped[str] = mapped_column(Text)
+    change: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint("change IN ('activated', 'superseded', 'retired')", name="change"),
+        Index(
+            "uq_master_key_changes_retired",
+            "master_key_id",
+            unique=True,
+            postgresql_where=text("change = 'retired'"),
+        ),
     )
 
 
@@ -216,9 +283,16 @@ class PrivacyRequest(Base):
     requested_by: Mapped[int] = mapped_column(Integer, ForeignKey("credentials.id"))
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """A ``retention`` request's new period (scope kind ``log``; migration 0010)."""
     __table_args__ = (
-        CheckConstraint("action IN ('erase', 'hold', 'release')", name="action"),
-        CheckConstraint("scope_kind IN ('conversation', 'subject')", name="scope_kind"),
+        CheckConstraint("action IN ('erase', 'hold', 'release', 'retention')", name="action"),
+        CheckConstraint("scope_kind IN ('conversation', 'subject', 'log')", name="scope_kind"),
+        CheckConstraint(
+            "(action = 'retention') = (retention_days IS NOT NULL)"
+            " AND (retention_days IS NULL OR retention_days > 0)",
+            name="retention_names_days",
+        ),
         CheckConstraint("(action = 'release') = (hold_id IS NOT NULL)", name="release_names_hold"),
         CheckConstraint("expires_at > requested_at", name="expires_after"),
         Index("ix_privacy_requests_log_id_action", "log_id", "action"),
@@ -232,3 +306,47 @@ class PrivacyApproval(Base):
     request_id: Mapped[int] = mapped_column(ForeignKey("privacy_requests.id"), primary_key=True)
     approved_by: Mapped[int] = mapped_column(Integer, ForeignKey("credentials.id"))
     approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleConversation(Base):
+    """The console's search index: one row per conversation, derived from its entries (and the
+    escalation triggers from their payloads) by ``ledger.services.console.index``; recomputable,
+    so mutable (migration 0013)."""
+
+    __tablename__ = "console_conversations"
+    log_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    events: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_types: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    subjects: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    triggers: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    handed_off: Mapped[bool] = mapped_column(Boolean)
+    escalated: Mapped[bool] = mapped_column(Boolean)
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    productive_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (
+        Index("ix_console_conversations_log_id_last_seq", "log_id", "last_seq"),
+        Index("ix_console_conversations_subjects", "subjects", postgresql_using="gin"),
+    )
+
+
+class ConsoleDaily(Base):
+    """Events per day (of ``received_at``, UTC) per log, for the console's overview."""
+
+    __tablename__ = "console_daily"
+    log_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsoleIndexHead(Base):
+    """How far the console's index has read each log: entries ``[0, size)``."""
+
+    __tablename__ = "console_index_heads"
+    log_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)

@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, text
 
-Action = Literal["erase", "hold", "release"]
-ScopeKind = Literal["conversation", "subject"]
+Action = Literal["erase", "hold", "release", "retention"]
+ScopeKind = Literal["conversation", "subject", "log"]
+DestroyedBy = Literal["erasure", "retention"]
 Status = Literal["pending", "approved", "expired"]
 STATUSES: tuple[Status, ...] = ("pending", "approved", "expired")
 
@@ -39,6 +40,8 @@ class PrivacyRecord:
     expires_at: datetime
     approved_by: int | None = None
     approved_at: datetime | None = None
+    retention_days: int | None = None
+    """A ``retention`` request's new period, in days."""
 
     def status(self, now: datetime) -> Status:
         if self.approved_at is not None:
@@ -49,17 +52,20 @@ class PrivacyRecord:
 @dataclass(frozen=True, slots=True)
 class ErasureInfo:
     """Which erasure destroyed a data key (the request's fields are None for a key destroyed
-    without one, e.g. before migration 0007)."""
+    without one: by retention, or before migration 0007)."""
 
     request_id: int | None
     legal_basis: str | None
     reference: str | None
     erased_at: datetime | None
+    destroyed_by: str | None = None
+    """``erasure`` or ``retention`` (None: destroyed behind the ledger's back)."""
 
 
 _SELECT = (
     "SELECT r.id, r.log_id, r.action, r.scope_kind, r.scope_id, r.hold_id, r.legal_basis,"
-    " r.reference, r.requested_by, r.requested_at, r.expires_at, a.approved_by, a.approved_at"
+    " r.reference, r.requested_by, r.requested_at, r.expires_at, a.approved_by, a.approved_at,"
+    " r.retention_days"
     " FROM privacy_requests r LEFT JOIN privacy_approvals a ON a.request_id = r.id"
 )
 
@@ -79,6 +85,7 @@ def _record(row: Any) -> PrivacyRecord:
         expires_at=row[10],
         approved_by=None if row[11] is None else int(row[11]),
         approved_at=row[12],
+        retention_days=None if row[13] is None else int(row[13]),
     )
 
 
@@ -95,14 +102,15 @@ def insert_request(
     requested_by: int,
     requested_at: datetime,
     expires_at: datetime,
+    retention_days: int | None = None,
 ) -> PrivacyRecord:
     """The new request, pending."""
     request_id = conn.execute(
         text(
             "INSERT INTO privacy_requests (log_id, action, scope_kind, scope_id, hold_id,"
-            " legal_basis, reference, requested_by, requested_at, expires_at)"
-            " VALUES (:log, :action, :kind, :scope, :hold, :basis, :ref, :by, :at, :expires)"
-            " RETURNING id"
+            " legal_basis, reference, requested_by, requested_at, expires_at, retention_days)"
+            " VALUES (:log, :action, :kind, :scope, :hold, :basis, :ref, :by, :at, :expires,"
+            " :days) RETURNING id"
         ),
         {
             "log": log_id,
@@ -115,6 +123,7 @@ def insert_request(
             "by": requested_by,
             "at": requested_at,
             "expires": expires_at,
+            "days": retention_days,
         },
     ).scalar_one()
     return PrivacyRecord(
@@ -129,6 +138,7 @@ def insert_request(
         requested_by,
         requested_at,
         expires_at,
+        retention_days=retention_days,
     )
 
 
@@ -241,20 +251,27 @@ def destroyed_scopes(conn: Connection, log_id: str, scopes: Sequence[str]) -> li
 
 
 def destroy_data_keys(
-    conn: Connection, log_id: str, scopes: Sequence[str], *, request_id: int, now: datetime
+    conn: Connection,
+    log_id: str,
+    scopes: Sequence[str],
+    *,
+    destroyed_by: DestroyedBy,
+    request_id: int | None,
+    now: datetime,
 ) -> list[tuple[int, str]]:
-    """Crypto-shred: drop the wrapped key material of ``scopes`` (the rows stay, naming the
-    erase request). ``(key id, scope)`` of the keys destroyed now, by key id; keys destroyed
-    before are left as they are."""
+    """Crypto-shred: drop the wrapped key material of ``scopes`` (the rows stay, naming what
+    destroyed them: the erase request, or retention). ``(key id, scope)`` of the keys destroyed
+    now, by key id; keys destroyed before are left as they are."""
     rows = conn.execute(
         text(
-            "UPDATE data_keys SET wrapped = NULL, destroyed_at = :now, erasure_request_id = :req"
+            "UPDATE data_keys SET wrapped = NULL, destroyed_at = :now, erasure_request_id = :req,"
+            " destroyed_by = :by"
             " WHERE id = ANY(ARRAY(SELECT d.id FROM unnest(CAST(:scopes AS text[])) AS s(scope)"
             "   CROSS JOIN LATERAL (SELECT id FROM data_keys k WHERE k.log_id = :log"
             "     AND k.scope = s.scope AND k.wrapped IS NOT NULL LIMIT 1) d))"
             " AND wrapped IS NOT NULL RETURNING id, scope"
         ),
-        {"log": log_id, "scopes": list(scopes), "req": request_id, "now": now},
+        {"log": log_id, "scopes": list(scopes), "req": request_id, "now": now, "by": destroyed_by},
     )
     return sorted((int(r[0]), str(r[1])) for r in rows)
 
@@ -292,12 +309,79 @@ def erasures_of_keys(
         return {}
     rows = conn.execute(
         text(
-            "SELECT k.id, k.destroyed_at, r.id, r.legal_basis, r.reference FROM data_keys k"
+            "SELECT k.id, k.destroyed_at, r.id, r.legal_basis, r.reference, k.destroyed_by"
+            " FROM data_keys k"
             " LEFT JOIN privacy_requests r ON r.id = k.erasure_request_id"
             " WHERE k.log_id = :log AND k.id = ANY(CAST(:ids AS int8[])) AND k.wrapped IS NULL"
         ),
         {"log": log_id, "ids": sorted(set(key_ids))},
     )
     return {
-        int(r[0]): ErasureInfo(None if r[2] is None else int(r[2]), r[3], r[4], r[1]) for r in rows
+        int(r[0]): ErasureInfo(None if r[2] is None else int(r[2]), r[3], r[4], r[1], r[5])
+        for r in rows
     }
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+def approved_retention_days(
+    conn: Connection, log_id: str, *, excluding: int | None = None
+) -> tuple[int, int] | None:
+    """``(days, request id)`` of the log's latest approved ``retention`` request (by approval
+    time; approvals of one log run one at a time under its lock), leaving out request
+    ``excluding``; None if there is none."""
+    row = conn.execute(
+        text(
+            "SELECT r.retention_days, r.id FROM privacy_requests r"
+            " JOIN privacy_approvals a ON a.request_id = r.id"
+            " WHERE r.log_id = :log AND r.action = 'retention' AND r.id <> :excluding"
+            " ORDER BY a.approved_at DESC, r.id DESC LIMIT 1"
+        ),
+        {"log": log_id, "excluding": -1 if excluding is None else excluding},
+    ).one_or_none()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+CONVERSATION_SCOPE_PREFIX = "conversation:"
+
+
+def expired_conversation_keys(
+    conn: Connection,
+    log_id: str,
+    *,
+    cutoff: datetime,
+    after_key: int = 0,
+    limit: int,
+    key_ids: Sequence[int] | None = None,
+) -> list[tuple[int, str]]:
+    """``(key id, conversation)`` of live conversation data keys whose conversation's last
+    entry (by seq) was received before ``cutoff``, by key id: those above ``after_key`` (at
+    most ``limit``), or, with ``key_ids``, those of them that still are (the re-check under the
+    log's lock). A key of a conversation with no entry is not listed: it seals nothing.
+
+    One probe of the conversation index per live key, for its last entry: shaped as the
+    sequencer's lookups are, so no statistics turn it into a scan of the log's entries."""
+    only = "" if key_ids is None else " AND k.id = ANY(CAST(:ids AS int8[]))"
+    rows = conn.execute(
+        text(
+            "SELECT k.id, last.conversation_id FROM data_keys k"
+            " CROSS JOIN LATERAL (SELECT e.conversation_id, e.received_at FROM entries e"
+            "   WHERE e.log_id = :log AND e.conversation_id = substr(k.scope, :from)"
+            "   ORDER BY e.log_id DESC, e.conversation_id DESC, e.seq DESC LIMIT 1) last"
+            " WHERE k.log_id = :log AND k.id > :after AND k.wrapped IS NOT NULL"
+            "   AND starts_with(k.scope, :prefix) AND last.received_at < :cutoff"
+            + only
+            + " ORDER BY k.id LIMIT :limit"
+        ),
+        {
+            "log": log_id,
+            "from": len(CONVERSATION_SCOPE_PREFIX) + 1,
+            "prefix": CONVERSATION_SCOPE_PREFIX,
+            "after": after_key,
+            "cutoff": cutoff,
+            "limit": limit,
+            "ids": None if key_ids is None else sorted(set(key_ids)),
+        },
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]

@@ -12,12 +12,16 @@ thread wake-up on a loaded machine).
 
 Before signing, the head must agree with the latest stored checkpoint: a head row edited behind
 the ledger's back stops the log rather than getting a checkpoint signed over it (never sign two
-checkpoints inconsistent with each other).
+checkpoints inconsistent with each other). Nor may the tree contradict the checkpoint this
+process last gave out (signed, or saw anchored: ``SignerCache.given``): the database must still
+hold it, else the log is behind what was acknowledged or forked from it (``CheckpointFork``).
+One primary-key probe, in the same round trip as the lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from base64 import b64encode
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,10 +41,20 @@ from ledger.core.merkle import (
 )
 from ledger.core.sealing import fresh_nonces, payload_aad, payload_cipher, seal_payload
 from ledger.core.types import RootHash
+from ledger.core.writer_signature import SIGNATURE_ATTRIBUTE
 from ledger.domain import AppendRequest, AppendResult, LogInfo, Receipt
-from ledger.errors import ClientError, IdempotencyConflict, IntegrityFailure, ScopeErased
+from ledger.errors import (
+    CheckpointFork,
+    ClientError,
+    EventInvalid,
+    IdempotencyConflict,
+    IntegrityFailure,
+    ScopeErased,
+)
+from ledger.storage.checkpoints import GivenCheckpoint
 from ledger.storage.db import after_commit, driver_connection, send_last_writes
 from ledger.storage.keystore import DataKeyStore, SignerCache
+from ledger.storage.writer_keys import REVOKED_KEYS_QUERY
 
 # Each table's rows travel as one binary array per column (bytea as raw bytes, not hex text);
 # what is the same for the whole batch travels once.
@@ -93,6 +107,9 @@ def append_batch(
     keys, missing = data_keys.cached(log.id, set(scopes))
     # Canonicalize before the lock: under it, each entry is only joined, hashed and sealed.
     templates = _templates(log, requests)
+    signing_keys = sorted(
+        {ev.writer_key_id for req in requests for ev in req.events if ev.writer_key_id is not None}
+    )
 
     # One round trip: new conversations' data keys are created before the lock is taken, then
     # the lock, then the reads. Lock first, read second: in READ COMMITTED a statement that
@@ -107,6 +124,11 @@ def append_batch(
         existing_cur = pg.execute(EXISTING_QUERY, _existing_params(log.id, requests))
         conv_cur = pg.execute(LAST_SEQ_QUERY, _last_seq_params(log.id, requests))
         erased_cur = pg.execute(ERASED_QUERY, (scopes, log.id))
+        # A writer key revoked since ingest checked it (revocation takes this lock too).
+        revoked_cur = pg.execute(REVOKED_KEYS_QUERY, (signing_keys,)) if signing_keys else None
+        # The checkpoint this process last gave out of the log: the database must still hold it.
+        given = signers.given.get(log.id)
+        given_cur = pg.execute(GIVEN_ROOT_QUERY, (log.id, given.size)) if given else None
         head = head_cur.fetchone()
         existing = {
             (source, event_id): (bytes(digest), Receipt(event_id, seq, bytes(leaf)))
@@ -114,6 +136,8 @@ def append_batch(
         }
         conv_last = {c: s for c, s in conv_cur.fetchall() if s is not None}
         erased = {scope for (scope,) in erased_cur.fetchall()}
+        revoked = {key for (key,) in revoked_cur.fetchall()} if revoked_cur else set()
+        given_row = given_cur.fetchone() if given_cur else None
         new_keys = data_keys.unwrap(log.id, missing, keys_cur) if keys_cur else {}
     keys.update(new_keys)
     if erased:
@@ -138,6 +162,8 @@ def append_batch(
         )
     if key_id is None:
         raise IntegrityFailure("log has no active signing key", log=log.id)
+    if given is not None:
+        _check_extends(log, given, given_row, size)
 
     results: list[AppendResult | ClientError | tuple[list[Receipt], int]] = []
     taken: dict[tuple[str, str], tuple[bytes, Receipt | None]] = dict(existing)
@@ -158,7 +184,7 @@ def append_batch(
     received_at = format_time(now).encode("ascii")
 
     for req, req_templates in zip(requests, templates, strict=True):
-        problem = _check_request(req, taken, keys)
+        problem = _check_request(req, taken, keys) or _revoked_signer(req, revoked)
         if problem is not None:
             results.append(problem)
             continue
@@ -212,6 +238,7 @@ def append_batch(
         new_root = frontier_root(frontier, seq)
         signer = signers.get(conn, log.id, bytes(key_id))
         note = sign_checkpoint(Checkpoint(log.origin, seq, RootHash(new_root)), signer)
+        after_commit(conn, lambda: signers.given.remember(log.id, seq, new_root, how="signed"))
         head_row = (seq, new_root, pack_frontier(frontier), prev, log.id)
 
         def writes(pg: psycopg.Connection[Any]) -> None:
@@ -260,12 +287,43 @@ def _templates(log: LogInfo, requests: Sequence[AppendRequest]) -> list[list[Ent
         out.append(
             [
                 entry_template(
-                    origin=log.origin, header=ev.header, writer=writer, commitment=ev.commitment
+                    origin=log.origin,
+                    header=ev.header,
+                    writer=writer,
+                    commitment=ev.commitment,
+                    writer_signature=ev.writer_signature,
                 )
                 for ev in req.events
             ]
         )
     return out
+
+
+def _check_extends(log: LogInfo, given: GivenCheckpoint, row: Any, size: int) -> None:
+    """The database's tree (latest checkpoint ``size``) must extend ``given``: it holds a
+    checkpoint of that size with that root. Enough, as every checkpoint the database holds is a
+    prefix of its one tree (each signed on the head, which must agree with the latest), and a
+    tree that forked below ``given.size`` has another root there, if it reaches it at all."""
+    if row is not None and bytes(row[0]) == given.root:
+        return
+    if size < given.size:
+        what = (
+            f"the database's log (size {size}) is behind a checkpoint this ledger {given.how}"
+            f" (size {given.size}): acknowledged entries are missing (a rollback, or a failover"
+            " to a server that lacks them); refusing to sign"
+        )
+    else:
+        what = (
+            f"the database's log does not extend the checkpoint this ledger {given.how} at"
+            f" size {given.size} (a fork: two primaries?); refusing to sign"
+        )
+    raise CheckpointFork(
+        what,
+        log=log.id,
+        expected=f"size {given.size} root {b64encode(given.root).decode()}",
+        found=f"size {size}"
+        + ("" if row is None else f", root {b64encode(bytes(row[0])).decode()} at {given.size}"),
+    )
 
 
 def _check_request(
@@ -293,6 +351,20 @@ def _check_request(
     return None
 
 
+def _revoked_signer(req: AppendRequest, revoked: set[int]) -> ClientError | None:
+    """The first event signed by a key revoked after ingest checked it, as ingest would name it."""
+    for index, ev in enumerate(req.events if revoked else ()):
+        if ev.writer_key_id in revoked:
+            return EventInvalid(
+                f"/events/{index}/{SIGNATURE_ATTRIBUTE}"
+                if len(req.events) > 1
+                else f"/{SIGNATURE_ATTRIBUTE}",
+                f"event {ev.header.event_id!r}: the writer key was revoked",
+            )
+    return None
+
+
+GIVEN_ROOT_QUERY = "SELECT root FROM checkpoints WHERE log_id = %s AND size = %s"
 HEAD_QUERY = (
     "SELECT h.size, h.root, h.frontier, h.last_leaf, k.key_id, c.size, c.root, c.note"
     " FROM log_heads h"
@@ -340,4 +412,57 @@ def _last_seq_params(log_id: str, requests: Sequence[AppendRequest]) -> tuple[An
     return (log_id, conversations)
 
 
-__all__ = ["BatchOutcome", "append_batch"]
+STORED_QUERY = (
+    "SELECT k.source, k.event_id, e.seq, e.leaf_hash, e.request_digest, e.received_at"
+    " FROM unnest(%s::text[], %s::text[]) AS k(source, event_id)"
+    " CROSS JOIN LATERAL (SELECT x.seq, x.leaf_hash, x.request_digest, x.received_at"
+    "   FROM entries x WHERE x.log_id = %s AND x.source = k.source AND x.event_id = k.event_id"
+    "   LIMIT 1) e"
+)
+LATEST_NOTE_QUERY = "SELECT note FROM checkpoints WHERE log_id = %s ORDER BY size DESC LIMIT 1"
+
+
+def stored_results(
+    conn: Connection,
+    log: LogInfo,
+    requests: Sequence[AppendRequest],
+    *,
+    attempted_at: Collection[datetime],
+) -> list[AppendResult | None]:
+    """For each request, its receipts if every one of its events is in the log with the same
+    content, else None: what a batch whose COMMIT's reply was lost left behind. ``created`` is
+    whether any of them was stored by an attempt at ``attempted_at`` (the ``now`` each attempt
+    passed to :func:`append_batch`, which every entry it stores keeps as ``received_at``).
+    The latest checkpoint covers them all (each batch signs one before it commits)."""
+    pg = driver_connection(conn)
+    with pg.pipeline():
+        stored_cur = pg.execute(STORED_QUERY, _existing_params(log.id, requests))
+        note_cur = pg.execute(LATEST_NOTE_QUERY, (log.id,))
+        stored = {
+            (source, event_id): (bytes(digest), Receipt(event_id, seq, bytes(leaf)), received)
+            for source, event_id, seq, leaf, digest, received in stored_cur.fetchall()
+        }
+        note_row = note_cur.fetchone()
+    results: list[AppendResult | None] = []
+    for req in requests:
+        found = [stored.get((ev.header.source, ev.header.event_id)) for ev in req.events]
+        if note_row is None or any(
+            row is None or row[0] != ev.request_digest
+            for row, ev in zip(found, req.events, strict=True)
+        ):
+            results.append(None)
+            continue
+        rows = [row for row in found if row is not None]
+        ours = {row[1].seq for row in rows if row[2] in attempted_at}
+        results.append(
+            AppendResult(
+                receipts=[row[1] for row in rows],
+                created=bool(ours),
+                checkpoint=str(note_row[0]),
+                appended=len(ours),
+            )
+        )
+    return results
+
+
+__all__ = ["BatchOutcome", "append_batch", "stored_results"]

@@ -88,7 +88,8 @@ def revoke_credential(
     conn: Connection, keys: KeyRing, credential_id: int, *, actor: dict[str, Any], now: datetime
 ) -> str:
     """Revoke a credential (kept, never deleted); returns its log. Servers cache a principal
-    for a few seconds, so a revocation takes effect everywhere within that time."""
+    for at most a second (``ledger.server.state``), so a revocation takes effect on every
+    server process within that time."""
     log_id = stored.revoke_credential(conn, credential_id, revoked_at=now)
     if log_id is None:
         raise NotFound(f"no active credential {credential_id}")

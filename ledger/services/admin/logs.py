@@ -15,6 +15,7 @@ from ledger.core.merkle import EMPTY_ROOT
 from ledger.core.types import RootHash
 from ledger.domain import LogInfo
 from ledger.errors import InvalidRequest, LogExists
+from ledger.services.privacy.retention import DEFAULT_PROFILE, MAX_DAYS, PROFILES
 from ledger.services.system_log import (
     SYSTEM_SUFFIX,
     SystemLog,
@@ -48,14 +49,21 @@ def create_log(
     now: datetime,
     tenant: str | None = None,
     card_policy: str = "reject",
+    retention_days: int | None = None,
 ) -> LogInfo:
-    """Create an events log, and its tenant's system log if that does not exist yet."""
+    """Create an events log, and its tenant's system log if that does not exist yet.
+    ``retention_days``: how long payloads are kept (``ledger.services.privacy.retention``;
+    default six years, HIPAA's)."""
     if not LOG_ID.fullmatch(log_id):
         raise InvalidRequest(
             f"log id {log_id!r} must be 1-63 characters of a-z, 0-9 and '-', starting alphanumeric"
         )
     if card_policy not in CARD_POLICIES:
         raise InvalidRequest(f"card policy must be one of {', '.join(CARD_POLICIES)}")
+    if retention_days is None:
+        retention_days = PROFILES[DEFAULT_PROFILE]
+    if not 0 < retention_days <= MAX_DAYS:
+        raise InvalidRequest(f"retention must be 1 to {MAX_DAYS} days")
     tenant = tenant or log_id
     if not LOG_ID.fullmatch(tenant):
         raise InvalidRequest(
@@ -67,7 +75,11 @@ def create_log(
         conn,
         keys,
         LogInfo(
-            log_id, f"{origin_prefix}/{log_id}", tenant, "events", {"card_policy": card_policy}
+            log_id,
+            f"{origin_prefix}/{log_id}",
+            tenant,
+            "events",
+            {"card_policy": card_policy, "retention_days": retention_days},
         ),
         now=now,
     )
@@ -88,7 +100,7 @@ def create_log(
 def _new_log(conn: Connection, keys: KeyRing, info: LogInfo, *, now: datetime) -> LogInfo:
     insert_log(conn, info, created_at=now)
     signer = create_signing_key(
-        conn, log_id=info.id, origin=info.origin, master_key=keys.master_key, now=now
+        conn, log_id=info.id, origin=info.origin, master_key=keys.masters, now=now
     )
     note = sign_checkpoint(Checkpoint(info.origin, 0, RootHash(EMPTY_ROOT)), signer)
     insert_checkpoint(

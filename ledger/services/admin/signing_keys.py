@@ -55,7 +55,7 @@ def generate_first_key(
             f" use `ledger keys rotate --log {log.id}`"
         )
     signer = create_signing_key(
-        conn, log_id=log.id, origin=log.origin, master_key=keys.master_key, now=now
+        conn, log_id=log.id, origin=log.origin, master_key=keys.masters, now=now
     )
     _record(
         conn,
@@ -82,7 +82,7 @@ def rotate_signing_key(
     at = max(now, last_signed) if last_signed is not None else now
     old = keys.signers.get(conn, log.id, old_id)
     new = create_signing_key(
-        conn, log_id=log.id, origin=log.origin, master_key=keys.master_key, now=at
+        conn, log_id=log.id, origin=log.origin, master_key=keys.masters, now=at
     )
     statement = sign_rotation(old, new, format_time(at))
     insert_rotation(

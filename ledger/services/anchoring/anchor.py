@@ -158,6 +158,10 @@ def anchor(
     system_log = SystemLog.in_transaction(conn, keys, now=now)
     for anchoring in done:
         system_log.record_durably(anchoring.log.tenant, anchoring.event(now, actor))
+        if any(sink["outcome"] == "success" for sink in anchoring.sinks):
+            # Published: outside the database now, whatever becomes of this transaction.
+            cp = anchoring.checkpoint
+            keys.signers.given.remember(anchoring.log.id, cp.size, cp.root, how="anchored")
     return done
 
 
@@ -201,6 +205,23 @@ class AnchoredNote:
     source: str
     size: int
     note: str
+
+
+def latest_anchor(directory: Path, log_id: str) -> AnchoredNote | None:
+    """The directory sink's largest checkpoint of ``log_id`` (None: none), reading one file."""
+    folder = directory / log_file_stem(log_id)
+    if not folder.is_dir():
+        return None
+    with os.scandir(folder) as entries:
+        sizes = [
+            int(stem)
+            for entry in entries
+            if (stem := entry.name.removesuffix(SUFFIX)) != entry.name and stem.isdigit()
+        ]
+    if not sizes:
+        return None
+    found = read_anchors(directory, log_id, min_size=max(sizes))
+    return found[-1] if found else None
 
 
 def read_anchors(directory: Path, log_id: str, *, min_size: int = 0) -> list[AnchoredNote]:

@@ -48,7 +48,7 @@ class AnchorScheduler:
 
     def run_once(self) -> list[Anchoring]:
         """One round: what it anchored is recorded, committed, when this returns."""
-        with unit_of_work(self._engine) as conn:
+        with unit_of_work(self._engine, system="anchoring") as conn:  # every tenant's logs
             done = anchor(conn, self._keys, list_logs(conn), self._sinks, now=self._clock())
         for anchoring in done:
             if not anchoring.ok:

@@ -23,7 +23,7 @@ from ledger.services.demo.conversations import DemoConversation, chunks, generat
 from ledger.services.ingest.append import ingest
 from ledger.services.ingest.prepare import IngestLimits
 from ledger.storage.db import unit_of_work
-from ledger.storage.entries import latest_conversation_of_type
+from ledger.storage.entries import first_conversation_of_type
 from ledger.storage.group_commit import GroupCommitter
 from ledger.storage.keystore import KeyRing, pan_fingerprint_key
 from ledger.storage.logs import find_log, get_log, log_size
@@ -53,6 +53,7 @@ def fill(
     twice is an idempotent retry."""
     with unit_of_work(engine) as conn:
         log = get_log(conn, log_id)
+        fingerprint_key = pan_fingerprint_key(conn, keys.masters)
     if log.kind != "events":
         raise InvalidRequest(f"log {log_id!r} is written only by the ledger itself")
     conversations = generate(count, seed=seed, raw_cards=log.policy.get("card_policy") == "mask")
@@ -70,7 +71,7 @@ def fill(
                 committer=committer,
                 limits=limits,
                 default_card_policy=str(log.policy.get("card_policy", "reject")),
-                fingerprint_key=pan_fingerprint_key(keys.master_key),
+                fingerprint_key=fingerprint_key,
             ).result()
             appended += result.appended
     return conversations, appended
@@ -82,7 +83,8 @@ class DemoLog:
     writer_token: str
     auditor_token: str
     sample_conversation: str | None
-    """A recent handed-off conversation, the one to show a new user."""
+    """The log's first handed-off conversation, the one to show a new user: the same on every
+    start, whatever was written since."""
 
 
 def prepare_demo_log(
@@ -118,5 +120,5 @@ def prepare_demo_log(
     if empty:
         fill(engine, keys, log.id, conversations, seed=1, operator=operator, now=now)
     with unit_of_work(engine) as conn:
-        sample = latest_conversation_of_type(conn, log.id, HANDOFF_REQUESTED)
+        sample = first_conversation_of_type(conn, log.id, HANDOFF_REQUESTED)
     return DemoLog(log, writer.token, auditor.token, sample)

@@ -1,5 +1,6 @@
-"""Writing an evidence bundle (``docs/evidence-bundle.md``, version 1): one zip an auditor checks
-offline with ``ledger verify-bundle`` or ``ops/verify_bundle_standalone.py``.
+"""Writing an evidence bundle (``docs/evidence-bundle.md``, version 2): one zip an auditor checks
+offline with ``ledger verify-bundle`` or ``ops/verify_bundle_standalone.py``. Version 2 adds
+the signed records of erased payloads and the witness cosignatures (``evidence``).
 
 Streamed: entries go from the database to the zip a chunk at a time, each file hashed as it is
 written; only the seqs of a selection (for its tlog-proofs) are kept in memory. Before the
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+import orjson
 from sqlalchemy import Connection
 
 from ledger.core.canonical import MAX_SAFE_INTEGER, canonicalize
@@ -34,13 +36,20 @@ from ledger.core.sampling import SAMPLE_ALGORITHM
 from ledger.core.tlog_proof import format_tlog_proof
 from ledger.domain import LogInfo
 from ledger.errors import ConsistencyProofInvalid, IntegrityFailure
+from ledger.services.exports.evidence import (
+    WITNESSES_FILE,
+    erasure_evidence,
+    witness_cosignatures,
+)
 from ledger.services.exports.model import ExportContext
 from ledger.services.exports.select import Carried, ExportPlan
 from ledger.storage import proofs
 from ledger.storage.keystore import KeyRing, active_key_id, rotation_statements, verifier_keys
 
-BUNDLE_FORMAT = "handoff-ledger/evidence-bundle/v1"
+BUNDLE_FORMAT = "handoff-ledger/evidence-bundle/v2"
 PROOF_BATCH = 1000
+WRITER_KEYS_FILE = "writer-keys.json"
+"""The log's writer keys with their history (``docs/evidence-bundle.md``, writer signatures)."""
 Progress = Callable[[int], None]
 
 
@@ -168,9 +177,24 @@ def write_bundle(
                 out.write_bytes(f"proofs/{seq}.tlog-proof", text.encode())
         if plan.since is not None:
             out.write_bytes("consistency.json", _consistency(conn, log, plan))
+        # v2: the records of erased payloads and the log's writer-key records (issue 18), proven
+        # in the system log, and the witnesses' cosignatures. writer-keys.json restates the keys
+        # the records state, for reading: the verifiers check signatures against the records.
+        evidence = erasure_evidence(conn, log, keys, lines.erased)
+        if evidence is not None:
+            for name, data in evidence.files():
+                out.write_bytes(name, data)
+            if evidence.key_records:
+                writer_keys = [key.as_json() for key in evidence.writer_keys()]
+                out.write_bytes(WRITER_KEYS_FILE, canonicalize({"keys": writer_keys}))
+        cosigned = witness_cosignatures(conn, log, ctx.tree_size, evidence)
+        if cosigned is not None:
+            out.write_bytes(WITNESSES_FILE, cosigned)
         for name, render in reports.items():
             out.write(f"reports/{name}", render())
-        manifest = canonicalize(_manifest(ctx, plan, lines, out.files))
+        described = _manifest(ctx, plan, lines, out.files)
+        described["erasures"] = None if evidence is None else evidence.manifest()
+        manifest = canonicalize(described)
         out.write_bytes("manifest.json", manifest)
         digest = hashlib.sha256(manifest).hexdigest()
         out.write_bytes("manifest.sig", _sign_manifest(conn, log, keys, digest).encode())
@@ -291,6 +315,8 @@ class _EntryLines:
         self.last: dict[str, Any] | None = None
         self.seqs: list[int] = []
         """A selection's seqs, for its tlog-proofs (a range needs none: it is folded)."""
+        self.erased: list[tuple[int, str]] = []
+        """``(seq, conversation)`` of the erased payloads, for their records (v2)."""
 
     def __iter__(self) -> Iterator[bytes]:
         previous = -1
@@ -304,6 +330,7 @@ class _EntryLines:
                         raise IntegrityFailure("entries read out of seq order", seq=seq)
                     previous = seq
                 yield entry_lines(chunk)
+                self.erased.extend(_erased(chunk))
                 self.first = self.first or _end(chunk[0])
                 self.last = _end(chunk[-1])
                 if self._fold is None:
@@ -317,6 +344,15 @@ class _EntryLines:
             _close(self._chunks)  # stopped early: the reader lets go of the connection now
         if self._fold is not None:
             self._fold.flush()
+
+
+def _erased(chunk: list[Carried]) -> Iterator[tuple[int, str]]:
+    """``(seq, conversation)`` of the chunk's erased payloads (a few, or none: only those
+    entries' bytes are parsed)."""
+    for seq, _leaf, entry_bytes, status, _data, _salt in chunk:
+        if status == "erased":
+            event = orjson.loads(entry_bytes).get("event") or {}
+            yield seq, str(event.get("conversation"))
 
 
 def _end(e: Carried) -> dict[str, Any]:

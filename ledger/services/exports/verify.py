@@ -14,7 +14,7 @@ found:
    a bundle file is a ``files`` failure;
 2. ``manifest_sig``: ``manifest.sig`` is the three-line note, opens under a trusted key named
    after the origin that ``verifier-keys`` lists, and names the SHA-256 of ``manifest.json``;
-   ``manifest``: canonical JSON (RFC 8785) of format v1 with every field of its type;
+   ``manifest``: canonical JSON (RFC 8785) of format v2 (or v1) with every field of its type;
 3. ``files``: every file's SHA-256 is the one in ``files``, which names exactly the files present;
 4. ``checkpoint``: opens under a trusted key; its origin, size and root are the manifest's;
 5. per line of ``entries.jsonl``, streamed: ``line`` (canonical JSON of the six fields),
@@ -35,7 +35,11 @@ found:
    before it; any other entry outside the window is a warning, since ``received_at`` need not
    grow with seq), and ``count``, ``first``, ``last``;
 7. ``consistency``: ``consistency.json``, if present, leads from an earlier checkpoint that
-   opens under a trusted key to the bundle's.
+   opens under a trusted key to the bundle's;
+8. (version 2) ``erasure``: every erased payload is covered by a signed record of the tenant's
+   system log (``erasures/``: the record's bytes, its tlog-proof, the system log's checkpoint
+   opened under the auditor's key for that log); ``witness``: each cosignature of
+   ``witnesses.json`` verifies over its checkpoint under the witness key it names.
 
 Exit codes (``ledger verify-bundle``): 0 no failure, 1 a failure, 2 could not run
 (:class:`~ledger.errors.BundleMalformed`, or ``ConfigurationError``: no key, or none for the
@@ -81,8 +85,9 @@ from typing import Any, TypeVar
 import orjson
 
 from ledger.core.canonical import MAX_SAFE_INTEGER, canonicalize
-from ledger.core.checkpoint import Checkpoint, open_checkpoint
+from ledger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
 from ledger.core.commitment import COMMITMENT_ALG, SALT_SIZE, commitment_matches
+from ledger.core.cosignature import CosignerVerifier, open_cosignatures
 from ledger.core.merkle import (
     frontier_extend,
     frontier_root,
@@ -98,16 +103,29 @@ from ledger.core.sampling import SAMPLE_ALGORITHM, sample_seqs
 from ledger.core.signing import NoteVerifier, b64decode_canonical
 from ledger.core.tlog_proof import parse_tlog_proof
 from ledger.core.types import HASH_SIZE
+from ledger.core.writer_signature import (
+    KEY_RECORD_TYPES,
+    KEYS_STREAM,
+    WriterKey,
+    WriterKeyring,
+    writer_key_from_json,
+    writer_keys_from_records,
+)
 from ledger.errors import (
     BundleMalformed,
     CanonicalizationError,
     ConfigurationError,
     CryptoError,
+    NoteFormatError,
     WorkerFailed,
+    WriterSignatureInvalid,
 )
 from ledger.services.trails.verify import Shown, check_back_link
 
-BUNDLE_FORMAT = "handoff-ledger/evidence-bundle/v1"
+BUNDLE_FORMAT_V1 = "handoff-ledger/evidence-bundle/v1"
+BUNDLE_FORMAT = "handoff-ledger/evidence-bundle/v2"
+BUNDLE_FORMATS = (BUNDLE_FORMAT_V1, BUNDLE_FORMAT)
+"""Version 1 bundles still verify: everything but the erasure records and cosignatures."""
 PROFILES = ("soc2-population", "pci-dss-10", "hipaa-disclosures")
 SELECTIONS = ("range", "entries", "sample")
 NO_PAYLOAD_PROFILE = "pci-dss-10"
@@ -125,6 +143,18 @@ ENTRIES = "entries.jsonl"
 RANGE_PROOF_FILE = "proofs/range.json"
 CONSISTENCY_FILE = "consistency.json"
 REPORT_NAMES = ("entries.jsonl", "rows.csv", "report.html", "ocsf.jsonl")
+ERASURE_CHECKPOINT = "erasures/checkpoint"
+ERASURE_KEYS = "erasures/verifier-keys"
+ERASURE_RECORDS = "erasures/records.jsonl"
+WRITER_KEY_RECORDS = "erasures/writer-keys.jsonl"
+"""The log's writer-key records, proven in ``erasures/checkpoint`` as erasure records are."""
+WITNESSES = "witnesses.json"
+WRITER_KEYS_FILE = "writer-keys.json"
+RECORD_TYPES = ("ledger.erasure.executed.v1", "ledger.retention.executed.v1")
+"""The system log's records that may cover an erased payload, and what each says erased it."""
+RECORD_STREAM = "erasure"
+_ERASURE_ROTATION_NAME = re.compile(r"erasures/rotations/(0|[1-9][0-9]{0,8})\.note")
+_ERASURE_PROOF_NAME = re.compile(r"erasures/proofs/(0|[1-9][0-9]{0,18})\.tlog-proof")
 _ROTATION_NAME = re.compile(r"rotations/(0|[1-9][0-9]{0,8})\.note")
 _TLOG_PROOF_NAME = re.compile(r"proofs/(0|[1-9][0-9]{0,18})\.tlog-proof")
 
@@ -150,6 +180,10 @@ FIRST = "first"
 LAST = "last"
 TIME_WINDOW = "time_window"
 CONSISTENCY = "consistency"
+ERASURE = "erasure"
+WITNESS = "witness"
+WRITER_SIGNATURE = "writer_signature"
+WRITER_KEY = "writer_key"
 
 # Limits (check 1). A member is refused by its declared size before a byte is read, and its
 # reader stops at that size (zipfile truncates there and checks the CRC).
@@ -237,6 +271,7 @@ class BundleReport:
     """What was checked and found. ``intact`` when there is no failure; warnings do not fail."""
 
     file: str
+    format: str | None = None
     origin: str | None = None
     log: str | None = None
     profile: str | None = None
@@ -264,7 +299,14 @@ class BundleReport:
     withheld: dict[str, int] = field(default_factory=dict)
     consistency_from: int | None = None
     """The size of the earlier checkpoint ``consistency.json`` proves, when it checks out."""
+    erasures: dict[str, int] | None = None
+    """Version 2: erased payloads by what erased them (``by_erasure``, ``by_retention``), and
+    the records that cover them."""
+    witnesses: list[dict[str, Any]] = field(default_factory=list)
+    """Version 2: the cosignatures that verified: which checkpoint, which witness key."""
     files_checked: int = 0
+    writer_signatures: int = 0
+    """Entries whose writer signature verified against ``writer-keys.json``."""
     _failures: _Findings = field(default_factory=_Findings, repr=False)
     _warnings: _Findings = field(default_factory=_Findings, repr=False)
 
@@ -353,6 +395,22 @@ class BundleReport:
                 f"the log of {self.tree_size} entries extends, unchanged, the log of "
                 f"{self.consistency_from} entries of the earlier checkpoint signed by your key"
             )
+        if self.erasures is not None:
+            lines.append(
+                f"each of the {self.erasures['by_erasure'] + self.erasures['by_retention']} "
+                f"erased payloads is covered by a signed record of the tenant's system log "
+                f"({self.erasures['by_erasure']} by an erasure, {self.erasures['by_retention']} "
+                f"by retention; {self.erasures['records']} records, each in the system log's "
+                "checkpoint signed by your key)"
+            )
+        for w in self.witnesses:
+            lines.append(f"witness {w['witness']} cosigned {w['checkpoint']} (size {w['size']})")
+        if self.writer_signatures:
+            lines.append(
+                f"{self.writer_signatures} entries are statements signed by their writer's key "
+                "(each key named by its RFC 7638 thumbprint inside the signed entry; whose key "
+                "it is, compare with the keys the writer publishes)"
+            )
         return lines
 
     def _window_proven(
@@ -409,6 +467,17 @@ class BundleReport:
                 "that this checkpoint is consistent with checkpoints you hold from elsewhere "
                 "(compare it with an anchor or a witness, or ask for a consistency proof)"
             )
+        erased = self.withheld.get("erased", 0)
+        if erased and self.format == BUNDLE_FORMAT_V1:
+            lines.append(
+                f"that the {erased} erased payloads were erased by a recorded erasure: a "
+                "version 1 bundle carries no erasure records"
+            )
+        if any(not w["trusted"] for w in self.witnesses):
+            lines.append(
+                "that the witness keys are the witnesses': the bundle names them; compare them "
+                "with the keys the witnesses publish, or pass those as --witness-key"
+            )
         lines += [
             "the content of payloads that are erased, missing or withheld",
             "the query, generated_at and generated_by: the ledger states them, and signs them",
@@ -421,7 +490,7 @@ class BundleReport:
             "status": "verified" if self.intact else "failed",
             "intact": self.intact,
             "file": self.file,
-            "format": BUNDLE_FORMAT,
+            "format": self.format,
             "log": self.log,
             "origin": self.origin,
             "profile": self.profile,
@@ -447,6 +516,9 @@ class BundleReport:
             "consistency": None
             if self.consistency_from is None
             else {"from_size": self.consistency_from},
+            "erasures": self.erasures,
+            "witnesses": self.witnesses,
+            "writer_signatures": {"verified": self.writer_signatures},
             "files_checked": self.files_checked,
             "failures": [f.as_json() for f in self.failures],
             "failures_total": self.failures_total,
@@ -468,7 +540,10 @@ def _is_bundle_file(name: str) -> bool:
     return (
         name
         in (MANIFEST, MANIFEST_SIG, CHECKPOINT_FILE, VERIFIER_KEYS_FILE, ENTRIES, RANGE_PROOF_FILE)
-        or name == CONSISTENCY_FILE
+        or name in (CONSISTENCY_FILE, ERASURE_CHECKPOINT, ERASURE_KEYS, ERASURE_RECORDS, WITNESSES)
+        or name in (WRITER_KEYS_FILE, WRITER_KEY_RECORDS)
+        or _ERASURE_ROTATION_NAME.fullmatch(name) is not None
+        or _ERASURE_PROOF_NAME.fullmatch(name) is not None
         or _ROTATION_NAME.fullmatch(name) is not None
         or _TLOG_PROOF_NAME.fullmatch(name) is not None
         or (name.startswith("reports/") and name[len("reports/") :] in REPORT_NAMES)
@@ -476,7 +551,7 @@ def _is_bundle_file(name: str) -> bool:
 
 
 def _size_limit(name: str) -> int:
-    if name == MANIFEST:
+    if name in (MANIFEST, ERASURE_RECORDS, WRITER_KEY_RECORDS):
         return MAX_MANIFEST
     if name == ENTRIES or name.startswith("reports/") or not _is_bundle_file(name):
         return MAX_STREAMED_FILE
@@ -630,6 +705,8 @@ class _ScanParams:
     """The profile carries no payload (``pci-dss-10``): every line must be ``withheld``."""
     window: _Window | None = None
     """The time window a range or sample was exported for, checked on each entry."""
+    writer_keys: tuple[WriterKey, ...] = ()
+    """``writer-keys.json``: what each entry's writer signature is checked against."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -740,8 +817,12 @@ class _Scan:
     """The leaf_hash the block's first and last lines state (for the manifest's first/last)."""
     verified: int = 0
     withheld: dict[str, int] = field(default_factory=dict)
+    erased: list[tuple[int, str | None]] = field(default_factory=list)
+    """``(seq, conversation)`` of each erased payload, for check 8."""
     failures: _Findings = field(default_factory=_Findings)
     warnings: _Findings = field(default_factory=_Findings)
+    writer_signed: int = 0
+    """Entries whose writer signature verified."""
 
     def fail(
         self,
@@ -828,6 +909,7 @@ def _scan_block(block: bytes, first_line: int, params: _ScanParams) -> _Scan:
     loads = orjson.loads
     a2b, b2a = binascii.a2b_base64, binascii.b2a_base64
     seqs, leaves, links = scan.seqs, scan.leaves, scan.links
+    writer_keys = WriterKeyring(list(params.writer_keys))
     lines = block.split(b"\n")
     if lines and not lines[-1]:
         lines.pop()
@@ -891,6 +973,12 @@ def _scan_block(block: bytes, first_line: int, params: _ScanParams) -> _Scan:
             )
         if params.window is not None:
             _check_window(entry.get("received_at"), seq, params.window, scan)
+        if "writer_signature" in entry:  # rebuilt from the entry alone: erasure changes nothing
+            reason = writer_keys.check_entry(entry)
+            if reason is None:
+                scan.writer_signed += 1
+            else:
+                scan.fail(WRITER_SIGNATURE, f"writer signature: {reason}", seq)
         if want_links:
             event = entry.get("event")
             conversation = event.get("conversation") if type(event) is dict else None
@@ -903,6 +991,10 @@ def _scan_block(block: bytes, first_line: int, params: _ScanParams) -> _Scan:
             )
         if payload is None and salt is None and status in WITHHELD_STATUSES:
             scan.withheld[status] = scan.withheld.get(status, 0) + 1
+            if status == "erased":
+                event = entry.get("event")
+                conversation = event.get("conversation") if type(event) is dict else None
+                scan.erased.append((seq, conversation if type(conversation) is str else None))
             continue
         committed = entry.get("payload")
         try:  # the usual case, inline: a verified payload that matches its commitment
@@ -1154,8 +1246,11 @@ def verify_bundle(
     *,
     jobs: int | None = None,
     progress: Progress | None = None,
+    witness_keys: Sequence[str] = (),
 ) -> BundleReport:
-    """Checks 1-7 of docs/evidence-bundle.md on the bundle at ``path``, with the auditor's keys.
+    """Checks 1-8 of docs/evidence-bundle.md on the bundle at ``path``, with the auditor's keys
+    (``witness_keys``: the witnesses' keys the auditor trusts; given, a cosignature under any
+    other key is a failure).
 
     Returns the report (every failure found; ``intact`` when none). Raises ``BundleMalformed``
     when ``path`` is not a bundle (nothing checked, nothing written), ``ConfigurationError``
@@ -1165,9 +1260,15 @@ def verify_bundle(
     """
     if not verifiers:
         raise ConfigurationError("no verifier key given")
+    try:
+        witnesses = {CosignerVerifier.from_verifier_key(k).verifier_key() for k in witness_keys}
+    except CryptoError as exc:
+        raise ConfigurationError(f"--witness-key: {exc}") from exc
     bundle = _Zip(Path(path))
     try:
-        return _Verification(bundle, list(verifiers), jobs, progress).run()
+        run = _Verification(bundle, list(verifiers), jobs, progress)
+        run.witness_keys = witnesses
+        return run.run()
     finally:
         bundle.close()
 
@@ -1192,6 +1293,12 @@ class _Verification:
         self.root = b""
         self.files: dict[str, str] = {}
         self.tlog_unused: set[str] = set()
+        self.version = 2
+        self.erased: list[tuple[int, str | None]] = []
+        self.evidence: _EvidenceCheck | None = None
+        self.witness_keys: set[str] = set()
+        """The witness keys the auditor trusts (none given: cosignatures are checked under the
+        keys the bundle names, and the report says so)."""
 
     # -- 2. the manifest and its signature
 
@@ -1224,10 +1331,23 @@ class _Verification:
         if manifest is None:
             self._check_files(None)
             return self.report
+        if sig_lines is not None and sig_lines[0] != manifest.raw.get("format"):
+            self.fail(
+                MANIFEST_SIG,
+                MANIFEST_SIG_CHECK,
+                "signs a bundle of another format version than the manifest's",
+                expected=_show(manifest.raw.get("format")),
+                found=sig_lines[0],
+            )
         self._check_files(manifest.files)
         self._check_checkpoint(manifest)
+        # v2: the writer keys come from the system log's records (check 8 opens them), which
+        # the entries' signatures (check 5) are checked against.
+        self.evidence = _EvidenceCheck(self, manifest) if self.version >= 2 else None
         self._check_entries(manifest)
         self._check_consistency()
+        if self.evidence is not None:
+            self.evidence.run_checks()
         return self.report
 
     def _text(self, name: str, check: str) -> str | None:
@@ -1252,24 +1372,27 @@ class _Verification:
             self.fail(name, check, "the file is not canonical JSON (RFC 8785)")
         return value
 
-    def _trusted_keys(self, origin: str) -> list[NoteVerifier]:
+    def _trusted_keys(
+        self, origin: str, rotations: re.Pattern[str] = _ROTATION_NAME, *, what: str = ""
+    ) -> list[NoteVerifier]:
         """The auditor's keys for ``origin``, plus each key a trusted key certified by a rotation
-        statement of ``rotations/`` (oldest first)."""
+        statement of ``rotations/`` (oldest first; ``rotations``: where the statements are)."""
         trusted = [v for v in self.verifiers if v.name == origin]
         if not trusted:
             names = ", ".join(sorted({v.name for v in self.verifiers}))
+            what = what or "the bundle's log"
             raise ConfigurationError(
-                f"none of your verifier keys is for the bundle's log {origin!r} (yours: "
-                f"{names}): nothing can be checked"
+                f"none of your verifier keys is for {what} {origin!r} "
+                f"(yours: {names}): nothing can be checked"
             )
         numbered: dict[int, str] = {}
         for name in self.bundle.infos:
-            m = _ROTATION_NAME.fullmatch(name)
+            m = rotations.fullmatch(name)
             if m is not None:
                 numbered[int(m.group(1))] = name
         if sorted(numbered) != list(range(len(numbered))):
             self.fail(
-                "rotations/",
+                rotations.pattern.split("(")[0],
                 ROTATION,
                 "the rotation statements are not numbered 0, 1, 2, … without a gap",
                 expected=list(range(len(numbered))).__repr__()[:80],
@@ -1407,14 +1530,16 @@ class _Verification:
                 expected=origin,
                 found=_show(value.get("origin")),
             )
-        if value.get("format") != BUNDLE_FORMAT:
+        if value.get("format") not in BUNDLE_FORMATS:
             self.fail(
                 MANIFEST,
                 MANIFEST_CHECK,
-                "format: not an evidence bundle of version 1",
+                "format: not an evidence bundle of version 1 or 2",
                 expected=BUNDLE_FORMAT,
                 found=_show(value.get("format")),
             )
+        self.version = 1 if value.get("format") == BUNDLE_FORMAT_V1 else 2
+        report.format = _str_or_none(value.get("format"))
         for key, kind in (
             ("log", str),
             ("generated_at", str),
@@ -1557,9 +1682,12 @@ class _Verification:
             fold_from=population[0] if folder is not None and population is not None else None,
             no_payloads=raw.get("profile") == NO_PAYLOAD_PROFILE,
             window=window,
+            writer_keys=self._writer_keys(),
         )
         for scan in _scans(self.bundle, params, self.jobs, self.progress):
             report.absorb(scan.failures, scan.warnings, scan.verified, scan.withheld)
+            report.writer_signatures += scan.writer_signed
+            self.erased.extend(scan.erased)
             if not scan.seqs:
                 continue
             report.entries += len(scan.seqs)
@@ -1608,6 +1736,27 @@ class _Verification:
                         f"conversation {conversation!r} is listed, but no entry of it is here",
                     )
         self._check_count(raw, first, last)
+
+    def _writer_keys(self) -> tuple[WriterKey, ...]:
+        """Version 2: the writer keys and revocation times the system log's records prove
+        (``erasures/writer-keys.jsonl``); ``writer-keys.json`` only restates them and is not
+        read. Version 1 (no records): the keys of ``writer-keys.json``. None found: a signed
+        entry fails as signed by an unknown key."""
+        if self.evidence is not None:
+            return tuple(self.evidence.writer_keys())
+        if not self.bundle.has(WRITER_KEYS_FILE):
+            return ()
+        raw = self.bundle.read(WRITER_KEYS_FILE)
+        doc = self._parse_json(WRITER_KEYS_FILE, raw, WRITER_SIGNATURE)
+        keys = doc.get("keys") if isinstance(doc, dict) else None
+        if not isinstance(keys, list):
+            self.fail(WRITER_KEYS_FILE, WRITER_SIGNATURE, 'not {"keys": [...]}')
+            return ()
+        try:
+            return tuple(writer_key_from_json(k) for k in keys)
+        except WriterSignatureInvalid as exc:
+            self.fail(WRITER_KEYS_FILE, WRITER_SIGNATURE, str(exc))
+            return ()
 
     def _range(self, raw: dict[str, Any], selection: str | None) -> tuple[int, int] | None:
         value = raw.get("range")
@@ -2020,6 +2169,346 @@ class _RangeFolder:
 # --- helpers -------------------------------------------------------------------------------------
 
 
+# -- 8. (version 2) erasure records and witness cosignatures
+
+
+class _EvidenceCheck:
+    """Check 8: each erased payload of ``entries.jsonl`` is covered by a signed record of the
+    tenant's system log, carried under ``erasures/`` and proven in its checkpoint (opened under
+    the auditor's key for the system log); each cosignature of ``witnesses.json`` verifies."""
+
+    def __init__(self, verification: _Verification, manifest: _Manifest) -> None:
+        self.verification = verification
+        self.bundle = verification.bundle
+        self.fail = verification.fail
+        self.manifest = manifest
+        self.checkpoint: Checkpoint | None = None
+        self.checkpoint_text: str | None = None
+        self._opened: bool | None = None
+        self.proofs = {n for n in self.bundle.infos if _ERASURE_PROOF_NAME.fullmatch(n)}
+        """The tlog-proofs under ``erasures/`` no record has claimed yet."""
+
+    def run_checks(self) -> None:
+        self._check_erasures()
+        for name in sorted(self.proofs):
+            self.fail(name, ERASURE, "a tlog-proof for no record of erasures/")
+        self._check_witnesses()
+
+    def _section(self) -> tuple[str, int, int] | None:
+        """The manifest's ``erasures`` (origin, tree_size, records), or None: absent (a
+        failure) or null, or malformed (a failure, once)."""
+        section = self.manifest.raw.get("erasures", "missing")
+        if section == "missing" or section is None:
+            return None
+        origin, size, count = (section.get(k) if isinstance(section, dict) else None
+                               for k in ("origin", "tree_size", "records"))  # fmt: skip
+        if not isinstance(origin, str) or type(size) is not int or type(count) is not int:
+            return None
+        return origin, size, count
+
+    def _opened_checkpoint(self) -> bool:
+        """Open ``erasures/checkpoint`` under the auditor's key for the system log, once."""
+        if self._opened is None:
+            section = self._section()
+            self._opened = False
+            if section is not None:
+                origin, size, _count = section
+                trusted = self.verification._trusted_keys(
+                    origin, _ERASURE_ROTATION_NAME, what="the system log of the records"
+                )
+                self._opened = self._open_checkpoint(trusted, origin, size)
+        return self._opened
+
+    # writer keys (issue 18)
+
+    def writer_keys(self) -> list[WriterKey]:
+        """The keys and revocation times ``erasures/writer-keys.jsonl`` proves: each line a
+        ``ledger.writer_key.*`` record of the system log's ``keys`` stream, of this log, with
+        its tlog-proof in ``erasures/checkpoint``. A line that fails is a ``writer_key``
+        failure naming its system-log seq, and its key is left out."""
+        stated = self.manifest.raw.get("erasures")
+        count = stated.get("writer_key_records", 0) if isinstance(stated, dict) else 0
+        if not self.bundle.has(WRITER_KEY_RECORDS):
+            if count:
+                self.fail(MANIFEST, WRITER_KEY, f"names {count} writer key records, none here")
+            return []
+        if not self._opened_checkpoint():
+            self.fail(WRITER_KEY_RECORDS, WRITER_KEY, "the system log's checkpoint is not proven")
+            return []
+        lines = self.bundle.read(WRITER_KEY_RECORDS).split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        if len(lines) != count:
+            self.fail(MANIFEST, WRITER_KEY, "writer_key_records: not the lines of "
+                      f"{WRITER_KEY_RECORDS}", expected=len(lines), found=_show(count))  # fmt: skip
+        opened: list[tuple[int, str, dict[str, Any]]] = []
+        for number, line in enumerate(lines, start=1):
+            found = self._system_record(
+                line, number, WRITER_KEY_RECORDS, WRITER_KEY, KEY_RECORD_TYPES, KEYS_STREAM
+            )
+            if found is not None:
+                opened.append(found)
+        keys, problems = writer_keys_from_records(opened)
+        for seq, problem in problems:
+            self.fail(WRITER_KEY_RECORDS, WRITER_KEY, f"system log seq {seq}: {problem}", seq)
+        return keys
+
+    # erasures
+
+    def _check_erasures(self) -> None:
+        erased = self.verification.erased
+        section = self.manifest.raw.get("erasures", "missing")
+        if section == "missing":
+            self.fail(MANIFEST, MANIFEST_CHECK, "erasures: missing (version 2)")
+            section = None
+        if section is None:
+            if any(
+                self.bundle.has(n)
+                for n in (ERASURE_CHECKPOINT, ERASURE_RECORDS, WRITER_KEY_RECORDS)
+            ):
+                self.fail(MANIFEST, ERASURE, "erasures is null, but the bundle carries records")
+            self._uncovered(erased, "the bundle carries no erasure record")
+            return
+        origin, size, count = (section.get(k) if isinstance(section, dict) else None
+                               for k in ("origin", "tree_size", "records"))  # fmt: skip
+        if not isinstance(origin, str) or type(size) is not int or type(count) is not int:
+            self.fail(MANIFEST, MANIFEST_CHECK, "erasures: not {origin, tree_size, records}")
+            self._uncovered(erased, "the bundle's erasure records cannot be read")
+            return
+        if not self._opened_checkpoint():
+            self._uncovered(erased, "the erasure records' checkpoint does not verify")
+            return
+        records = self._records(count)
+        covered: dict[str, list[tuple[int, str]]] = {}
+        for record_type, record in records:
+            for conversation in record["conversations"]:
+                covered.setdefault(conversation, []).append((record["tree_size"], record_type))
+        by = {"by_erasure": 0, "by_retention": 0}
+        for seq, conversation in erased:
+            cover = [t for limit, t in covered.get(conversation or "", []) if seq < limit]
+            if not cover:
+                self.fail(
+                    ENTRIES,
+                    ERASURE,
+                    "erased payload without a valid erasure record",
+                    seq,
+                    expected=f"a signed record naming conversation {conversation!r}",
+                    found="none in erasures/records.jsonl",
+                )
+                continue
+            retained = cover[-1] == RECORD_TYPES[1]
+            by["by_retention" if retained else "by_erasure"] += 1
+        if erased or records:
+            self.verification.report.erasures = {**by, "records": len(records)}
+
+    def _uncovered(self, erased: list[tuple[int, str | None]], why: str) -> None:
+        for seq, _conversation in erased:
+            self.fail(
+                ENTRIES, ERASURE, f"erased payload without a valid erasure record: {why}", seq
+            )
+
+    def _open_checkpoint(self, trusted: list[NoteVerifier], origin: str, size: int) -> bool:
+        if not self.bundle.has(ERASURE_CHECKPOINT):
+            self.fail(ERASURE_CHECKPOINT, ERASURE, "the bundle has no erasures/checkpoint")
+            return False
+        text = self.verification._text(ERASURE_CHECKPOINT, ERASURE)
+        if text is None:
+            return False
+        try:
+            checkpoint = open_checkpoint(text, trusted)
+        except CryptoError as exc:
+            self.fail(ERASURE_CHECKPOINT, ERASURE, f"does not open under your key(s): {exc}")
+            return False
+        if (checkpoint.origin, checkpoint.size) != (origin, size):
+            self.fail(
+                ERASURE_CHECKPOINT,
+                ERASURE,
+                "not the checkpoint the manifest names",
+                expected=f"{origin} {size}",
+                found=f"{checkpoint.origin} {checkpoint.size}",
+            )
+            return False
+        self.checkpoint, self.checkpoint_text = checkpoint, text
+        return True
+
+    def _records(self, count: int) -> list[tuple[str, dict[str, Any]]]:
+        """The records of ``erasures/records.jsonl`` that check out: ``(type, payload)``."""
+        if not self.bundle.has(ERASURE_RECORDS):
+            self.fail(ERASURE_RECORDS, ERASURE, "the bundle has no erasures/records.jsonl")
+            return []
+        raw = self.bundle.read(ERASURE_RECORDS)
+        lines = raw.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        found: list[tuple[str, dict[str, Any]]] = []
+        for number, line in enumerate(lines, start=1):
+            record = self._record(line, number)
+            if record is not None:
+                found.append(record)
+        if len(lines) != count:
+            self.fail(MANIFEST, ERASURE, "records: not the lines of erasures/records.jsonl",
+                      expected=len(lines), found=count)  # fmt: skip
+        return found
+
+    def _record(self, line: bytes, number: int) -> tuple[str, dict[str, Any]] | None:
+        """An erasure record line: a system-log record that names conversations and a size."""
+        found = self._system_record(
+            line, number, ERASURE_RECORDS, ERASURE, RECORD_TYPES, RECORD_STREAM
+        )
+        if found is None:
+            return None
+        seq, kind, record = found
+        if (
+            not isinstance(record.get("conversations"), list)
+            or type(record.get("tree_size")) is not int
+        ):
+            what = f"line {number}: the record names no conversations and size"
+            self.fail(ERASURE_RECORDS, ERASURE, what, seq)
+            return None
+        return kind, record
+
+    def _system_record(  # noqa: PLR0911, PLR0917 - one return per way a line is refused
+        self,
+        line: bytes,
+        number: int,
+        file: str,
+        check: str,
+        types: tuple[str, ...],
+        stream: str,
+    ) -> tuple[int, str, dict[str, Any]] | None:
+        """Line ``number`` of ``file`` checked as an entry of the system log: canonical JSON of
+        five fields, its leaf hash, a record of ``types`` in ``stream`` of this log, its payload
+        against its commitment, its tlog-proof in ``erasures/checkpoint``. ``(seq, type,
+        payload)``, or None after a failure naming the seq."""
+        assert self.checkpoint is not None
+        where = f"{file} line {number}"
+
+        def bad(message: str, seq: int | None = None) -> None:
+            at = f"line {number}" if seq is None else f"line {number} (system log seq {seq})"
+            self.fail(file, check, f"{at}: {message}", seq)
+
+        try:
+            value = orjson.loads(line)
+            canonical = type(value) is dict and canonicalize(value) == line
+            seq = value["seq"]
+            entry = _b64_strict(str(value["entry_b64"]).encode())
+            given_leaf = _b64_strict(str(value["leaf_hash"]).encode())
+            data = _b64_strict(str(value["payload_b64"]).encode())
+            salt = _b64_strict(str(value["payload_salt"]).encode())
+            parsed = orjson.loads(entry)
+            record = orjson.loads(data)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, CanonicalizationError):
+            bad("not a record line (seq, leaf_hash, entry_b64, payload_b64, payload_salt)")
+            return None
+        if not canonical or set(value) != {"seq", "leaf_hash", "entry_b64", "payload_b64",
+                                           "payload_salt"} or type(seq) is not int:  # fmt: skip
+            bad("not canonical JSON of the five fields")
+            return None
+        name = f"erasures/proofs/{seq}.tlog-proof"
+        self.proofs.discard(name)  # claimed, even if the record fails below
+        leaf = leaf_hash(entry)
+        if leaf != given_leaf:
+            bad("SHA-256(0x00 || entry bytes) is not the leaf hash given", seq)
+        event = parsed.get("event") if type(parsed) is dict else None
+        committed = parsed.get("payload") if type(parsed) is dict else None
+        kind = (event.get("type"), event.get("conversation")) if type(event) is dict else None
+        if (
+            type(parsed) is not dict
+            or parsed.get("seq") != seq
+            or self.checkpoint is None
+            or parsed.get("origin") != self.checkpoint.origin
+        ):
+            bad("the entry bytes do not name this seq and the system log's origin", seq)
+            return None
+        if kind is None or kind[0] not in types or kind[1] != stream:
+            bad(f"not a record of the system log's {stream} stream: {_show(kind)}", seq)
+            return None
+        try:
+            commitment = _b64_strict(str(committed["commitment"]).encode())  # type: ignore[index]
+        except (KeyError, TypeError, ValueError):
+            commitment = b""
+        if not commitment_matches(commitment, salt, data):
+            bad("SHA-256(salt || payload bytes) is not the entry's commitment", seq)
+            return None
+        if type(record) is not dict or record.get("log") != self.verification.report.log:
+            bad("the record is not of this log", seq)
+            return None
+        if not self._proven(name, seq, leaf, where, check):
+            return None
+        return seq, str(kind[0]), record
+
+    def _proven(self, name: str, seq: int, leaf: bytes, where: str, check: str) -> bool:
+        assert self.checkpoint is not None
+        if not self.bundle.has(name):
+            self.fail(name, check, f"{where}: the record has no tlog-proof", seq)
+            return False
+        text = self.verification._text(name, check)
+        if text is None:
+            return False
+        try:
+            index, hashes, note = parse_tlog_proof(text)
+            if index != seq or note != self.checkpoint_text:
+                raise NoteFormatError("not for this record and erasures/checkpoint")
+            verify_inclusion(leaf, seq, self.checkpoint.size, hashes, self.checkpoint.root_hash)
+        except CryptoError as exc:
+            self.fail(name, check, f"the record is not proven in the system log: {exc}", seq)
+            return False
+        return True
+
+    # witnesses
+
+    def _check_witnesses(self) -> None:
+        if not self.bundle.has(WITNESSES):
+            return
+        value = self.verification._parse_json(WITNESSES, self.bundle.read(WITNESSES), WITNESS)
+        items = value.get("cosignatures") if isinstance(value, dict) else None
+        if not isinstance(items, list):
+            self.fail(WITNESSES, WITNESS, "not {cosignatures: [...]}")
+            return
+        notes = {
+            "checkpoint": self.verification.checkpoint_text,
+            ERASURE_CHECKPOINT: self.checkpoint_text,
+        }
+        for i, item in enumerate(items):
+            where = f"cosignature {i}"
+            if not isinstance(item, dict) or set(item) != {"checkpoint", "witness_key",
+                                                           "cosignature"}:  # fmt: skip
+                self.fail(
+                    WITNESSES, WITNESS, f"{where}: not {{checkpoint, witness_key, cosignature}}"
+                )
+                continue
+            note = notes.get(str(item["checkpoint"]))
+            if note is None:
+                self.fail(WITNESSES, WITNESS, f"{where}: names no verified checkpoint",
+                          found=_show(item["checkpoint"]))  # fmt: skip
+                continue
+            try:
+                witness = CosignerVerifier.from_verifier_key(str(item["witness_key"]))
+                [cosigned] = open_cosignatures(note, str(item["cosignature"]), witness)
+                size = parse_checkpoint(parse_note(note).text).size
+            except (CryptoError, ValueError) as exc:
+                self.fail(WITNESSES, WITNESS, f"{where}: the cosignature does not verify: {exc}")
+                continue
+            trusted = self.verification.witness_keys
+            if trusted and witness.verifier_key() not in trusted:
+                self.fail(
+                    WITNESSES,
+                    WITNESS,
+                    f"{where}: by a witness key you did not name (--witness-key)",
+                    found=witness.verifier_key(),
+                )
+                continue
+            self.verification.report.witnesses.append(
+                {
+                    "checkpoint": item["checkpoint"],
+                    "size": size,
+                    "witness": witness.verifier_key(),
+                    "timestamp": cosigned.timestamp,
+                    "trusted": bool(trusted),
+                }
+            )
+
+
 def _sig_text_lines(note: str | None) -> list[str] | None:
     """The three lines of ``manifest.sig``'s text (format, origin, hex SHA-256), or None."""
     if note is None:
@@ -2029,7 +2518,7 @@ def _sig_text_lines(note: str | None) -> list[str] | None:
     except CryptoError:
         return None
     lines = text.split("\n")
-    if len(lines) != 4 or lines[3] != "" or lines[0] != BUNDLE_FORMAT:
+    if len(lines) != 4 or lines[3] != "" or lines[0] not in BUNDLE_FORMATS:
         return None
     return lines[:3]
 

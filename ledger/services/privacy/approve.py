@@ -6,7 +6,9 @@
   ``ledger.erasure.executed.v1`` appended to the tenant's system log: scope, legal basis,
   reference, both credentials, the affected seqs and the destroyed key ids;
 - a hold: in force from the commit (``ledger.hold.placed.v1``);
-- a release: the hold is no longer in force (``ledger.hold.released.v1``).
+- a release: the hold is no longer in force (``ledger.hold.released.v1``);
+- a retention change: the log's new period is in force (``ledger.retention.changed.v1``); the
+  next ``ledger retention run`` applies it.
 
 Refused (and recorded through ``refusals`` before the lock is taken): an unknown request, one's
 own request (``TwoPersonRule``), a request approved already or expired (``RequestNotPending``),
@@ -27,51 +29,26 @@ from ledger.core.entry import format_time
 from ledger.domain import LogInfo, Principal
 from ledger.errors import ClientError, HoldActive, NotFound, RequestNotPending, TwoPersonRule
 from ledger.services.privacy.requests import active_hold, check_admin, refuse, request_json
+from ledger.services.privacy.retention import retention_before
 from ledger.services.privacy.scopes import (
     Scope,
     conversations_of,
-    data_key_scope,
     describe_holds,
     holds_covering,
 )
+from ledger.services.privacy.shred import ErasureDone, shred_conversations
 from ledger.services.system_log import (
     SystemLog,
     credential_actor,
     erasure_executed_event,
     hold_event,
     privacy_approved_event,
+    retention_changed_event,
 )
 from ledger.storage import privacy as stored
-from ledger.storage.db import after_commit
 from ledger.storage.keystore import KeyRing
 from ledger.storage.logs import lock_head, log_size
 from ledger.storage.privacy import PrivacyRecord
-
-MAX_SEQ_RANGES = 1000
-"""Runs of consecutive seqs an erasure record lists (a subject's many conversations interleave
-with others'); beyond, it says the list is cut and gives the count."""
-
-
-@dataclass(frozen=True, slots=True)
-class ErasureDone:
-    conversations: list[str]
-    destroyed_keys: list[int]
-    """Data key ids destroyed by this erasure (keys destroyed before are not listed)."""
-    seq_ranges: list[tuple[int, int]]
-    """Inclusive runs of the affected entries' seqs, in order."""
-    entries: int
-    ranges_truncated: bool
-    tree_size: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "conversations": self.conversations,
-            "destroyed_keys": self.destroyed_keys,
-            "seqs": [list(r) for r in self.seq_ranges],
-            "seqs_truncated": self.ranges_truncated,
-            "entries": self.entries,
-            "tree_size": self.tree_size,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +172,26 @@ def approve(
     elif record.action == "hold":
         events.append(hold_event("placed", log, _hold_json(approved), actor=actor, now=now))
         done = f"hold {approved.id} on {scope} is in force"
+    elif record.action == "retention":
+        # Read under the lock, after this approval's insert: the period it replaces.
+        before = retention_before(conn, log, approved.id)
+        events.append(
+            retention_changed_event(
+                log,
+                {
+                    **_hold_json(approved),
+                    "retention_days": approved.retention_days,
+                    "previous_days": before.days,
+                    "previous_set_by": before.set_by,
+                },
+                actor=actor,
+                now=now,
+            )
+        )
+        done = (
+            f"log {log.id!r} keeps payloads {approved.retention_days} days "
+            f"(was {before.days}); `ledger retention run` applies it"
+        )
     else:
         assert record.hold_id is not None
         events.append(
@@ -230,21 +227,15 @@ def _erase(
     holds = holds_covering(conn, log.id, scope, conversations, stored.active_holds(conn, log.id))
     if holds:
         raise HoldActive(f"{scope} is under legal hold: {describe_holds(holds)}")
-    scopes = [data_key_scope(c) for c in conversations]
-    destroyed = stored.destroy_data_keys(conn, log.id, scopes, request_id=request.id, now=now)
-    # This process stops using them at once; every other one finds out under the lock
-    # (``ledger.storage.sequencer``).
-    after_commit(conn, lambda: keys.data_keys.forget(log.id, scopes))
-    ranges, count = stored.seq_ranges(
-        conn, log.id, conversations, size=size, limit=MAX_SEQ_RANGES + 1
-    )
-    return ErasureDone(
-        conversations=conversations,
-        destroyed_keys=[key_id for key_id, _ in destroyed],
-        seq_ranges=ranges[:MAX_SEQ_RANGES],
-        entries=count,
-        ranges_truncated=len(ranges) > MAX_SEQ_RANGES,
-        tree_size=size,
+    return shred_conversations(
+        conn,
+        keys,
+        log,
+        conversations,
+        destroyed_by="erasure",
+        request_id=request.id,
+        size=size,
+        now=now,
     )
 
 

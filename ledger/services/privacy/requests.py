@@ -51,7 +51,7 @@ MAX_LISTED = 1000
 
 def request_json(record: PrivacyRecord, now: datetime) -> dict[str, Any]:
     """A request as the API serves it, the CLI prints it and the system log records it."""
-    return {
+    described = {
         "id": record.id,
         "log": record.log_id,
         "action": record.action,
@@ -66,6 +66,9 @@ def request_json(record: PrivacyRecord, now: datetime) -> dict[str, Any]:
         "approved_by": record.approved_by,
         "approved_at": None if record.approved_at is None else format_time(record.approved_at),
     }
+    if record.retention_days is not None:
+        described["retention_days"] = record.retention_days
+    return described
 
 
 def check_admin(log: LogInfo, principal: Principal) -> None:
@@ -106,7 +109,7 @@ def refuse(
     return error
 
 
-def _text(name: str, value: str) -> str:
+def text_field(name: str, value: str) -> str:
     value = value.strip()
     if not value or len(value) > MAX_TEXT:
         raise InvalidRequest(f"{name} must be 1 to {MAX_TEXT} characters")
@@ -129,7 +132,10 @@ def request_erasure(
     """A pending erasure of ``scope``: refused now if the scope has no conversation in the log,
     is erased already, or is under an active legal hold (``HoldActive`` names it)."""
     check_admin(log, requester)
-    legal_basis, reference = _text("legal_basis", legal_basis), _text("reference", reference)
+    legal_basis, reference = (
+        text_field("legal_basis", legal_basis),
+        text_field("reference", reference),
+    )
 
     def refused(error: ClientError) -> ClientError:
         return refuse(
@@ -152,7 +158,7 @@ def request_erasure(
     holds = holds_covering(conn, log.id, scope, conversations, stored.active_holds(conn, log.id))
     if holds:
         raise refused(HoldActive(f"{scope} is under legal hold: {describe_holds(holds)}"))
-    return _insert(
+    return insert_request(
         conn,
         keys,
         log,
@@ -182,7 +188,10 @@ def request_hold(
     """A pending legal hold on ``scope`` (in force once approved, until an approved release);
     refused if the scope has no conversation in the log (a hold names what exists)."""
     check_admin(log, requester)
-    legal_basis, reference = _text("legal_basis", legal_basis), _text("reference", reference)
+    legal_basis, reference = (
+        text_field("legal_basis", legal_basis),
+        text_field("reference", reference),
+    )
     if not conversations_of(conn, log.id, scope, size=log_size(conn, log.id)):
         raise refuse(
             refusals,
@@ -194,7 +203,7 @@ def request_hold(
             scope=scope.as_json(),
             reference=reference,
         )
-    return _insert(
+    return insert_request(
         conn,
         keys,
         log,
@@ -224,7 +233,10 @@ def request_release(
     """A pending release of the active hold ``hold_id`` (``NotFound`` if the log has no such
     active hold: never placed, not approved yet, or released)."""
     check_admin(log, requester)
-    legal_basis, reference = _text("legal_basis", legal_basis), _text("reference", reference)
+    legal_basis, reference = (
+        text_field("legal_basis", legal_basis),
+        text_field("reference", reference),
+    )
     hold = active_hold(conn, log, hold_id)
     if hold is None:
         raise refuse(
@@ -237,7 +249,7 @@ def request_release(
             hold=hold_id,
             reference=reference,
         )
-    return _insert(
+    return insert_request(
         conn,
         keys,
         log,
@@ -252,7 +264,7 @@ def request_release(
     )
 
 
-def _insert(
+def insert_request(
     conn: Connection,
     keys: KeyRing,
     log: LogInfo,
@@ -260,6 +272,7 @@ def _insert(
     scope: Scope,
     *,
     hold_id: int | None = None,
+    retention_days: int | None = None,
     legal_basis: str,
     reference: str,
     requester: Principal,
@@ -280,6 +293,7 @@ def _insert(
         requested_by=requester.credential_id,
         requested_at=now,
         expires_at=now + ttl,
+        retention_days=retention_days,
     )
     SystemLog.in_transaction(conn, keys, now=now).record_durably(
         log.tenant,

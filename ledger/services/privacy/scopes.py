@@ -49,11 +49,8 @@ class Scope:
         return cls(record.scope_kind, record.scope_id)
 
     def __str__(self) -> str:
-        return (
-            f"conversation {self.id!r}"
-            if self.kind == "conversation"
-            else (f"data subject {self.id!r}")
-        )
+        noun = {"conversation": "conversation", "subject": "data subject"}.get(self.kind, "log")
+        return f"{noun} {self.id!r}"
 
     def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "id": self.id}
@@ -98,6 +95,21 @@ def holds_covering(
         ):
             covering.append(hold)
     return covering
+
+
+def held_conversations(
+    conn: Connection, log_id: str, conversations: Sequence[str], holds: Sequence[PrivacyRecord]
+) -> set[str]:
+    """Those of ``conversations`` that one of the active ``holds`` covers (retention skips
+    them: holds win)."""
+    held = {h.scope_id for h in holds if h.scope_kind == "conversation"} & set(conversations)
+    for hold in holds:
+        rest = sorted(set(conversations) - held)
+        if hold.scope_kind == "subject" and rest:
+            held.update(
+                conversations_mentioning(conn, log_id, rest, subject_fragment(hold.scope_id))
+            )
+    return held
 
 
 def describe_holds(holds: Sequence[PrivacyRecord]) -> str:

@@ -131,8 +131,9 @@ def read_entries(
 def attach_erasures(
     conn: Connection, log_id: str, entries: list[dict[str, Any]], key_ids: list[int | None]
 ) -> None:
-    """Give each entry whose payload is ``erased`` its ``erasure``: the request that destroyed
-    its data key (id, legal basis, reference; null for a key destroyed without one) and when.
+    """Give each entry whose payload is ``erased`` its ``erasure``: what destroyed its data key
+    (``by``: ``erasure`` or ``retention``), the erase request (id, legal basis, reference; null
+    for retention or a key destroyed without one) and when.
     One query for the page or trail, and none when nothing is erased."""
     erased = [
         (entry, key_id)
@@ -146,6 +147,7 @@ def attach_erasures(
         info = found.get(key_id)
         if info is not None:
             entry["erasure"] = {
+                "by": info.destroyed_by,
                 "request": info.request_id,
                 "legal_basis": info.legal_basis,
                 "reference": info.reference,

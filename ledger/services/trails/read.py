@@ -27,9 +27,11 @@ import orjson
 from sqlalchemy import Connection
 
 from ledger.core import merkle
+from ledger.core.writer_signature import jws_kid
 from ledger.domain import LogInfo
 from ledger.errors import NotFound, TrailTooLarge
 from ledger.events.envelope import CONVERSATION_ID
+from ledger.services.exports.evidence import trail_writer_key_records
 from ledger.services.reads.entries import attach_erasures, open_payload
 from ledger.services.system_log import Access, SystemLog, read_event
 from ledger.services.trails.summary import TrailEvent, summarize
@@ -145,6 +147,15 @@ def read_trail(
             _trail_event(row.seq, entry, payload if status == "verified" else None, status)
         )
     attach_erasures(conn, log.id, entries, [row.data_key_id for row in rows])
+    signing = {
+        kid
+        for row in rows
+        if row.entry.get("writer_signature") is not None
+        and (kid := jws_kid(row.entry.get("writer_signature"))) is not None
+    }
+    # The keys come as the system log records them, with inclusion proofs (the verifiers check
+    # against those); ``writer_keys`` restates them for reading, as before.
+    key_records, stated = trail_writer_key_records(conn, log, data_keys, signing)
     return {
         "log": log.id,
         "origin": log.origin,
@@ -154,6 +165,8 @@ def read_trail(
         "back_links": check_back_links(conversation_id, rows),
         "summary": summarize(events),
         "entries": entries,
+        "writer_keys": [key.as_json() for key in stated],
+        "writer_key_records": key_records,
     }
 
 

@@ -17,6 +17,15 @@ names the seq, the check and what was expected vs found:
 4. ``payload``: where bytes and salt are given, SHA-256(salt || bytes) is the entry's commitment
    and the JSON ``payload`` shown is those bytes. Erased or missing payloads are counted, not
    failed (erasure is legitimate); the server's own ``mismatch`` / ``undecryptable`` are warnings.
+5. ``writer_signature``: an entry that carries one is signed (detached JWS, EdDSA) over the
+   statement rebuilt from its own bytes, by a key whose kid (its RFC 7638 thumbprint, inside the
+   signed entry) names it, registered for the entry's writer credential and not revoked before
+   the entry was received (``ledger.core.writer_signature``). The keys and their revocation
+   times are the ones the tenant's system log records (``writer_key_records``: each record's
+   entry bytes, payload and inclusion proof to the system log's checkpoint, which must open
+   under the auditor's key for the system log; a record that does not check out is a
+   ``writer_key`` finding and its key is not used). The file's ``writer_keys`` restates them for
+   reading and is not read here.
 
 Pure: bytes and keys in, a :class:`TrailReport` out. Only what stops the run raises: a file
 that is not a trail (:class:`TrailFileMalformed`), no key (``ConfigurationError``), a key that
@@ -38,7 +47,19 @@ from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.commitment import COMMITMENT_ALG, SALT_SIZE, payload_commitment
 from ledger.core.merkle import leaf_hash, verify_inclusion
 from ledger.core.signing import NoteVerifier
-from ledger.errors import ConfigurationError, CryptoError, TrailFileMalformed
+from ledger.core.writer_signature import (
+    KEY_RECORD_TYPES,
+    KEYS_STREAM,
+    WriterKey,
+    WriterKeyring,
+    jws_kid,
+    writer_keys_from_records,
+)
+from ledger.errors import (
+    ConfigurationError,
+    CryptoError,
+    TrailFileMalformed,
+)
 
 # The names of the checks, shared with ops/verify_trail_standalone.py.
 CHECKPOINT = "checkpoint"
@@ -48,6 +69,8 @@ INCLUSION = "inclusion"
 ORDER = "order"
 BACK_LINK = "back_link"
 PAYLOAD = "payload"
+WRITER_SIGNATURE = "writer_signature"
+WRITER_KEY = "writer_key"
 
 WITHHELD_STATUSES = ("erased", "missing")
 """Payload statuses that withhold content legitimately (crypto-shredding, never stored)."""
@@ -116,6 +139,9 @@ class SavedTrail:
     tree_size: int
     checkpoint: str
     entries: tuple[SavedEntry, ...]
+    writer_key_records: Any = None
+    """The file's ``writer_key_records`` (unchecked JSON): the system log's records of the keys
+    that signed its entries, with their proofs."""
 
 
 @dataclass
@@ -136,6 +162,8 @@ class TrailReport:
     withheld: dict[str, list[int]] = field(default_factory=dict)
     failures: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
+    writer_signed: dict[str, list[int]] = field(default_factory=dict)
+    """kid -> the seqs whose writer signature by that key verified."""
 
     @property
     def intact(self) -> bool:
@@ -152,6 +180,11 @@ class TrailReport:
             f"(seq {self.first_seq}, which names no predecessor) to seq {self.last_seq}: "
             "each entry names the one before it, and every named entry is here",
             f"{len(self.payloads_verified)} payloads are the exact data committed in their entries",
+            *(
+                f"{len(seqs)} entries (seqs {_seq_list(seqs)}) are statements signed by the "
+                f"writer key {kid} (the RFC 7638 thumbprint of the key that verified them)"
+                for kid, seqs in self.writer_signed.items()
+            ),
         ]
 
     def not_proven(self) -> list[str]:
@@ -168,6 +201,9 @@ class TrailReport:
             "(compare it with an anchor or witness, or ask for a consistency proof)",
             "the content of erased or missing payloads, and the file's `summary` and "
             "`back_links` sections (derived by the server, not read here)",
+            "that a writer key belongs to the writer it names: compare each kid with the keys "
+            "the writer publishes; and any revocation recorded after the system log's "
+            "checkpoint the trail carries",
         ]
 
     def as_json(self) -> dict[str, Any]:
@@ -188,6 +224,10 @@ class TrailReport:
             "payloads": {
                 "verified": len(self.payloads_verified),
                 "withheld": {k: {"count": len(v), "seqs": v} for k, v in self.withheld.items()},
+            },
+            "writer_signatures": {
+                "verified": sum(len(s) for s in self.writer_signed.values()),
+                "keys": dict(self.writer_signed),
             },
             "failures": [f.as_json() for f in self.failures],
             "warnings": [w.as_json() for w in self.warnings],
@@ -240,6 +280,7 @@ def parse_trail(data: bytes) -> SavedTrail:
         tree_size=_get(top, "tree_size", int, ""),
         checkpoint=_get(top, "checkpoint", str, ""),
         entries=tuple(_entry(e, f"/entries/{i}") for i, e in enumerate(entries)),
+        writer_key_records=top.get("writer_key_records"),
     )
 
 
@@ -329,14 +370,110 @@ def verify_trail(trail: SavedTrail, verifiers: Sequence[NoteVerifier]) -> TrailR
         last_seq=None,
     )
     checkpoint = _check_checkpoint(trail, verifiers, report)
+    writer_keys = WriterKeyring(recorded_writer_keys(trail, verifiers, report.failures))
     previous: int | None = None
     for saved in trail.entries:
-        seq = _check_entry(trail, saved, checkpoint, previous, report)
+        seq = _check_entry(trail, saved, checkpoint, previous, report, writer_keys=writer_keys)
         if report.first_seq is None:
             report.first_seq = seq
         report.last_seq = seq
         previous = seq
     return report
+
+
+def recorded_writer_keys(
+    trail: SavedTrail, verifiers: Sequence[NoteVerifier], failures: list[Finding]
+) -> list[WriterKey]:
+    """The writer keys and revocation times as the trail's ``writer_key_records`` prove them:
+    each record's leaf hash, its entry bytes (a ``ledger.writer_key.*`` event of the system
+    log's ``keys`` stream at that seq), its payload against the entry's commitment and of this
+    log, its inclusion in the system log's checkpoint opened under one of ``verifiers`` named
+    after the system log. A record that fails is a ``writer_key`` finding and is left out (the
+    entries its key signed then fail, each naming its seq). ``ConfigurationError`` when the
+    trail carries records but no key of yours is for their system log."""
+    carried = trail.writer_key_records
+    if carried is None:
+        return []
+
+    def fail(message: str, expected: Shown = None, found: Shown = None) -> None:
+        failures.append(Finding(WRITER_KEY, message, None, expected, found))
+
+    if not isinstance(carried, dict) or not isinstance(carried.get("records"), list):
+        fail("writer_key_records is not {origin, tree_size, checkpoint, records}")
+        return []
+    origin = carried.get("origin")
+    own = [v for v in verifiers if v.name == origin]
+    if not isinstance(origin, str) or not own:
+        raise ConfigurationError(
+            f"the trail's writer keys are proven in the system log {origin!r}: pass its "
+            "verifier key too (GET /v1/logs/{tenant}.system/verifier-key, from where you trust)"
+        )
+    try:
+        checkpoint = open_checkpoint(str(carried.get("checkpoint")), own)
+    except CryptoError as exc:
+        fail(f"the system log's checkpoint does not open under your key(s) for {origin!r}: {exc}")
+        return []
+    opened: list[tuple[int, str, dict[str, Any]]] = []
+    previous = -1
+    for i, record in enumerate(carried["records"]):
+        try:
+            seq, kind, payload = _key_record(record, checkpoint, trail.log)
+        except ValueError as exc:
+            where = record.get("seq") if isinstance(record, dict) else None
+            fail(f"writer_key_records/records/{i} (system log seq {_show(where)}): {exc}")
+            continue
+        if seq <= previous:
+            fail(f"system log seq {seq} follows seq {previous}: records must be in seq order")
+            continue
+        previous = seq
+        opened.append((seq, kind, payload))
+    keys, problems = writer_keys_from_records(opened)
+    for seq, problem in problems:
+        fail(f"system log seq {seq}: {problem}")
+    return keys
+
+
+def _key_record(
+    record: Any, checkpoint: Checkpoint, log: str | None
+) -> tuple[int, str, dict[str, Any]]:
+    """One record checked as an entry of the system log; raises ValueError saying why not."""
+    if not isinstance(record, dict) or not _is_int(record.get("seq")):
+        raise ValueError("not {seq, leaf_hash, entry_b64, payload_b64, payload_salt, hashes}")
+    seq = record["seq"]
+    raw = _b64decode(record.get("entry_b64"), "entry_b64")
+    leaf = leaf_hash(raw)
+    if _b64(leaf) != record.get("leaf_hash"):
+        raise ValueError("SHA-256(0x00 || entry bytes) is not the leaf hash given")
+    entry = strict_json(raw)
+    event = entry.get("event") if isinstance(entry, dict) else None
+    if (
+        not isinstance(event, dict)
+        or entry.get("seq") != seq
+        or entry.get("origin") != checkpoint.origin
+        or event.get("type") not in KEY_RECORD_TYPES
+        or event.get("conversation") != KEYS_STREAM
+    ):
+        raise ValueError("the entry bytes are not a writer key record of the system log at seq")
+    salt = _b64decode(record.get("payload_salt"), "payload_salt")
+    data = _b64decode(record.get("payload_b64"), "payload_b64")
+    committed = entry.get("payload")
+    commitment = _b64decode(
+        committed.get("commitment") if isinstance(committed, dict) else None, "commitment"
+    )
+    if payload_commitment(salt, data) != commitment:
+        raise ValueError("SHA-256(salt || payload bytes) is not the entry's commitment")
+    payload = strict_json(data)
+    if not isinstance(payload, dict) or payload.get("log") != log:
+        raise ValueError(f"the record is not of the log {log!r}")
+    hashes = record.get("hashes")
+    if not isinstance(hashes, list):
+        raise ValueError("hashes: not a list")  # noqa: TRY004 (a finding, not a bug)
+    path = [_b64decode(h, f"proof hash {i}") for i, h in enumerate(hashes)]
+    try:
+        verify_inclusion(leaf, seq, checkpoint.size, path, checkpoint.root_hash)
+    except CryptoError as exc:
+        raise ValueError(f"not proven in the system log's checkpoint: {exc}") from exc
+    return seq, str(event["type"]), payload
 
 
 def _check_checkpoint(
@@ -403,8 +540,10 @@ def _check_entry(
     checkpoint: Checkpoint | None,
     previous: int | None,
     report: TrailReport,
+    *,
+    writer_keys: WriterKeyring,
 ) -> int:
-    """Checks 2-4 on one entry; returns its seq as the signed bytes state it (else the file's)."""
+    """Checks 2-5 on one entry; returns its seq as the signed bytes state it (else the file's)."""
 
     def fail(check: str, message: str, expected: Shown = None, found: Shown = None) -> None:
         report.failures.append(Finding(check, message, saved.seq, expected, found))
@@ -458,7 +597,20 @@ def _check_entry(
         check_back_link(entry, previous, fail)
         # 4. payload
         _check_payload(saved, entry, report, fail)
+        # 5. the writer's signature
+        if "writer_signature" in entry:
+            reason = writer_keys.check_entry(entry)
+            if reason is None:
+                kid = jws_kid(entry["writer_signature"]) or ""
+                report.writer_signed.setdefault(kid, []).append(seq)
+            else:
+                fail(WRITER_SIGNATURE, reason)
     return seq
+
+
+def _seq_list(seqs: Sequence[int]) -> str:
+    shown = ", ".join(str(s) for s in seqs[:10])
+    return shown + (f", … ({len(seqs) - 10} more)" if len(seqs) > 10 else "")
 
 
 def _check_content(trail: SavedTrail, saved: SavedEntry, entry: dict[str, Any], fail: _Fail) -> int:

@@ -233,7 +233,7 @@ def _work(pipe: Pipe, done: Any, job: Job) -> None:
         done[part.index - 1] = size - part.start
 
     message: tuple[str, Any]
-    engine = make_engine(job.url, pool_size=1)
+    engine = make_engine(job.url, pool_size=1, system="verifier")  # as the parent: every tenant
     try:
         with engine.connect() as conn:
             read_in_snapshot(conn, job.snapshot)

@@ -14,7 +14,10 @@ bytes); the entry names this log's origin and its own seq; the indexed columns a
 hashed bytes; ``prev`` is the previous leaf hash; ``conversation_prev`` is that conversation's
 previous seq; the payload decrypts under its data key and matches the entry's salted commitment
 (an erased payload, whose data key was destroyed, is counted, not failed, if a signed erasure
-record names its key: ``erased_keys``, from ``ErasureRecords``). For the tree: every
+record names its key: ``erased_keys``, from ``ErasureRecords``); an entry carrying a writer
+signature is signed by a key the tenant's system log records as registered for that entry's
+writer credential, not revoked before the entry was received, over the statement rebuilt from
+the entry itself (``ledger.core.writer_signature``, ``writer_keys``). For the tree: every
 perfect node completed in the range equals the stored one, and every stored checkpoint in the
 range carries the recomputed root and a signature by its key, made while that key was active.
 
@@ -42,8 +45,10 @@ from ledger.core.commitment import SALT_SIZE
 from ledger.core.merkle import EMPTY_ROOT, LEAF_PREFIX, NODE_PREFIX, frontier_root
 from ledger.core.sealing import NONCE_SIZE, payload_aad_prefix, payload_cipher
 from ledger.core.signing import NoteVerifier
+from ledger.core.writer_signature import WriterKeyring
 from ledger.domain import LogInfo
 from ledger.errors import CryptoError, IntegrityFailure
+from ledger.services.verification.writer_keys import recorded_writer_keys
 from ledger.storage.entries import chunk_rows
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.verification import checkpoints_between, last_seqs_before, tree_nodes_in
@@ -124,6 +129,10 @@ class RangeChecker:
         self.conv_last: dict[str, int | None] = {}
         self.conv_evicted = start > 0  # a cache miss must then ask the index
         self.ciphers: dict[int, AESGCM | None] = {}
+        # Writer signatures are checked against the keys and revocations the tenant's system
+        # log records (signed, hash-chained), not the table ingest reads: a few rows, read once
+        # per range in the run's snapshot.
+        self.writer_keys = WriterKeyring(recorded_writer_keys(conn, data_keys, log))
 
     def fail(
         self,
@@ -190,6 +199,7 @@ class RangeChecker:
             orjson.loads,
             binascii.b2a_base64,
         )
+        writer_keys = self.writer_keys
         last_leaf = res.last_leaf
         last_b64 = b64(last_leaf)
         leaves: list[bytes] = []
@@ -233,6 +243,10 @@ class RangeChecker:
                 raise fail(
                     "entry header disagrees with its seq, origin or indexed columns", seq=seq
                 )
+            if "writer_signature" in entry:
+                reason = writer_keys.check_entry(entry)
+                if reason is not None:
+                    raise fail(f"writer signature does not check out: {reason}", seq=seq)
             if entry_prev != last_b64:
                 raise fail(
                     "hash chain broken: prev is not the previous leaf hash",
@@ -324,7 +338,8 @@ class RangeChecker:
                 raise self.fail(
                     f"data key destroyed without an erasure record (data key {key_id})",
                     seq=seq,
-                    expected=f"a ledger.erasure.executed.v1 record naming data key {key_id}"
+                    expected="a ledger.erasure.executed.v1 or ledger.retention.executed.v1"
+                    f" record naming data key {key_id}"
                     f" in the system log of tenant {self.log.tenant!r}",
                     found=f"data key {key_id} destroyed, named by no erasure record",
                 )
