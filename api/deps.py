@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request
+import orjson
+from fastapi import Depends, Request, Response
 
 from api.permissions import roles_for
 from ledger.domain import Principal
 from ledger.server.state import LedgerState
 from ledger.services.access import authorize as authorize_access
-from ledger.services.system_log import Access
+from ledger.services.system_log import Access, credential_actor
+
+T = TypeVar("T")
 
 
 async def _state(request: Request) -> LedgerState:  # async: no thread-pool hop per request
@@ -75,3 +78,35 @@ def require(operation_id: str) -> Callable[..., Awaitable[Principal]]:
         return authorize(state, request, log, roles)
 
     return dependency
+
+
+def recorded_read(
+    state: LedgerState,
+    request: Request,
+    log: str,
+    reader: Principal,
+    read: Callable[..., T],
+    *args: object,
+    **kwargs: object,
+) -> T:
+    """Run the read use case ``read`` (``read(conn, system_log, log_info, *args, reader=,
+    access=, data_keys=, now=, **kwargs)``, which records itself in the tenant's system log
+    before it reads) on ``log`` for ``reader``, in one unit of work on the log's tenant."""
+    with state.unit_of_work(log) as conn:
+        return read(
+            conn,
+            state.system_log,
+            state.log_info(log),
+            *args,
+            reader=credential_actor(reader),
+            access=access_of(request),
+            data_keys=state.keys.data_keys,
+            now=datetime.now(UTC),
+            **kwargs,
+        )
+
+
+def json_response(body: object) -> Response:
+    """``body`` as JSON, serialized by orjson (the read bodies are already plain JSON values:
+    no response model validation on the way out)."""
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -77,6 +77,8 @@ OPERATIONS: dict[str, Operation] = {
     "add_writer_key": Operation("POST", "/v1/logs/{log}/writer-keys", ("admin",)),
     "list_writer_keys": Operation("GET", "/v1/logs/{log}/writer-keys", ("admin",)),
     "revoke_writer_key": Operation("POST", "/v1/logs/{log}/writer-keys/{kid}/revoke", ("admin",)),
+    "get_signature_policy": Operation("GET", "/v1/logs/{log}/signature-policy", ("admin",)),
+    "set_signature_policy": Operation("PUT", "/v1/logs/{log}/signature-policy", ("admin",)),
     "list_schemas": Operation("GET", "/v1/schemas", PUBLIC),
     "get_schema": Operation("GET", "/v1/schemas/{event_type}", PUBLIC),
     "healthz": Operation("GET", "/healthz", PUBLIC),

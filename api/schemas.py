@@ -185,6 +185,23 @@ class WriterKeys(BaseModel):
     keys: list[WriterKeyJson]
 
 
+class NewSignaturePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signatures: Literal["required", "optional", "off"] = Field(
+        description="required: an unsigned event is refused; optional: both taken, every "
+        "signature checked; off: a signed event is refused"
+    )
+
+
+class SignaturePolicy(BaseModel):
+    log: str
+    signatures: Literal["required", "optional", "off"]
+    previous: str | None = Field(
+        default=None, description="the policy before this change (null when only read)"
+    )
+
+
 class WriterKeyRecord(BaseModel):
     """A signed record of the tenant's system log: entry bytes, payload, inclusion proof."""
 
@@ -222,6 +239,12 @@ class Trail(BaseModel):
         description="the system-log records (added, revoked) of the keys that signed the "
         "trail's entries, each proven in the system log's signed checkpoint; null when no "
         "entry is signed",
+    )
+    rotations: list[str] = Field(
+        default_factory=list,
+        description="the log's key rotation statements (handoff-ledger/key-rotation/v1 signed "
+        "notes), oldest first: each signed by the old and the new key, so a verifier that "
+        "pinned an earlier key can follow them to the one that signed `checkpoint`",
     )
 
 

@@ -61,6 +61,8 @@ class AppendRequest:
 
     events: Sequence[PreparedEvent]
     principal: Principal
+    batch: bool = False
+    """Posted as ``{"events": [...]}`` (even of one): a refusal's pointer is ``/events/<i>/…``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,12 +26,8 @@ Exit 0 whatever the figures (a measurement), 2 if it could not run.
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,7 +37,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_verify import MASTER_KEY, TRAIL, Filler, fresh_database, settle
+from bench_verify import MASTER_KEY, TRAIL, Filler, fresh_database, settle, start_uvicorn
 
 from ledger.core.entry import EventHeader
 from ledger.domain import LogInfo, PreparedEvent
@@ -108,47 +104,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
         "max": round(ordered[-1], 1),
         "n": len(ordered),
     }
-
-
-def start_server(url: str) -> tuple[subprocess.Popen[bytes], int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "LEDGER_DATABASE_URL": url,
-        "LEDGER_ORIGIN_PREFIX": ORIGIN_PREFIX,
-        "LEDGER_MASTER_KEY": base64.b64encode(MASTER_KEY).decode(),
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.main:create_app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            if time.monotonic() > deadline:
-                server.terminate()
-                raise
-            time.sleep(0.1)
-        else:
-            return server, port
 
 
 def timed_get(conn: http.client.HTTPConnection, path: str, token: str) -> float:
@@ -267,7 +222,7 @@ def main() -> int:
         print(f"indexed in {seconds:.1f} s", flush=True)
         results["database_size"] = settle(url)
         engine.dispose()
-        server, port = start_server(url)
+        server, port = start_uvicorn(url)
         try:
             results.update(api_latencies(port, log_id, token, args.loads, args.searches))
             results.update(browser_loads(port, log_id, token, args.loads))

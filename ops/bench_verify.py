@@ -300,11 +300,9 @@ class Latencies(TypedDict):
     max_ms: float
 
 
-def proof_latencies(
-    url: str, log_id: str, tokens: dict[str, str], size: int, requests: int, trail_requests: int
-) -> dict[str, Latencies]:
-    """Random proofs over HTTP/1.1 keep-alive against ``uvicorn`` in its own process (as
-    ``ledger serve`` runs it), so the client does not share the server's interpreter."""
+def start_uvicorn(url: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The API under ``uvicorn`` in its own process (as ``ledger serve`` runs one worker) on
+    the database ``url`` and a free port, once it accepts connections; the caller stops it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -332,18 +330,29 @@ def proof_latencies(
         env=env,
         cwd=Path(__file__).resolve().parents[1],
     )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            if time.monotonic() > deadline:
+                server.terminate()
+                server.wait(timeout=30)
+                raise
+            time.sleep(0.1)
+        else:
+            return server, port
+
+
+def proof_latencies(
+    url: str, log_id: str, tokens: dict[str, str], size: int, requests: int, trail_requests: int
+) -> dict[str, Latencies]:
+    """Random proofs over HTTP/1.1 keep-alive against ``uvicorn`` in its own process (as
+    ``ledger serve`` runs it), so the client does not share the server's interpreter."""
+    server, port = start_uvicorn(url)
     rng = random.Random(11)
     out: dict[str, Latencies] = {}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
         conn = http.client.HTTPConnection("127.0.0.1", port)
         for kind in ("inclusion", "consistency", "trail"):
             latencies: list[float] = []

@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from ledger.domain import PreparedEvent
 from ledger.settings import Settings
 from ledger.storage.db import make_engine, sqlalchemy_url, unit_of_work, upgrade_schema
 from ledger.storage.keystore import KeyRing
@@ -104,13 +105,22 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def migrated_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new database named ``{prefix}_{random}``, built by the migrations; dropped after."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    url = create_database(admin_url, name)
+    try:
+        upgrade_schema(url)
+        yield url
+    finally:
+        drop_database(admin_url, name)
+
+
 @pytest.fixture(scope="session")
 def db_url(admin_url: str) -> Iterator[str]:
-    name = f"ledger_test_{secrets.token_hex(4)}"
-    url = create_database(admin_url, name)
-    upgrade_schema(url)
-    yield url
-    drop_database(admin_url, name)
+    with migrated_database(admin_url, "ledger_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -252,45 +262,50 @@ def ledger_cli(
     return run
 
 
-@pytest.fixture
-def append_direct(engine: Engine, settings: Settings) -> Any:
-    """A factory: ``append_direct(log_id, n, conversations=3, batch=500, on=engine)`` appends
-    ``n`` small events straight through the sequencer (no HTTP), one signed checkpoint a batch."""
+def direct_event(n: int, conversation: str) -> PreparedEvent:
+    """Event ``n`` of ``conversation`` (a small customer message, ``direct-{n}``) as ingest
+    would have prepared it: ready for the sequencer, no HTTP in between."""
     import hashlib
-    import itertools
 
     from ledger.core.canonical import canonicalize
     from ledger.core.commitment import new_salt, payload_commitment
     from ledger.core.entry import EventHeader
-    from ledger.domain import AppendRequest, PreparedEvent, Principal
+
+    data = canonicalize({"text": f"direct message {n}", "actor": {"kind": "customer"}})
+    salt = new_salt()
+    header = EventHeader(
+        event_id=f"direct-{n}",
+        source="urn:test:direct",
+        type="handoff.message.created.v1",
+        time="2026-11-20T09:14:01.000Z",
+        conversation_id=conversation,
+        actor={"kind": "customer", "id": "c"},
+        outcome="success",
+        resource=None,
+    )
+    return PreparedEvent(
+        header=header,
+        scope=f"conversation:{conversation}",
+        salt=salt,
+        canonical_data=data,
+        commitment=payload_commitment(salt, data),
+        request_digest=hashlib.sha256(data).digest(),
+    )
+
+
+@pytest.fixture
+def append_direct(engine: Engine, settings: Settings) -> Any:
+    """A factory: ``append_direct(log_id, n, conversations=3, batch=500, on=engine)`` appends
+    ``n`` small events straight through the sequencer (no HTTP), one signed checkpoint a batch."""
+    import itertools
+
+    from ledger.domain import AppendRequest, Principal
     from ledger.storage.keystore import DataKeyStore, SignerCache
     from ledger.storage.logs import get_log
     from ledger.storage.sequencer import append_batch
 
     data_keys = DataKeyStore(settings.master_key_bytes)
     counter = itertools.count()
-
-    def prepared(n: int, conversation: str) -> PreparedEvent:
-        data = canonicalize({"text": f"direct message {n}", "actor": {"kind": "customer"}})
-        salt = new_salt()
-        header = EventHeader(
-            event_id=f"direct-{n}",
-            source="urn:test:direct",
-            type="handoff.message.created.v1",
-            time="2026-11-20T09:14:01.000Z",
-            conversation_id=conversation,
-            actor={"kind": "customer", "id": "c"},
-            outcome="success",
-            resource=None,
-        )
-        return PreparedEvent(
-            header=header,
-            scope=f"conversation:{conversation}",
-            salt=salt,
-            canonical_data=data,
-            commitment=payload_commitment(salt, data),
-            request_digest=hashlib.sha256(data).digest(),
-        )
 
     def append(
         log_id: str, n: int, *, conversations: int = 3, batch: int = 500, on: Engine = engine
@@ -302,7 +317,7 @@ def append_direct(engine: Engine, settings: Settings) -> Any:
         while n > 0:
             k = min(batch, n)
             events = [
-                prepared(i, f"conv-{i % conversations}") for i in itertools.islice(counter, k)
+                direct_event(i, f"conv-{i % conversations}") for i in itertools.islice(counter, k)
             ]
             with unit_of_work(on) as conn:
                 append_batch(

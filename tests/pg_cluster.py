@@ -3,10 +3,10 @@ with this machine's PostgreSQL binaries (``initdb``, ``pg_basebackup -R``, ``pg_
 temporary directory owned by the ``postgres`` user when the tests run as root (PostgreSQL
 refuses to run as root). Used by the failover tests (``tests/test_failover.py``).
 
-The synchronous standby is named on the primary's command line, not in its configuration
-files: ``pg_basebackup`` copies those, and a promoted standby that still waited for a
-synchronous standby of its own would hang every commit (a failover manager clears it too:
-Patroni's ``synchronous_mode``, non-strict).
+The synchronous standby is named on the primary once the standby is copied (``ALTER SYSTEM``
+after ``pg_basebackup``): a promoted standby that still waited for a synchronous standby of its
+own would hang every commit (a failover manager clears it too: Patroni's ``synchronous_mode``,
+non-strict).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import re
 import shutil
 import signal
 import subprocess
@@ -49,11 +48,19 @@ def _as_postgres() -> list[str]:
 
 
 def _run(*argv: str | Path) -> None:
-    result = subprocess.run(  # noqa: S603 - the machine's own PostgreSQL tools
+    result = subprocess.run(
         [*_as_postgres(), *map(str, argv)], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({result.returncode}): {result.stderr[-2000:]}")
+
+
+def _parent_of(stat: Path) -> int | None:
+    try:
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 @dataclass
@@ -76,9 +83,9 @@ class Node:
             f"-p {self.port}",
             f"-k {self.root}",
             "-c listen_addresses=127.0.0.1",
-            "-c wal_log_hints=on",  # pg_rewind may rejoin a former primary (the fencing step)
             "-c max_connections=40",
             "-c shared_buffers=16MB",
+            "-c wal_keep_size=128MB",  # the WAL pg_rewind reads back on a former primary
             *(f"-c {s}" for s in settings),
         ]
         log = self.root / f"{self.name}.log"
@@ -91,18 +98,27 @@ class Node:
     def postmaster_pid(self) -> int:
         return int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
 
-    def kill9(self) -> None:
-        """``kill -9`` of the postmaster: the machine's crash, as the standby sees it."""
-        os.kill(self.postmaster_pid(), signal.SIGKILL)
-        # Its backends notice the postmaster is gone and exit; wait until the port is free.
+    def kill9(self) -> float:
+        """``kill -9`` of the postmaster, then of every process it started: the machine died
+        (no backend lingers to finish a reply or hold the shared memory). Returns when the
+        postmaster was killed (``time.monotonic``)."""
+        pid = self.postmaster_pid()
+        children = [
+            int(stat.parent.name)
+            for stat in Path("/proc").glob("[0-9]*/stat")
+            if _parent_of(stat) == pid
+        ]
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                psycopg.connect(self.url("postgres"), connect_timeout=1).close()
-            except psycopg.OperationalError:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} still answers after kill -9")
+        while any(Path(f"/proc/{p}").exists() for p in (pid, *children)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} still runs after kill -9")
+            time.sleep(0.02)
+        return killed_at
 
     def promote(self) -> None:
         _run(self.bin / "pg_ctl", "-D", self.datadir, "-w", "promote")
@@ -168,12 +184,10 @@ def replicated_pair(*, synchronous: bool) -> Iterator[Pair]:
     primary = Node(binaries, root, "primary", free_port())
     standby = Node(binaries, root, "standby", free_port())
     try:
+        # Data checksums: pg_rewind may rejoin a former primary (the fencing step).
         _run(binaries / "initdb", "-D", primary.datadir, "-A", "trust", "-U", "postgres",
-             "--no-sync", "--no-instructions")  # fmt: skip
-        primary.start(
-            *((f"synchronous_standby_names={STANDBY_NAME}",) if synchronous else ()),
-            "synchronous_commit=on",
-        )
+             "--no-sync", "--no-instructions", "--data-checksums")  # fmt: skip
+        primary.start()
         with psycopg.connect(primary.url("postgres"), autocommit=True) as conn:
             conn.execute("CREATE DATABASE ledger")
         _run(binaries / "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port),
@@ -182,6 +196,10 @@ def replicated_pair(*, synchronous: bool) -> Iterator[Pair]:
         standby.start()
         pair = Pair(primary, standby)
         if synchronous:
+            with psycopg.connect(primary.url("postgres"), autocommit=True) as conn:
+                conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
+                conn.execute("ALTER SYSTEM SET synchronous_commit = 'on'")
+                conn.execute("SELECT pg_reload_conf()")
             _wait_sync(primary)
         yield pair
     finally:
@@ -204,11 +222,3 @@ def _wait_sync(primary: Node, timeout: float = 10) -> None:
                 return
             time.sleep(0.05)
     raise RuntimeError("the standby did not become synchronous")
-
-
-def version_of(binaries: Path) -> str:
-    out = subprocess.run(  # noqa: S603 - the machine's own postgres binary
-        [str(binaries / "postgres"), "--version"], capture_output=True, text=True, check=True
-    ).stdout
-    match = re.search(r"\d+(\.\d+)?", out)
-    return match.group(0) if match else out.strip()

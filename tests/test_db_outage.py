@@ -53,8 +53,12 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            self._relay(client, upstream)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Start forwarding both ways between a new client and its PostgreSQL connection."""
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket) -> None:
@@ -139,26 +143,14 @@ class LosesCommitReply(TcpProxy):
         self.armed = threading.Event()
         self.fired = threading.Event()
 
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            muted = threading.Event()
-            threading.Thread(
-                target=self._to_server, args=(client, upstream, muted), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._to_client, args=(upstream, client, muted), daemon=True
-            ).start()
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        muted = threading.Event()
+        threading.Thread(
+            target=self._to_server, args=(client, upstream, muted), daemon=True
+        ).start()
+        threading.Thread(
+            target=self._to_client, args=(upstream, client, muted), daemon=True
+        ).start()
 
     def _to_server(self, src: socket.socket, dst: socket.socket, muted: threading.Event) -> None:
         wrote_entries = False

@@ -21,10 +21,8 @@ import io
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,9 +36,10 @@ from sqlalchemy import text
 from ledger.core.signing import NoteSigner
 from ledger.keys.provider import local_key_id
 from ledger.keys.ring import MasterKeyRing
-from ledger.storage.db import make_engine, unit_of_work, upgrade_schema
+from ledger.storage.db import make_engine, unit_of_work
 from ledger.storage.keystore import FINGERPRINT_SECRET, wrap_context
-from tests.conftest import EXAMPLE, create_database, drop_database, free_port
+from tests.conftest import EXAMPLE, free_port, migrated_database
+from tests.servers import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 B64 = base64.b64encode
@@ -202,58 +201,31 @@ class Run:
 
 @pytest.fixture
 def run(admin_url: str, tmp_path: Path) -> Iterator[Run]:
-    name = f"ledger_test_leaks_{secrets.token_hex(3)}"
-    url = create_database(admin_url, name)
-    upgrade_schema(url)
     new_file = tmp_path / "new.key"
     new = secrets.token_bytes(32)
     new_file.write_text(B64(new).decode())
-    try:
+    with migrated_database(admin_url, "ledger_test_leaks") as url:
         yield Run(url, tmp_path, secrets.token_bytes(32), new, new_file)
-    finally:
-        drop_database(admin_url, name)
 
 
-def _start_server(run: Run) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    port = free_port()
-    log_path = run.tmp / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", BOOT, str(port)],
-            cwd=ROOT,
-            env={**os.environ, **run.env()},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError(f"server did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.3)
-    said = log_path.read_text()
+def _tokens_said(server_log: Path) -> dict[str, str]:
+    """The demo's writer and auditor tokens and a conversation of it, as the server printed."""
+    said = server_log.read_text()
     tokens = {
         role: said.split(f"export {role.upper()}=", 1)[1].split()[0]
         for role in ("writer", "auditor")
     }
     tokens["conversation"] = said.split("ledger trail demo ", 1)[1].split()[0]
-    return proc, url, tokens
+    return tokens
 
 
 @pytest.mark.slow
 def test_no_key_appears_anywhere_in_a_full_run(run: Run) -> None:
-    proc, url, tokens = _start_server(run)
-    try:
-        _exercise(run, url, tokens)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    port = free_port()
+    server_log = run.tmp / "server.log"
+    boot = [sys.executable, "-c", BOOT, str(port)]
+    with serving(boot, port, run.env(), log=server_log, timeout=120, stop_timeout=30) as url:
+        _exercise(run, url, _tokens_said(server_log))
     run.keep("server log (DEBUG)", (run.tmp / "server.log").read_bytes())
     for path in sorted((run.tmp / "anchors").rglob("*")):
         if path.is_file():

@@ -22,9 +22,9 @@ from ledger.keys.config import master_key_ring, provider_from_spec
 from ledger.keys.provider import LocalKeyProvider, local_key_id
 from ledger.keys.ring import MasterKeyRing
 from ledger.settings import Settings
-from ledger.storage.db import unit_of_work, upgrade_schema
+from ledger.storage.db import unit_of_work
 from tests import key_provider_plugin as plugin
-from tests.conftest import MASTER_KEY, create_database, drop_database, make_event
+from tests.conftest import MASTER_KEY, make_event, migrated_database
 
 KEY = base64.b64decode(MASTER_KEY)
 PLUGIN = "tests.key_provider_plugin:transit"
@@ -164,11 +164,8 @@ def test_a_ring_with_a_plugin_pickles_as_its_spec(tmp_path: Path) -> None:
 def own_db(admin_url: str) -> Iterator[str]:
     """A database of its own: the card guard's fingerprint key is one per database, and this
     one's is wrapped by the plugin, which the other tests' servers do not hold."""
-    name = f"ledger_test_kms_{secrets.token_hex(3)}"
-    url = create_database(admin_url, name)
-    upgrade_schema(url)
-    yield url
-    drop_database(admin_url, name)
+    with migrated_database(admin_url, "ledger_test_kms") as url:
+        yield url
 
 
 def test_the_fingerprint_key_keeps_its_value_for_a_local_master_key(engine: Engine) -> None:

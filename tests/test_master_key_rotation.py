@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -29,12 +27,19 @@ from sqlalchemy import Engine, text
 from ledger.errors import DecryptionFailed, KeyProviderUnavailable
 from ledger.keys.provider import LocalKeyProvider, local_key_id
 from ledger.keys.ring import MasterKeyRing
-from ledger.storage.db import make_engine, sqlalchemy_url, unit_of_work, upgrade_schema
+from ledger.storage.db import make_engine, sqlalchemy_url, unit_of_work
 from ledger.storage.keystore import KeyRing
 from tests import key_provider_plugin as plugin
-from tests.conftest import TEST_ACTOR, create_database, drop_database, free_port, make_event, now
+from tests.conftest import (
+    TEST_ACTOR,
+    direct_event,
+    free_port,
+    make_event,
+    migrated_database,
+    now,
+)
+from tests.servers import serving
 
-ROOT = Path(__file__).resolve().parents[1]
 OLD = secrets.token_bytes(32)
 NEW = secrets.token_bytes(32)
 B64 = base64.b64encode
@@ -42,11 +47,8 @@ B64 = base64.b64encode
 
 @pytest.fixture
 def own_db(admin_url: str) -> Iterator[str]:
-    name = f"ledger_test_rotation_{secrets.token_hex(3)}"
-    url = create_database(admin_url, name)
-    upgrade_schema(url)
-    yield url
-    drop_database(admin_url, name)
+    with migrated_database(admin_url, "ledger_test_rotation") as url:
+        yield url
 
 
 @pytest.fixture
@@ -93,12 +95,7 @@ def cli(own_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: An
 def _fill(engine: Engine, masters: MasterKeyRing, log_id: str, conversations: int) -> None:
     """One event in each of ``conversations`` new conversations, straight through the
     sequencer: a data key each (what a rotation has to re-wrap)."""
-    import hashlib
-
-    from ledger.core.canonical import canonicalize
-    from ledger.core.commitment import new_salt, payload_commitment
-    from ledger.core.entry import EventHeader
-    from ledger.domain import AppendRequest, PreparedEvent, Principal
+    from ledger.domain import AppendRequest, Principal
     from ledger.storage.logs import get_log
     from ledger.storage.sequencer import append_batch
 
@@ -107,30 +104,9 @@ def _fill(engine: Engine, masters: MasterKeyRing, log_id: str, conversations: in
         log = get_log(conn, log_id)
     principal = Principal(0, log_id, "writer", "fill")
     for start in range(0, conversations, 500):
-        events = []
-        for n in range(start, min(start + 500, conversations)):
-            data = canonicalize({"text": f"message {n}", "actor": {"kind": "customer"}})
-            salt = new_salt()
-            header = EventHeader(
-                event_id=f"fill-{n}",
-                source="urn:test:fill",
-                type="handoff.message.created.v1",
-                time="2026-11-20T09:14:01.000Z",
-                conversation_id=f"fill-{n}",
-                actor={"kind": "customer", "id": "c"},
-                outcome="success",
-                resource=None,
-            )
-            events.append(
-                PreparedEvent(
-                    header=header,
-                    scope=f"conversation:fill-{n}",
-                    salt=salt,
-                    canonical_data=data,
-                    commitment=payload_commitment(salt, data),
-                    request_digest=hashlib.sha256(data).digest(),
-                )
-            )
+        events = [
+            direct_event(n, f"fill-{n}") for n in range(start, min(start + 500, conversations))
+        ]
         with unit_of_work(engine) as conn:
             append_batch(
                 conn,
@@ -259,7 +235,6 @@ def server(own_db: str, tmp_path: Path) -> Iterator[str]:
     new_key_file.write_text(B64(NEW).decode())
     port = free_port()
     env = {
-        **os.environ,
         "LEDGER_DATABASE_URL": own_db,
         "LEDGER_MASTER_KEY": B64(OLD).decode(),
         "LEDGER_EXTRA_KEY_PROVIDERS": f"file:{new_key_file}",
@@ -267,31 +242,9 @@ def server(own_db: str, tmp_path: Path) -> Iterator[str]:
         "LEDGER_ORIGIN_PREFIX": "ledger.test",
         "LEDGER_DATA_DIR": str(tmp_path / "server-data"),
     }
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"server did not start: {(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.2)
+    command = [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)]
+    with serving(command, port, env, log=tmp_path / "server.log", stop_timeout=20) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 def _setup_logs(cli: Cli) -> tuple[dict[str, str], dict[str, str]]:

@@ -7,14 +7,10 @@ and every checkpoint handed out in a receipt must be consistent with the final o
 from __future__ import annotations
 
 import base64
-import os
+import contextlib
 import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,8 +26,8 @@ from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.logs import get_log
 from tests.conftest import MASTER_KEY, free_port, make_event
+from tests.servers import serving, uvicorn_command
 
-ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 32
 EVENTS_PER_CLIENT = 12
 
@@ -39,52 +35,13 @@ EVENTS_PER_CLIENT = 12
 @pytest.fixture(scope="module")
 def servers(db_url: str) -> Iterator[list[str]]:
     env = {
-        **os.environ,
         "LEDGER_DATABASE_URL": db_url,
         "LEDGER_MASTER_KEY": MASTER_KEY,
         "LEDGER_ORIGIN_PREFIX": "ledger.test",
     }
-    procs, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "api.main:create_app_from_env",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 30
-        for url in urls:
-            while True:
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server {url} did not start")
-                time.sleep(0.2)
-        yield urls
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
+    with contextlib.ExitStack() as running:
+        ports = [free_port() for _ in range(2)]
+        yield [running.enter_context(serving(uvicorn_command(p), p, env)) for p in ports]
 
 
 @pytest.mark.slow

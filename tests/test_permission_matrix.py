@@ -93,6 +93,10 @@ CALLS: dict[str, Call] = {
     ),
     "list_writer_keys": Call("GET", "/v1/logs/{log}/writer-keys"),
     "revoke_writer_key": Call("POST", "/v1/logs/{log}/writer-keys/no-such-kid/revoke"),
+    "get_signature_policy": Call("GET", "/v1/logs/{log}/signature-policy"),
+    "set_signature_policy": Call(
+        "PUT", "/v1/logs/{log}/signature-policy", {"signatures": "optional"}
+    ),
     "list_schemas": Call("GET", "/v1/schemas"),
     "get_schema": Call("GET", "/v1/schemas/handoff.message.created.v1"),
     "healthz": Call("GET", "/healthz"),
@@ -129,6 +133,9 @@ SUCCESS: dict[str, dict[str, int]] = {
     "add_writer_key": {"own": 404, "system": 400},
     "list_writer_keys": {"own": 200, "system": 200},
     "revoke_writer_key": {"own": 404, "system": 400},
+    # The policy of an events log; the system log is written only by the ledger (400).
+    "get_signature_policy": {"own": 200, "system": 200},
+    "set_signature_policy": {"own": 200, "system": 400},
     "list_schemas": {"none": 200},
     "get_schema": {"none": 200},
     "healthz": {"none": 200},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -150,19 +151,24 @@ def aged_log(engine: Engine, keys: KeyRing, new_log: Any, token: Any) -> dict[st
     log_id = new_log()
     now = clock()
     first, second = admins(engine, keys, token, log_id)
-    with unit_of_work(engine) as conn:
-        pending = request_retention_change(
-            conn,
-            keys,
-            get_log(conn, log_id),
-            30,
-            legal_basis="data minimisation",
-            reference="RET-1",
-            requester=first,
-            now=now,
-        )
-    with unit_of_work(engine) as conn:
-        approve(conn, keys, get_log(conn, log_id), pending.id, approver=second, now=now)
+
+    def approved(request: Callable[..., Any], target: object, basis: str, reference: str) -> None:
+        """``first`` asks, ``second`` approves (two units of work, as over HTTP)."""
+        with unit_of_work(engine) as conn:
+            pending = request(
+                conn,
+                keys,
+                get_log(conn, log_id),
+                target,
+                legal_basis=basis,
+                reference=reference,
+                requester=first,
+                now=now,
+            )
+        with unit_of_work(engine) as conn:
+            approve(conn, keys, get_log(conn, log_id), pending.id, approver=second, now=now)
+
+    approved(request_retention_change, 30, "data minimisation", "RET-1")
     old = now - 40 * DAY
     append_at(engine, keys, log_id, old, ("old", "cust-o", 0), ("running", "cust-r", 0))
     append_at(engine, keys, log_id, old, ("held", "cust-h", 0), ("subj", "cust-s", 0))
@@ -170,19 +176,7 @@ def aged_log(engine: Engine, keys: KeyRing, new_log: Any, token: Any) -> dict[st
     append_at(engine, keys, log_id, now - DAY, ("running", "cust-r", 1))
     append_at(engine, keys, log_id, now, ("fresh", "cust-o", 0))
     for scope in (Scope.of(conversation="held"), Scope.of(subject="cust-s")):
-        with unit_of_work(engine) as conn:
-            hold = request_hold(
-                conn,
-                keys,
-                get_log(conn, log_id),
-                scope,
-                legal_basis="litigation",
-                reference="CASE-1",
-                requester=first,
-                now=now,
-            )
-        with unit_of_work(engine) as conn:
-            approve(conn, keys, get_log(conn, log_id), hold.id, approver=second, now=now)
+        approved(request_hold, scope, "litigation", "CASE-1")
     return {"log": log_id, "now": now, "admins": (first, second)}
 
 

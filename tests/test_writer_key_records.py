@@ -63,7 +63,8 @@ def unrevoke_and_append(
         conn.execute("ALTER TABLE writer_keys ENABLE ALWAYS TRIGGER writer_keys_revoke_only")
     with unit_of_work(engine) as conn:
         record = writer_key_by_kid(conn, w.log, w.key.kid)
-        assert record is not None and record.revoked_at is None  # the table no longer says
+        assert record is not None
+        assert record.revoked_at is None  # the table no longer says
         outcome = append_batch(
             conn,
             get_log(conn, w.log),
@@ -157,7 +158,8 @@ def test_a_revocation_taken_out_of_the_table_is_named_at_the_seq_by_every_verifi
         assert "seq 0: writer_signature" not in out  # signed before the revocation: valid
     for code, out in export_and_verify(ledger_cli, w.log, keys, tmp_path, "unrevoked"):
         assert code == 1, out
-        assert "writer_signature" in out and str(seq) in out and "revoked" in out, out
+        assert f"seq {seq}: writer_signature" in out, out
+        assert "revoked" in out, out
 
 
 def _records(files: dict[str, bytes]) -> list[dict[str, Any]]:
@@ -215,7 +217,175 @@ def test_a_key_record_changed_in_a_bundle_fails_every_entry_its_key_signed(
     for code, out in bundle_both(path, *key_args(keys)):
         assert code == 1, out
         for seq in (0, 1, 2):
-            assert f"seq {seq}" in out or f'"seq": {seq}' in out or f"at seq {seq}" in out, out
+            assert f"seq {seq}: writer_signature" in out, out
         assert "writer_signature" in out, out
         if edit != "dropped":
-            assert "writer_key" in out and str(record["seq"]) in out, out
+            assert f"system log seq {record['seq']})" in out, out
+            assert "writer_key" in out, out
+
+
+# --- a revocation the sequencer finds under the lock: the pointer names the event -------------
+
+
+@pytest.mark.parametrize("as_batch", [True, False])
+def test_a_revocation_refused_under_the_lock_points_at_the_event_as_posted(
+    client: Any, engine: Engine, keyring: KeyRing, writer: Any, as_batch: bool
+) -> None:
+    """Ingest takes the key from the server's short cache (it was just used); the revocation
+    commits meanwhile, and the sequencer refuses under the log's lock. A one-event batch
+    (``{"events": [e]}``) is pointed at as ``/events/0/…``, a single event at ``/…``."""
+    import orjson
+
+    w = writer()
+    assert post(client, w, signed(w, 0)).status_code == 201  # the key is in the server's cache
+    with unit_of_work(engine) as conn:
+        revoke_writer_key(conn, keyring, log_id=w.log, kid=w.key.kid, actor=TEST_ACTOR, now=now())
+    event = signed(w, 1)
+    r = client.post(
+        f"/v1/logs/{w.log}/events",
+        content=orjson.dumps({"events": [event]} if as_batch else event),
+        headers={"Authorization": f"Bearer {w.token}", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert "the writer key was revoked" in problem["detail"]  # the sequencer's, not ingest's
+    expected = "/events/0/writersignature" if as_batch else "/writersignature"
+    assert problem["pointer"] == expected, problem
+
+
+# --- the signature policy over HTTP (admins), recorded as the CLI's is ------------------------
+
+
+def test_an_admin_sets_the_signature_policy_over_http_and_the_system_log_records_it(
+    client: Any, engine: Engine, keyring: KeyRing, new_log: Any
+) -> None:
+    from sqlalchemy import text
+
+    from ledger.services.admin.credentials import create_credential
+
+    log_id = new_log()
+    with unit_of_work(engine) as conn:
+        admin = create_credential(
+            conn, keyring, log_id=log_id, role="admin", label="a", actor=TEST_ACTOR, now=now()
+        )
+    url, auth = f"/v1/logs/{log_id}/signature-policy", {"Authorization": f"Bearer {admin.token}"}
+    assert client.get(url, headers=auth).json() == {
+        "log": log_id,
+        "signatures": "optional",
+        "previous": None,
+    }
+    r = client.put(url, json={"signatures": "required"}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"log": log_id, "signatures": "required", "previous": "optional"}
+    assert client.get(url, headers=auth).json()["signatures"] == "required"
+    bad = client.put(url, json={"signatures": "sometimes"}, headers=auth)
+    assert bad.status_code == 422
+    assert client.get(url, headers=auth).json()["signatures"] == "required"  # unchanged
+    with unit_of_work(engine) as conn:
+        tenant = get_log(conn, log_id).tenant
+        changes = conn.execute(
+            text(
+                "SELECT count(*) FROM entries WHERE log_id = :s AND conversation_id = 'keys'"
+                " AND event_type = 'ledger.log.signatures.changed.v1'"
+            ),
+            {"s": f"{tenant}.system"},
+        ).scalar_one()
+    assert changes == 1
+
+
+# --- `ledger verify` holds unsigned entries to the policy the system log records ---------------
+
+
+def _append_unsigned(engine: Engine, settings: Settings, w: Writer, n: int, *, at: Any) -> int:
+    """An unsigned event stored past ingest (as a server that missed the policy change
+    would), received at ``at``: its seq."""
+    from ledger.domain import AppendRequest, Principal
+    from ledger.events import GuardPolicy, validate_event
+    from ledger.services.ingest.prepare import prepare
+    from ledger.storage.keystore import DataKeyStore, SignerCache
+    from ledger.storage.sequencer import append_batch
+    from tests.conftest import make_event
+
+    event = prepare(
+        validate_event(
+            make_event("c-u", n), policy=GuardPolicy(cards="reject"), fingerprint_key=b"k" * 32
+        )
+    )
+    with unit_of_work(engine) as conn:
+        outcome = append_batch(
+            conn,
+            get_log(conn, w.log),
+            [AppendRequest([event], Principal(w.credential, w.log, "writer", "bot"))],
+            signers=SignerCache(settings.master_key_bytes),
+            data_keys=DataKeyStore(settings.master_key_bytes),
+            now=at,
+        )
+    result = outcome.results[0]
+    assert not isinstance(result, Exception), result
+    return result.receipts[0].seq
+
+
+def test_ledger_verify_names_an_unsigned_entry_received_while_signatures_were_required(
+    engine: Engine, settings: Settings, writer: Any, ledger_cli: Any, verifier_env: Any
+) -> None:
+    from datetime import timedelta
+
+    w = writer(policy="required")
+    # Within the grace (servers apply a policy within 30 s, a queued batch may wait): accepted.
+    _append_unsigned(engine, settings, w, 0, at=now() + timedelta(seconds=5))
+    code, out, err = ledger_cli("verify", "--log", w.log, "--full", "--json")
+    assert code == 0, out + err
+    late = _append_unsigned(engine, settings, w, 1, at=now() + timedelta(seconds=120))
+    code, out, _ = ledger_cli("verify", "--log", w.log, "--full", "--json")
+    assert code == 1, out
+    failure = json.dumps(json.loads(out))
+    assert f'"seq": {late}' in failure
+    assert "policy was required" in failure
+
+
+# --- the writer attributes: one exact shape each, not scanned by the card guard -----------------
+
+
+def _envelope(**extra: Any) -> dict[str, Any]:
+    from tests.conftest import make_event
+
+    return {**make_event("c-1", 0), **extra}
+
+
+SALT_WITH_A_CARD_NUMBER = "-4111111111111111-" + "A" * 25
+"""A valid salt shape (43 base64url characters, 32 bytes) that holds a Luhn-valid test PAN: it
+is 32 bytes the writer chose, not card data, and the guard no longer scans it."""
+
+
+def test_a_salt_is_taken_by_its_shape_not_scanned_for_card_numbers() -> None:
+    from ledger.events.envelope import parse_envelope
+    from ledger.events.guard import find_pans
+
+    assert find_pans(SALT_WITH_A_CARD_NUMBER, first=True)  # the guard would have refused it
+    parsed = parse_envelope(_envelope(datasalt=SALT_WITH_A_CARD_NUMBER))
+    assert parsed.attributes["datasalt"] == SALT_WITH_A_CARD_NUMBER
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("datasalt", "A" * 42),  # 31.5 bytes
+        ("datasalt", "A" * 42 + "B"),  # spare bits set: not canonical
+        ("datasalt", "A" * 43 + "="),  # padded
+        ("datasalt", "A" * 42 + "+"),  # base64, not base64url
+        ("datasalt", 12),
+        ("writersignature", "eyJ.x.AA"),  # not detached
+        ("writersignature", "eyJ..AA AA"),  # a space: free text
+        ("writersignature", "eyJ..4111 1111 1111 1111"),
+        ("writersignature", "e" * 1000 + ".." + "A" * 86),  # over 1024 characters
+        ("writersignature", ["eyJ..AA"]),
+    ],
+)
+def test_a_writer_attribute_of_any_other_shape_is_refused_at_it(name: str, value: Any) -> None:
+    from ledger.errors import EventInvalid
+    from ledger.events.envelope import parse_envelope
+
+    with pytest.raises(EventInvalid) as refused:
+        parse_envelope(_envelope(**{name: value}))
+    assert refused.value.pointer == f"/{name}"
+    assert "'c-1-evt-0'" in refused.value.detail

@@ -7,18 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.console.schemas import ConversationPage, LogList, Overview, RandomHandoff
-from api.deps import State, access_of, authorize, require
+from api.deps import State, authorize, json_response, recorded_read, require
 from api.permissions import roles_for
 from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.domain import Principal
 from ledger.errors import Unauthenticated
 from ledger.services.access import bearer_token
 from ledger.services.console import reads
-from ledger.services.system_log import credential_actor
 from ledger.storage.console import ConversationFilter
 
 router = APIRouter(tags=["conversations"])
@@ -48,17 +46,8 @@ async def _own_log_reader(request: Request, state: State) -> Principal:
 def list_logs(
     request: Request, state: State, reader: Annotated[Principal, Depends(_own_log_reader)]
 ) -> Response:
-    with state.unit_of_work(reader.log_id) as conn:
-        log = reads.describe_log_for(
-            conn,
-            state.system_log,
-            state.log_info(reader.log_id),
-            reader=credential_actor(reader),
-            access=access_of(request),
-            data_keys=state.keys.data_keys,
-            now=datetime.now(UTC),
-        )
-    return Response(orjson.dumps({"logs": [log]}), media_type="application/json")
+    log = recorded_read(state, request, reader.log_id, reader, reads.describe_log_for)
+    return json_response({"logs": [log]})
 
 
 @router.get(
@@ -103,20 +92,11 @@ def list_conversations(
         trigger=trigger,
         handed_off=handed_off,
     )
-    with state.unit_of_work(log) as conn:
-        page = reads.search_for(
-            conn,
-            state.system_log,
-            state.log_info(log),
-            where,
-            below_seq=below_seq,
-            limit=limit,
-            reader=credential_actor(auditor),
-            access=access_of(request),
-            data_keys=state.keys.data_keys,
-            now=datetime.now(UTC),
+    return json_response(
+        recorded_read(
+            state, request, log, auditor, reads.search_for, where, below_seq=below_seq, limit=limit
         )
-    return Response(orjson.dumps(page), media_type="application/json")
+    )
 
 
 @router.get(
@@ -126,17 +106,7 @@ def list_conversations(
     summary="A randomly chosen handed-off conversation (the pilot test's random handoff)",
 )
 def random_handoff(log: str, request: Request, state: State, auditor: RandomAuth) -> Response:
-    with state.unit_of_work(log) as conn:
-        body = reads.random_handoff_for(
-            conn,
-            state.system_log,
-            state.log_info(log),
-            reader=credential_actor(auditor),
-            access=access_of(request),
-            data_keys=state.keys.data_keys,
-            now=datetime.now(UTC),
-        )
-    return Response(orjson.dumps(body), media_type="application/json")
+    return json_response(recorded_read(state, request, log, auditor, reads.random_handoff_for))
 
 
 @router.get(
@@ -147,17 +117,7 @@ def random_handoff(log: str, request: Request, state: State, auditor: RandomAuth
     "productive takeover (median, p90)",
 )
 def get_overview(log: str, request: Request, state: State, auditor: OverviewAuth) -> Response:
-    with state.unit_of_work(log) as conn:
-        body = reads.overview_for(
-            conn,
-            state.system_log,
-            state.log_info(log),
-            reader=credential_actor(auditor),
-            access=access_of(request),
-            data_keys=state.keys.data_keys,
-            now=datetime.now(UTC),
-        )
-    return Response(orjson.dumps(body), media_type="application/json")
+    return json_response(recorded_read(state, request, log, auditor, reads.overview_for))
 
 
 def _utc(value: datetime | None) -> datetime | None:

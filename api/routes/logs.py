@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from api.deps import State, access_of, require
+from api.deps import State, json_response, recorded_read, require
 from api.schemas import EntriesPage, Entry
 from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.domain import Principal
 from ledger.services.reads import entries
-from ledger.services.system_log import credential_actor
 from ledger.storage.checkpoints import latest_checkpoint
 from ledger.storage.keystore import verifier_keys
 
@@ -63,18 +60,7 @@ def list_entries(
     start: int = Query(0, ge=0, le=MAX_SAFE_INTEGER),
     end: int | None = Query(None, ge=0, le=MAX_SAFE_INTEGER),
 ) -> Response:
-    with state.unit_of_work(log) as conn:
-        page = entries.list_entries(
-            conn,
-            state.system_log,
-            state.log_info(log),
-            start=start,
-            end=end,
-            reader=credential_actor(auditor),
-            access=access_of(request),
-            data_keys=state.keys.data_keys,
-            now=datetime.now(UTC),
-        )
+    page = recorded_read(state, request, log, auditor, entries.list_entries, start=start, end=end)
     body: dict[str, Any] = {
         "start": page.start,
         "end": page.end,
@@ -83,7 +69,7 @@ def list_entries(
     }
     if page.rest is not None:
         body["next"] = f"/v1/logs/{log}/entries?start={page.rest[0]}&end={page.rest[1]}"
-    return Response(orjson.dumps(body), media_type="application/json")
+    return json_response(body)
 
 
 @router.get(
@@ -99,15 +85,4 @@ def get_entry(
     auditor: GetEntryAuth,
     seq: int = Path(ge=0, le=MAX_SAFE_INTEGER),
 ) -> Response:
-    with state.unit_of_work(log) as conn:
-        entry = entries.get_entry(
-            conn,
-            state.system_log,
-            state.log_info(log),
-            seq,
-            reader=credential_actor(auditor),
-            access=access_of(request),
-            data_keys=state.keys.data_keys,
-            now=datetime.now(UTC),
-        )
-    return Response(orjson.dumps(entry), media_type="application/json")
+    return json_response(recorded_read(state, request, log, auditor, entries.get_entry, seq))

@@ -1,5 +1,7 @@
 """Writers' signing keys, for admins: register, list, revoke (``ledger.services.admin.writer_keys``;
-the CLI's ``ledger writers keys``). Each change is an event in the tenant's system log."""
+the CLI's ``ledger writers keys``), and each log's signature policy (``ledger writers policy``).
+Each change is an event in the tenant's system log, recorded by the same service function as
+the CLI's."""
 
 from __future__ import annotations
 
@@ -9,7 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from api.deps import State, require
-from api.schemas import NewWriterKey, WriterKeyJson, WriterKeys
+from api.schemas import (
+    NewSignaturePolicy,
+    NewWriterKey,
+    SignaturePolicy,
+    WriterKeyJson,
+    WriterKeys,
+)
 from ledger.domain import Principal
 from ledger.errors import InvalidRequest
 from ledger.server.state import LedgerState
@@ -21,6 +29,8 @@ router = APIRouter(prefix="/v1/logs/{log}", tags=["writer keys"])
 AddAuth = Annotated[Principal, Depends(require("add_writer_key"))]
 ListAuth = Annotated[Principal, Depends(require("list_writer_keys"))]
 RevokeAuth = Annotated[Principal, Depends(require("revoke_writer_key"))]
+GetPolicyAuth = Annotated[Principal, Depends(require("get_signature_policy"))]
+SetPolicyAuth = Annotated[Principal, Depends(require("set_signature_policy"))]
 
 
 def _events_log(state: LedgerState, log: str) -> None:
@@ -80,3 +90,38 @@ def revoke_writer_key(log: str, kid: str, state: State, admin: RevokeAuth) -> Wr
             now=datetime.now(UTC),
         )
     return WriterKeyJson.model_validate(writer_keys.key_json(record))
+
+
+@router.get(
+    "/signature-policy",
+    operation_id="get_signature_policy",
+    summary="The log's writer-signature policy: required, optional (the default) or off",
+)
+def get_signature_policy(log: str, state: State, _admin: GetPolicyAuth) -> SignaturePolicy:
+    with state.unit_of_work(log) as conn:
+        policy = writer_keys.signature_policy_of(conn, log)
+    return SignaturePolicy.model_validate({"log": log, "signatures": policy})
+
+
+@router.put(
+    "/signature-policy",
+    operation_id="set_signature_policy",
+    summary="Set the log's writer-signature policy (a ledger.log.signatures.changed.v1 event "
+    "in the tenant's system log); servers apply it within 30 s",
+)
+def set_signature_policy(
+    log: str, body: NewSignaturePolicy, state: State, admin: SetPolicyAuth
+) -> SignaturePolicy:
+    _events_log(state, log)
+    with state.unit_of_work(log) as conn:
+        previous = writer_keys.set_signature_policy(
+            conn,
+            state.keys,
+            log_id=log,
+            policy=body.signatures,
+            actor=credential_actor(admin),
+            now=datetime.now(UTC),
+        )
+    return SignaturePolicy.model_validate(
+        {"log": log, "signatures": body.signatures, "previous": previous}
+    )

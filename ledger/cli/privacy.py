@@ -104,7 +104,7 @@ def _scope(args: argparse.Namespace) -> Any:
 def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.privacy.requests import request_erasure
 
-    record = _request_on_scope(settings, args, request_erasure)
+    record = _two_person_request(settings, args, request_erasure, _scope(args))
     print(
         f"erasure request {record.id} is pending: another admin approves it with "
         f"`ledger approve {record.id} --log {args.log}` before {record.expires_at.isoformat()}",
@@ -140,7 +140,7 @@ def cmd_approve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_holds_place(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.privacy.requests import request_hold
 
-    record = _request_on_scope(settings, args, request_hold)
+    record = _two_person_request(settings, args, request_hold, _scope(args))
     print(
         f"hold request {record.id} is pending: in force once another admin runs "
         f"`ledger approve {record.id} --log {args.log}`",
@@ -149,11 +149,12 @@ def cmd_holds_place(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _request_on_scope(
-    settings: Settings, args: argparse.Namespace, make: Callable[..., Any]
+def _two_person_request(
+    settings: Settings, args: argparse.Namespace, make: Callable[..., Any], target: object
 ) -> Any:
-    """An erasure or hold request on ``--conversation`` / ``--subject``, made as the admin of
-    ``--token``; prints the pending request as JSON and returns it."""
+    """A two-person request (``make``: erasure, hold, release or retention change) on
+    ``target``, with ``--legal-basis`` and ``--reference``, made as the admin of ``--token``;
+    prints the pending request as JSON and returns it."""
     from ledger.services.privacy.requests import request_json
 
     at = now()
@@ -164,7 +165,7 @@ def _request_on_scope(
             conn,
             keys,
             log,
-            _scope(args),
+            target,
             legal_basis=args.legal_basis,
             reference=args.reference,
             requester=admin,
@@ -178,31 +179,14 @@ def _request_on_scope(
 
 
 def cmd_holds_release(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.privacy.requests import request_json, request_release
+    from ledger.services.privacy.requests import request_release
 
-    at = now()
-    record = _as_admin(
-        settings,
-        args,
-        lambda conn, keys, log, admin, refusals: request_release(
-            conn,
-            keys,
-            log,
-            args.hold_id,
-            legal_basis=args.legal_basis,
-            reference=args.reference,
-            requester=admin,
-            now=at,
-            ttl=_ttl(settings),
-            refusals=refusals,
-        ),
-    )
+    record = _two_person_request(settings, args, request_release, args.hold_id)
     print(
         f"release request {record.id} is pending: the hold stays in force until another admin "
         f"runs `ledger approve {record.id} --log {args.log}`",
         file=sys.stderr,
     )
-    _print_json(request_json(record, at))
     return EXIT_OK
 
 
@@ -259,32 +243,14 @@ def cmd_retention_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_retention_set(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.privacy.requests import request_json
     from ledger.services.privacy.retention import request_retention_change
 
-    at = now()
-    record = _as_admin(
-        settings,
-        args,
-        lambda conn, keys, log, admin, refusals: request_retention_change(
-            conn,
-            keys,
-            log,
-            args.retention,
-            legal_basis=args.legal_basis,
-            reference=args.reference,
-            requester=admin,
-            now=at,
-            ttl=_ttl(settings),
-            refusals=refusals,
-        ),
-    )
+    record = _two_person_request(settings, args, request_retention_change, args.retention)
     print(
         f"retention request {record.id} is pending: in force once another admin runs "
         f"`ledger approve {record.id} --log {args.log}`",
         file=sys.stderr,
     )
-    _print_json(request_json(record, at))
     return EXIT_OK
 
 

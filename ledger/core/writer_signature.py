@@ -37,6 +37,7 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import nacl.exceptions
@@ -70,6 +71,11 @@ KEYS_STREAM: Final = "keys"
 KEY_ADDED: Final = "ledger.writer_key.added.v1"
 KEY_REVOKED: Final = "ledger.writer_key.revoked.v1"
 KEY_RECORD_TYPES: Final = (KEY_ADDED, KEY_REVOKED)
+POLICY_CHANGED: Final = "ledger.log.signatures.changed.v1"
+POLICY_GRACE: Final = timedelta(seconds=60)
+"""How long after a change to ``required`` an unsigned entry may still be received: servers
+apply a policy within the 30 s they cache a log, and an event checked just before may wait in
+the committer's queue (up to 30 s) before its batch is received."""
 
 
 def b64url(raw: bytes) -> str:
@@ -363,3 +369,43 @@ def _apply_key_record(
     if not isinstance(revoked, str):
         raise TypeError("revoked_at must be a time")
     return WriterKey(kid, credential, key.public_key, key.added_at, revoked)
+
+
+class RequiredPolicy:
+    """When a log's policy was ``required``, from its ``ledger.log.signatures.changed.v1``
+    records ``(time, policy)`` in seq order: an unsigned entry received in such a window (from
+    :data:`POLICY_GRACE` after the change, until the next change) should have been refused.
+    Times are the entries' own (``format_time``: fixed width, so they compare as strings)."""
+
+    def __init__(self, changes: Iterable[tuple[str, str]]) -> None:
+        self.windows: list[tuple[str, str | None, str]] = []
+        """``(from, until, changed_at)``: required from ``from`` (the change plus the grace)
+        until ``until`` (the next change; None: still required)."""
+        required_at: str | None = None
+        for time, policy in changes:
+            if required_at is not None:
+                self._close(required_at, time)
+                required_at = None
+            if policy == "required":
+                required_at = time
+        if required_at is not None:
+            self._close(required_at, None)
+
+    def _close(self, changed_at: str, until: str | None) -> None:
+        start = datetime.strptime(changed_at, "%Y-%m-%dT%H:%M:%S.%fZ") + POLICY_GRACE
+        self.windows.append((start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), until, changed_at))
+
+    def __bool__(self) -> bool:
+        return bool(self.windows)
+
+    def unsigned_problem(self, received_at: object) -> str | None:
+        """Why an unsigned entry received at ``received_at`` breaks the policy, or None."""
+        if not isinstance(received_at, str):
+            return None
+        for start, until, changed_at in self.windows:
+            if received_at >= start and (until is None or received_at < until):
+                return (
+                    f"unsigned, but received at {received_at} while the log's policy was "
+                    f"required (since {changed_at}, as its system log records)"
+                )
+        return None

@@ -489,6 +489,23 @@ class SystemLog:
         caller's unit of work); what the caller does next depends on it."""
         return self.record(tenant, *events).result(timeout=RECORD_TIMEOUT_SECONDS)
 
+    def record_read(
+        self,
+        what: str,
+        log: LogInfo,
+        *,
+        actor: dict[str, Any],
+        access: Access,
+        now: datetime,
+        **details: object,
+    ) -> None:
+        """Record a read of ``log`` (:func:`read_event`) durably in its tenant's system log: a
+        read use case calls this before it reads anything (PCI DSS 10.2.1.3: a read that cannot
+        be recorded is not served)."""
+        self.record_durably(
+            log.tenant, read_event(what, log, actor=actor, access=access, now=now, **details)
+        )
+
 
 def system_log_id(tenant: str) -> str:
     """Each tenant's own log of what the ledger did (reads, exports, verifications, keys)."""

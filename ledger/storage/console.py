@@ -9,7 +9,7 @@ on ``subjects``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -171,6 +171,18 @@ CONVERSATION_COLUMNS = (
 )
 
 
+_FILTER_CLAUSES = {
+    "since": "last_at >= :since",
+    "before": "first_at < :before",
+    "subject": "subjects @> ARRAY[CAST(:subject AS text)]",
+    "event_type": ":event_type = ANY(event_types)",
+    "trigger": ":trigger = ANY(triggers)",
+    "handed_off": "handed_off = :handed_off",
+}
+"""The SQL condition of each field of :class:`ConversationFilter` (every field has one), its
+value bound by the field's name; a field that is None adds none."""
+
+
 def search_conversations(
     conn: Connection,
     log_id: str,
@@ -186,24 +198,11 @@ def search_conversations(
     if below_seq is not None:
         clauses.append("last_seq < :below")
         params["below"] = below_seq
-    if where.since is not None:
-        clauses.append("last_at >= :since")
-        params["since"] = where.since
-    if where.before is not None:
-        clauses.append("first_at < :before")
-        params["before"] = where.before
-    if where.subject is not None:
-        clauses.append("subjects @> ARRAY[CAST(:subject AS text)]")
-        params["subject"] = where.subject
-    if where.event_type is not None:
-        clauses.append(":event_type = ANY(event_types)")
-        params["event_type"] = where.event_type
-    if where.trigger is not None:
-        clauses.append(":trigger = ANY(triggers)")
-        params["trigger"] = where.trigger
-    if where.handed_off is not None:
-        clauses.append("handed_off = :handed_off")
-        params["handed_off"] = where.handed_off
+    for field in fields(where):
+        value = getattr(where, field.name)
+        if value is not None:
+            clauses.append(_FILTER_CLAUSES[field.name])
+            params[field.name] = value
     return conn.execute(
         text(
             f"SELECT {CONVERSATION_COLUMNS} FROM console_conversations"

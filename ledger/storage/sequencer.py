@@ -357,7 +357,7 @@ def _revoked_signer(req: AppendRequest, revoked: set[int]) -> ClientError | None
         if ev.writer_key_id in revoked:
             return EventInvalid(
                 f"/events/{index}/{SIGNATURE_ATTRIBUTE}"
-                if len(req.events) > 1
+                if req.batch
                 else f"/{SIGNATURE_ATTRIBUTE}",
                 f"event {ev.header.event_id!r}: the writer key was revoked",
             )

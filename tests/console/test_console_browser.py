@@ -370,6 +370,76 @@ def test_a_changed_server_key_is_a_loud_warning_not_a_re_pin(page: Any, world: W
     assert "pasted by the auditor" in page.text_content(".keys")
 
 
+def test_a_rotation_signed_by_the_pinned_key_is_followed_not_failed(
+    page: Any, world: World, engine: Engine, settings: Settings
+) -> None:
+    """The log rotates its signing key after this browser pinned the old one: the trail carries
+    the rotation statement (signed by the old and the new key), so the page trusts the new key
+    through it, shows it, and verifies; no warning, no re-pin. One byte of the statement and it
+    certifies nothing: the loud warning and a failed checkpoint, as for any unknown key."""
+    from ledger.services.admin.credentials import create_credential
+    from ledger.services.admin.logs import create_log
+    from ledger.services.admin.signing_keys import rotate_signing_key
+    from ledger.storage.logs import get_log
+
+    keys = KeyRing.from_master(settings.master_key_bytes)
+    log = f"console-rot-{hashlib.sha256(os.urandom(8)).hexdigest()[:8]}"
+    with unit_of_work(engine) as conn:
+        create_log(
+            conn, keys, log, origin_prefix=settings.origin_prefix, actor=TEST_ACTOR, now=now()
+        )
+        auditor, writer = (
+            create_credential(
+                conn, keys, log_id=log, role=role, label="console", actor=TEST_ACTOR, now=now()
+            ).token
+            for role in ("auditor", "writer")
+        )
+
+    def post(*events: dict[str, Any]) -> None:
+        r = httpx.post(
+            f"{world.url}/v1/logs/{log}/events",
+            json={"events": list(events)},
+            headers={"Authorization": f"Bearer {writer}"},
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+
+    post(make_event("c-rot", 0), make_event("c-rot", 1))
+    path = f"/console/logs/{log}/conversations/c-rot"
+    sign_in(page, auditor, path)
+    assert wait_verdict(page) == "verified"  # the old key, pinned on first use
+    origin = f"{settings.origin_prefix}/{log}"
+    pinned = page.evaluate("JSON.parse(localStorage.getItem('handoff-ledger.pinned-keys'))")
+    with unit_of_work(engine) as conn:
+        rotation = rotate_signing_key(conn, keys, get_log(conn, log), now=now(), actor=TEST_ACTOR)
+    post(make_event("c-rot", 2))  # a checkpoint signed by the new key only
+    page.goto(path)
+    assert wait_verdict(page) == "verified"
+    assert not page.is_visible("#key-changed")
+    rotated = page.text_content("#keys-rotated") or ""
+    assert f"{origin}+{rotation.new.key_id.hex()}" in rotated
+    assert f"signed by {origin}+{rotation.old.key_id.hex()}" in rotated
+    assert rotation.new.key_id.hex() in (page.text_content("#trail .banner") or "")
+    stored = page.evaluate("JSON.parse(localStorage.getItem('handoff-ledger.pinned-keys'))")
+    assert stored[origin]["lines"] == pinned[origin]["lines"]  # followed, not re-pinned
+    shot(page, "trail-rotated")
+
+    # One byte of the statement (in its new key's line) as the page receives it.
+    def altered(route: Any) -> None:
+        body = route.fetch().json()
+        note = body["rotations"][0]
+        at = note.index("\nnew ") + len("\nnew ") + len(origin) + 20
+        body["rotations"][0] = note[:at] + ("A" if note[at] != "A" else "B") + note[at + 1 :]
+        route.fulfill(json=body)
+
+    page.route(f"**/v1/logs/{log}/conversations/c-rot/trail", altered)
+    page.goto(path)
+    assert wait_verdict(page) == "failed"
+    assert page.is_visible("#key-changed")
+    assert "checkpoint" in (page.text_content("#trail .banner") or "")
+    assert "Rotation statement 0" in (page.text_content(".keys") or "")
+
+
 # --- untrusted text ----------------------------------------------------------------------------
 
 

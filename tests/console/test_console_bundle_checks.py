@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -126,7 +125,9 @@ def assert_both_fail_at(result: Any, check: str, where: Found) -> None:
 
 
 def same_words(a: str, b: str) -> bool:
-    common = len(os.path.commonprefix([a, b]))
+    common = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
     return common >= min(len(a), len(b), 30)
 
 
@@ -256,6 +257,16 @@ def test_one_byte_of_a_cosignature_and_a_witness_you_did_not_name(
     keys = v2_keys(exported)
     path = test_bundle_v2.tampered(exported, tmp_path, test_bundle_v2.edit_cosignature)
     assert_both_fail_at(both(page, path, keys), "witness", {("witnesses.json", None)})
+    # Through the form: the failure as the standalone verifier words it, naming the file.
+    page.goto("/console/bundle")
+    page.set_input_files("#bundle-file", str(path))
+    page.fill("#bundle-keys", "\n".join(keys))
+    page.click("button:text-is('Verify')")
+    page.wait_for_selector("#bundle[data-verification=failed]")
+    assert "witnesses.json: witness: cosignature 0 does not verify" in (
+        page.text_content("#bundle .failures") or ""
+    )
+    shot(page, "bundle-v2-failed")
     other = Cosigner("witness.example", bytes(range(1, 33))).verifier.verifier_key()
     result = both(page, exported["bundle"], keys, [other])
     assert_both_fail_at(result, "witness", {("witnesses.json", None)})
@@ -272,9 +283,10 @@ def test_the_v2_bundle_page_shows_what_it_proved(
     page.click("button:text-is('Verify')")
     page.wait_for_selector("#bundle[data-verification=verified]")
     text = page.text_content("#bundle") or ""
-    assert "3 by erasure, 1 by retention (2 records)" in text
+    assert "3 by erasure, 1 by retention, each covered by one of 2 signed" in text
     assert "witness.example+" in text
     assert "a witness key you named" in text
+    assert "Also proven" in text
     assert "Not checked in the browser" not in text
     shot(page, "bundle-v2-verified")
 
@@ -327,7 +339,8 @@ def test_writer_signatures_in_a_bundle(
     files["erasures/writer-keys.jsonl"] = b"\n".join(lines) + b"\n"
     path = resigned(engine, keyring, w.log, files, tmp_path / "swapped.zip")
     result = both(page, path, keys)
-    assert_both_fail_at(result, "writer_key", {("erasures/writer-keys.jsonl", added["seq"])})
+    assert_both_fail_at(result, "writer_key", {("erasures/writer-keys.jsonl", None)})
+    assert any(f"system log seq {added['seq']}" in f["message"] for f in result[0]["failures"])
     assert_both_fail_at(result, "writer_signature", {("entries.jsonl", s) for s in range(4)})
     # The ledger stores a statement the writer did not sign: named by its seq in both.
     seq = append_forged(engine, settings, w)

@@ -13,7 +13,7 @@ import { barChart, lineChart } from "./charts.js";
 import { append, clear, consolePath, h } from "./dom.js";
 import { NOT_CHECKED, verifyBundle } from "./bundle.js";
 import { pinnedKeyLines, pinPasted, trustedKeys } from "./keys.js";
-import { b64decode, b64encode, hex, parseVerifierKey, verifyTrail } from "./verify.js";
+import { b64decode, b64encode, certifiedKeys, hex, parseVerifierKey, sameKey, verifyTrail } from "./verify.js";
 
 const main = () => document.getElementById("main");
 const TRIGGERS = [
@@ -581,8 +581,8 @@ function bundleView(root) {
     h("label", { for: "bundle-keys" }, "Verifier keys (name+hexid+base64, one a line): the log's, and its tenant's system log's for a bundle with erased payloads"),
     keys,
     h("label", { for: "bundle-witness-keys" }, "Witness keys you trust (optional, one a line)"),
+    h("p", { id: "bundle-witness-help", class: "muted hint" }, "With none, each cosignature is checked under the witness key the bundle names: compare those with the keys the witnesses publish."),
     witnesses,
-    h("p", { id: "bundle-witness-help", class: "muted" }, "With none, each cosignature is checked under the witness key the bundle names: compare those with the keys the witnesses publish."),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Verify")),
   );
   root.append(h("nav", { "aria-label": "Breadcrumb", class: "crumbs" }, link("/console/", "Logs"), " › bundle"), h("h1", {}, "Verify an evidence bundle"), form, result);
@@ -616,16 +616,18 @@ function renderBundleReport(section, report) {
   if (report.warnings && report.warnings.length) {
     section.append(h("ul", { class: "warnings" }, report.warnings.map((w) => h("li", {}, `warning: ${findingText(w)}`))));
   }
-  // What else was proven (or, on a failure, checked): each line only when the bundle has it.
+  // What else was proven: each line only when the bundle has it, the keys as code.
   const facts = [];
-  for (const key of s.certified || []) facts.push(["Key certified by a rotation statement signed by a key you trust", key]);
-  if (s.writerSignatures) facts.push(["Writer signatures verified (against writer-keys.json)", String(s.writerSignatures)]);
-  if (s.timeWindow) facts.push(["Time window", `[${s.timeWindow.from_time ?? "the log's start"}, ${s.timeWindow.to_time ?? "the checkpoint"}): its neighbours at both ends checked`]);
-  if (s.consistencyFrom !== null && s.consistencyFrom !== undefined) facts.push(["Consistency", `the checkpoint of size ${s.consistencyFrom} (your key) is a prefix of this one`]);
-  if (s.erasures) facts.push(["Erased payloads, each covered by a signed system-log record", `${s.erasures.by_erasure} by erasure, ${s.erasures.by_retention} by retention (${s.erasures.records} records)`]);
-  for (const w of s.witnesses || []) facts.push([`Cosigned: ${w.checkpoint}`, `${w.witness}${w.trusted ? " (a witness key you named)" : " (the key the bundle names: compare it with the witness's)"}`]);
-  if (report.status !== "error" && facts.length) {
-    section.append(h("dl", { class: "facts bundle-facts" }, facts.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, h("code", {}, value))])));
+  for (const key of s.certified || []) facts.push(["Key certified by a rotation statement signed by a key you trust", h("code", {}, key)]);
+  if (s.writerSignatures) facts.push(["Writer signatures", `${s.writerSignatures} verified, each under the writer key the system log's records prove`]);
+  if (s.timeWindow) facts.push(["Time window", `[${s.timeWindow.from_time ?? "the log's start"}, ${s.timeWindow.to_time ?? "the checkpoint"}): complete at both ends`]);
+  if (s.consistencyFrom !== null && s.consistencyFrom !== undefined) facts.push(["Consistency", `the checkpoint of size ${s.consistencyFrom} (under your key) is a prefix of this one`]);
+  if (s.erasures) facts.push(["Erased payloads", `${s.erasures.by_erasure} by erasure, ${s.erasures.by_retention} by retention, each covered by one of ${s.erasures.records} signed system-log records`]);
+  for (const w of s.witnesses || []) {
+    facts.push([`Cosigned (${w.checkpoint})`, h("span", {}, h("code", {}, w.witness), w.trusted ? ", a witness key you named" : ": the key the bundle names; compare it with the one the witness publishes")]);
+  }
+  if (report.status === "verified" && facts.length) {
+    section.append(h("div", { class: "card" }, h("h2", {}, "Also proven"), h("dl", { class: "proven" }, facts.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]))));
   }
   if (NOT_CHECKED.length) {
     section.append(h("p", { class: "muted" }, `Not checked in the browser: ${NOT_CHECKED.join(", ")}. For those, run ledger verify-bundle or ops/verify_bundle_standalone.py on the same file.`));
@@ -651,7 +653,7 @@ async function trailView(root, log, conversation) {
   serverKeys.catch(() => {}); // awaited below; a failure surfaces there
   const trail = await get(`/v1/logs/${segment(log)}/conversations/${segment(conversation)}/trail`);
   const keysPanel = h("section", { class: "card keys", "aria-labelledby": "keys-h" });
-  const trust = await trustedKeys(log, trail.origin, await serverKeys);
+  const trust = await followRotations(await trustedKeys(log, trail.origin, await serverKeys), trail);
   renderKeys(keysPanel, trail, trust, () => render());
   clear(banner);
   banner.append("Verifying in this browser…");
@@ -667,10 +669,13 @@ function setVerdict(section, banner, trail, result, trust) {
   banner.classList.remove("pending");
   banner.classList.add(result.status === "verified" ? "ok" : "bad");
   if (result.status === "verified") {
-    const key = trust.keys[0];
+    // After a rotation the checkpoint is signed by the newest certified key.
+    const rotated = trust.certified && trust.certified.length ? trust.certified[trust.certified.length - 1].key : null;
+    const key = rotated || trust.keys[0];
+    const how = rotated ? " (certified by a rotation statement from the pinned key)" : "";
     banner.append(
       h("strong", {}, "Verified in this browser. "),
-      `${result.entries} entries are in the log signed at size ${result.size.toLocaleString("en")} by ${key ? `${key.name}+${hex(key.keyId)}` : "the pinned key"}, `,
+      `${result.entries} entries are in the log signed at size ${result.size.toLocaleString("en")} by ${key ? `${key.name}+${hex(key.keyId)}` : "the pinned key"}${how}, `,
       `each leaf hash and inclusion proof checks, the back-links run unbroken from the first entry to the last, and ${result.payloads} payloads match their commitments.`,
       h("span", { class: "muted" }, " Not proven: that no later entry of this conversation exists."),
     );
@@ -692,6 +697,25 @@ function setVerdict(section, banner, trail, result, trust) {
   if (result.failures.length) section.dataset.failedSeqs = [...new Set(result.failures.map((f) => f.seq).filter((s) => s !== null))].join(",");
 }
 
+// A legitimate signing-key rotation: the trail carries the log's rotation statements (oldest
+// first); each one signed by a key this browser trusts and by its new key certifies the new key
+// (verify.js, certifiedKeys). The pin itself is not changed: the chain is followed from it on
+// every load. A key the server lists that no statement from the pin certifies stays a loud
+// warning, as before.
+async function followRotations(trust, trail) {
+  const rotation = await certifiedKeys(trust.keys, Array.isArray(trail.rotations) ? trail.rotations : [], trail.origin);
+  let change = trust.change;
+  if (change) {
+    const unexplained = [];
+    for (const line of change.added) {
+      const key = await parseVerifierKey(line).catch(() => null);
+      if (!key || !rotation.keys.some((k) => sameKey(k, key))) unexplained.push(line);
+    }
+    change = unexplained.length || change.removed.length ? { ...change, added: unexplained } : null;
+  }
+  return { ...trust, pinned: trust.keys, keys: rotation.keys, certified: rotation.certified, rotationProblems: rotation.problems, change };
+}
+
 function renderKeys(panel, trail, trust, reverify) {
   clear(panel);
   panel.append(h("h2", { id: "keys-h" }, "Verifier key"));
@@ -707,7 +731,7 @@ function renderKeys(panel, trail, trust, reverify) {
     );
   }
   const list = h("ul", { class: "keylist" });
-  for (const key of trust.keys) {
+  for (const key of trust.pinned || trust.keys) {
     list.append(
       h(
         "li",
@@ -723,6 +747,30 @@ function renderKeys(panel, trail, trust, reverify) {
     list,
     h("p", { class: "muted" }, `Pinned ${trust.firstUse ? "just now, " : ""}${trust.pin.source}, at ${when(trust.pin.pinned_at)}. Compare the fingerprint with one you got elsewhere (an anchor, a witness, your records).`),
   );
+  if (trust.certified && trust.certified.length) {
+    panel.append(
+      h("h3", {}, "Rotated"),
+      h(
+        "ul",
+        { class: "keylist", id: "keys-rotated" },
+        trust.certified.map((c) =>
+          h(
+            "li",
+            {},
+            h("code", {}, `${c.key.name}+${hex(c.key.keyId)}`),
+            h("br"),
+            "fingerprint: ",
+            h("code", { class: "fingerprint" }, c.key.fingerprint),
+            h("br"),
+            `certified by the log's rotation statement of ${c.time}, signed by ${c.old.name}+${hex(c.old.keyId)} (trusted here) and by the new key`,
+          ),
+        ),
+      ),
+    );
+  }
+  for (const p of trust.rotationProblems || []) {
+    panel.append(h("p", { class: "message error", role: "alert" }, `Rotation statement ${p.index}: ${p.message}; the key it names is not trusted.`));
+  }
   const input = h("textarea", { id: "paste-key", name: "verifier_key", rows: 2, spellcheck: "false" });
   const message = h("p", { class: "message", role: "alert" });
   panel.append(

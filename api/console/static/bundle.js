@@ -751,6 +751,8 @@ export async function verifyBundle(buffer, keys, witnessKeys = []) {
     const shaped = isObject(obj) && Object.keys(obj).sort().join(",") === fields.join(",") && isCanonical(line, obj);
     expect(shaped && Number.isInteger(obj.seq), check, `line ${n}: not a record line`);
     const seq = obj.seq;
+    const name = `erasures/proofs/${seq}.tlog-proof`;
+    systemProofs.delete(name); // claimed, even if the record fails below
     const [raw, data, salt] = await must(() => [b64decode(obj.entry_b64), b64decode(obj.payload_b64), b64decode(obj.payload_salt)], check, `line ${n}: not base64`);
     const at = `line ${n} (system log seq ${seq})`;
     const leaf = await leafHash(raw);
@@ -764,8 +766,6 @@ export async function verifyBundle(buffer, keys, witnessKeys = []) {
     expect(equal(await sha256(concat(salt, data)), committed), check, what);
     const rec = await must(() => JSON.parse(decoder.decode(data)), check, `${at}: payload not JSON`);
     expect(isObject(rec) && rec.log === manifest.log, check, `${at}: not a record of this log`);
-    const name = `erasures/proofs/${seq}.tlog-proof`;
-    systemProofs.delete(name);
     expect(has(name), check, `${at}: the record has no tlog-proof`);
     what = `${name}: not a proof of this record in erasures/checkpoint`;
     const proof = await must(async () => parseTlogProof(await text(name)), check, what);

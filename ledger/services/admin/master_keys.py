@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from ledger.errors import (
     ConfigurationError,
@@ -133,23 +133,8 @@ def rotate_master(
     masters.follow(target)
     report = Rotation(target=target, resumed=resumed)
 
-    found = _pass(
-        engine,
-        keys,
-        target,
-        report,
-        actor=actor,
-        now=now,
-        batch=batch,
-        max_rate=max_rate,
-        p=progress,
-    )
-    while found and report.passes < MAX_SWEEPS:
-        # Servers follow the activation within their refresh interval; what they wrapped under
-        # another key before that is swept up here.
-        time.sleep(settle_seconds)
-        report.waited += settle_seconds
-        found = _pass(
+    def sweep() -> int:
+        return _pass(
             engine,
             keys,
             target,
@@ -160,6 +145,14 @@ def rotate_master(
             max_rate=max_rate,
             p=progress,
         )
+
+    found = sweep()
+    while found and report.passes < MAX_SWEEPS:
+        # Servers follow the activation within their refresh interval; what they wrapped under
+        # another key before that is swept up here.
+        time.sleep(settle_seconds)
+        report.waited += settle_seconds
+        found = sweep()
     if found:
         with unit_of_work(engine) as conn:
             report.remaining = sum(
@@ -198,20 +191,20 @@ def _pass(
             todo = count_not_under(conn, tenant=tenant, target=target)
             if not any(todo.values()):
                 continue
-            SystemLog.in_transaction(conn, keys, now=now()).record_durably(
+            _record_rotation(
+                conn,
+                keys,
                 tenant,
-                master_key_event(
-                    "rotation.started",
-                    data={
-                        "master_key": target,
-                        "data_keys": todo["data_keys"],
-                        "signing_keys": todo["signing_keys"],
-                        "batch_size": batch,
-                        "resumed": report.resumed or report.passes > 1,
-                    },
-                    actor=actor,
-                    now=now(),
-                ),
+                "rotation.started",
+                {
+                    "master_key": target,
+                    "data_keys": todo["data_keys"],
+                    "signing_keys": todo["signing_keys"],
+                    "batch_size": batch,
+                    "resumed": report.resumed or report.passes > 1,
+                },
+                actor=actor,
+                now=now,
             )
         t0 = batch_started = time.monotonic()
         done = dict.fromkeys(("data_keys", "signing_keys"), 0)
@@ -248,26 +241,43 @@ def _pass(
                 batch_started = time.monotonic()
         seconds = time.monotonic() - t0
         with unit_of_work(engine) as conn:
-            SystemLog.in_transaction(conn, keys, now=now()).record_durably(
+            _record_rotation(
+                conn,
+                keys,
                 tenant,
-                master_key_event(
-                    "rotation.finished",
-                    data={
-                        "master_key": target,
-                        "data_keys_rewrapped": done["data_keys"],
-                        "signing_keys_rewrapped": done["signing_keys"],
-                        "skipped": skipped,
-                        "seconds": round(seconds, 3),
-                    },
-                    actor=actor,
-                    now=now(),
-                ),
+                "rotation.finished",
+                {
+                    "master_key": target,
+                    "data_keys_rewrapped": done["data_keys"],
+                    "signing_keys_rewrapped": done["signing_keys"],
+                    "skipped": skipped,
+                    "seconds": round(seconds, 3),
+                },
+                actor=actor,
+                now=now,
             )
         for name, count in done.items():
             report.rewrapped[name] += count
         report.skipped += skipped
         found += sum(done.values())
     return found
+
+
+def _record_rotation(
+    conn: Connection,
+    keys: KeyRing,
+    tenant: str,
+    change: str,
+    data: dict[str, Any],
+    *,
+    actor: dict[str, Any],
+    now: Clock,
+) -> None:
+    """``ledger.master_key.<change>.v1`` in the tenant's system log, in ``conn``'s unit of work."""
+    at = now()
+    SystemLog.in_transaction(conn, keys, now=at).record_durably(
+        tenant, master_key_event(change, data=data, actor=actor, now=at)
+    )
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,11 @@ def writer_keys_for_verifiers(conn: Connection, log_id: str) -> list[WriterKey]:
     return [record.as_writer_key() for record in stored.writer_keys_of_log(conn, log_id)]
 
 
+def signature_policy_of(conn: Connection, log_id: str) -> str:
+    """The log's ``signatures`` policy as stored (``optional`` when never set)."""
+    return str(get_log(conn, log_id).policy.get("signatures", DEFAULT_POLICY))
+
+
 def set_signature_policy(
     conn: Connection,
     keys: KeyRing,

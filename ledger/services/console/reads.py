@@ -21,7 +21,7 @@ from ledger.domain import LogInfo
 from ledger.errors import NotFound
 from ledger.services.console.index import IndexState, catch_up
 from ledger.services.reads.entries import open_payload
-from ledger.services.system_log import Access, SystemLog, read_event, system_log_id
+from ledger.services.system_log import Access, SystemLog, system_log_id
 from ledger.services.verification.record import RUN_EVENT
 from ledger.storage.checkpoints import latest_checkpoint
 from ledger.storage.console import (
@@ -54,9 +54,7 @@ def describe_log_for(
     now: datetime,
 ) -> dict[str, Any]:
     """The log a credential reads, as the console's log list shows it."""
-    system_log.record_durably(
-        log.tenant, read_event("logs", log, actor=reader, access=access, now=now)
-    )
+    system_log.record_read("logs", log, actor=reader, access=access, now=now)
     checkpoint = latest_checkpoint(conn, log.id)
     return {
         "log": log.id,
@@ -135,16 +133,13 @@ def search_for(
 ) -> dict[str, Any]:
     """Conversations of ``log`` matching ``where``, newest first, ``limit`` a page; ``next`` is
     the ``below_seq`` of the page after, or None."""
-    system_log.record_durably(
-        log.tenant,
-        read_event(
-            "conversations",
-            log,
-            actor=reader,
-            access=access,
-            now=now,
-            filters={k: _plain(v) for k, v in asdict(where).items() if v is not None},
-        ),
+    system_log.record_read(
+        "conversations",
+        log,
+        actor=reader,
+        access=access,
+        now=now,
+        filters={k: _plain(v) for k, v in asdict(where).items() if v is not None},
     )
     state = catch_up(conn, log, data_keys)
     rows = search_conversations(
@@ -172,9 +167,8 @@ def random_handoff_for(
 ) -> dict[str, Any]:
     """A handed-off conversation drawn at random: a uniformly random seq of the indexed log,
     and the first handed-off conversation to end at or after it (wrapping around)."""
-    system_log.record_durably(
-        log.tenant,
-        read_event("conversations", log, actor=reader, access=access, now=now, random_handoff=True),
+    system_log.record_read(
+        "conversations", log, actor=reader, access=access, now=now, random_handoff=True
     )
     state = catch_up(conn, log, data_keys)
     indexed = indexed_size(conn, log.id)
@@ -201,9 +195,7 @@ def overview_for(
 ) -> dict[str, Any]:
     """Events per day, handoff rate, escalation trigger mix and takeover times, from the
     index (the trail summaries' facts, read once per conversation)."""
-    system_log.record_durably(
-        log.tenant, read_event("overview", log, actor=reader, access=access, now=now)
-    )
+    system_log.record_read("overview", log, actor=reader, access=access, now=now)
     state = catch_up(conn, log, data_keys)
     totals = conversation_totals(conn, log.id)
     conversations = totals["conversations"]

@@ -48,7 +48,7 @@ def ingest(
         log=log,
         signatures=checker,
     )
-    request = AppendRequest(prepared, writer)
+    request = AppendRequest(prepared, writer, batch=batch)
     if checker.pending < OFFLOAD_SIGNATURES:
         checker.verify()
         return committer.submit(log, request)

@@ -10,7 +10,7 @@ naming the event id and the reason (422; nothing of the request is stored).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import nacl.signing
@@ -147,7 +147,17 @@ class SignatureChecker:
         except WriterSignatureInvalid as exc:
             raise _refused(event, SIGNATURE_ATTRIBUTE, str(exc)) from None
         self._pending.append(_Pending(index, event.event_id, parsed, statement, verifier))
-        return replace(prepared, writer_signature=jws, writer_key_id=key_id)
+        # Built directly: dataclasses.replace introspects the fields on every call (~3 µs).
+        return PreparedEvent(
+            prepared.header,
+            prepared.scope,
+            prepared.salt,
+            prepared.canonical_data,
+            prepared.commitment,
+            prepared.request_digest,
+            writer_signature=jws,
+            writer_key_id=key_id,
+        )
 
     @property
     def pending(self) -> int:

@@ -116,6 +116,16 @@ def text_field(name: str, value: str) -> str:
     return value
 
 
+def admit_request(
+    log: LogInfo, requester: Principal, legal_basis: str, reference: str
+) -> tuple[str, str]:
+    """What every request (erasure, hold, release, retention change) checks first: the
+    requester is an admin credential of this events log, and the legal basis and reference are
+    1 to ``MAX_TEXT`` characters; returns them trimmed."""
+    check_admin(log, requester)
+    return text_field("legal_basis", legal_basis), text_field("reference", reference)
+
+
 def request_erasure(
     conn: Connection,
     keys: KeyRing,
@@ -131,11 +141,7 @@ def request_erasure(
 ) -> PrivacyRecord:
     """A pending erasure of ``scope``: refused now if the scope has no conversation in the log,
     is erased already, or is under an active legal hold (``HoldActive`` names it)."""
-    check_admin(log, requester)
-    legal_basis, reference = (
-        text_field("legal_basis", legal_basis),
-        text_field("reference", reference),
-    )
+    legal_basis, reference = admit_request(log, requester, legal_basis, reference)
 
     def refused(error: ClientError) -> ClientError:
         return refuse(
@@ -187,11 +193,7 @@ def request_hold(
 ) -> PrivacyRecord:
     """A pending legal hold on ``scope`` (in force once approved, until an approved release);
     refused if the scope has no conversation in the log (a hold names what exists)."""
-    check_admin(log, requester)
-    legal_basis, reference = (
-        text_field("legal_basis", legal_basis),
-        text_field("reference", reference),
-    )
+    legal_basis, reference = admit_request(log, requester, legal_basis, reference)
     if not conversations_of(conn, log.id, scope, size=log_size(conn, log.id)):
         raise refuse(
             refusals,
@@ -232,11 +234,7 @@ def request_release(
 ) -> PrivacyRecord:
     """A pending release of the active hold ``hold_id`` (``NotFound`` if the log has no such
     active hold: never placed, not approved yet, or released)."""
-    check_admin(log, requester)
-    legal_basis, reference = (
-        text_field("legal_basis", legal_basis),
-        text_field("reference", reference),
-    )
+    legal_basis, reference = admit_request(log, requester, legal_basis, reference)
     hold = active_hold(conn, log, hold_id)
     if hold is None:
         raise refuse(

@@ -39,10 +39,9 @@ from ledger.domain import LogInfo, Principal
 from ledger.errors import ClientError, InvalidRequest
 from ledger.services.privacy.requests import (
     DEFAULT_TTL,
-    check_admin,
+    admit_request,
     insert_request,
     refuse,
-    text_field,
 )
 from ledger.services.privacy.scopes import Scope, held_conversations
 from ledger.services.privacy.shred import ErasureDone, shred_conversations
@@ -127,11 +126,7 @@ def request_retention_change(
 ) -> PrivacyRecord:
     """A pending change of ``log``'s retention to ``days``; in force once another admin
     approves it. Refused (and recorded) when ``days`` is what the log keeps already."""
-    check_admin(log, requester)
-    legal_basis, reference = (
-        text_field("legal_basis", legal_basis),
-        text_field("reference", reference),
-    )
+    legal_basis, reference = admit_request(log, requester, legal_basis, reference)
     if not 0 < days <= MAX_DAYS:
         raise InvalidRequest(f"retention must be 1 to {MAX_DAYS} days")
     current = retention_policy(conn, log)

@@ -20,7 +20,7 @@ from ledger.core.entry import format_time
 from ledger.core.sealing import payload_aad, unseal_payload
 from ledger.domain import LogInfo
 from ledger.errors import DecryptionFailed, InvalidRequest, NotFound
-from ledger.services.system_log import Access, SystemLog, read_event
+from ledger.services.system_log import Access, SystemLog
 from ledger.storage.entries import entries_with_payloads
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.logs import log_size
@@ -59,9 +59,8 @@ def list_entries(
     about ``MAX_PAGE_BYTES`` of JSON; ``rest`` names what the next page starts at."""
     if end is not None and end < start:
         raise InvalidRequest(f"end ({end}) must not be before start ({start})")
-    system_log.record_durably(
-        log.tenant,
-        read_event("entries", log, actor=reader, access=access, now=now, start=start, end=end),
+    system_log.record_read(
+        "entries", log, actor=reader, access=access, now=now, start=start, end=end
     )
     size = log_size(conn, log.id)
     wanted_end = size if end is None else min(end, size)
@@ -96,9 +95,7 @@ def get_entry(
 ) -> dict[str, Any]:
     if seq < 0:
         raise InvalidRequest("seq must be >= 0")
-    system_log.record_durably(
-        log.tenant, read_event("entry", log, actor=reader, access=access, now=now, seq=seq)
-    )
+    system_log.record_read("entry", log, actor=reader, access=access, now=now, seq=seq)
     found = read_entries(conn, log, seq, seq + 1, data_keys)
     if not found:
         raise NotFound(f"log {log.id!r} has no entry {seq}")

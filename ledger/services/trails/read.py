@@ -37,7 +37,7 @@ from ledger.services.system_log import Access, SystemLog, read_event
 from ledger.services.trails.summary import TrailEvent, summarize
 from ledger.storage.checkpoints import latest_checkpoint
 from ledger.storage.entries import conversation_entries, conversation_stored_bytes
-from ledger.storage.keystore import DataKeyStore
+from ledger.storage.keystore import DataKeyStore, rotation_statements
 from ledger.storage.proofs import inclusion_proofs
 
 MAX_TRAIL_ENTRIES = 10_000
@@ -167,6 +167,9 @@ def read_trail(
         "entries": entries,
         "writer_keys": [key.as_json() for key in stated],
         "writer_key_records": key_records,
+        # Every key rotation statement of the log, oldest first: a verifier that pinned an
+        # earlier key follows them to the key that signed ``checkpoint`` (ledger/core/rotation.py).
+        "rotations": rotation_statements(conn, log.id),
     }
 
 

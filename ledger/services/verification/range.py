@@ -48,7 +48,10 @@ from ledger.core.signing import NoteVerifier
 from ledger.core.writer_signature import WriterKeyring
 from ledger.domain import LogInfo
 from ledger.errors import CryptoError, IntegrityFailure
-from ledger.services.verification.writer_keys import recorded_writer_keys
+from ledger.services.verification.writer_keys import (
+    recorded_required_policy,
+    recorded_writer_keys,
+)
 from ledger.storage.entries import chunk_rows
 from ledger.storage.keystore import DataKeyStore
 from ledger.storage.verification import checkpoints_between, last_seqs_before, tree_nodes_in
@@ -133,6 +136,9 @@ class RangeChecker:
         # log records (signed, hash-chained), not the table ingest reads: a few rows, read once
         # per range in the run's snapshot.
         self.writer_keys = WriterKeyring(recorded_writer_keys(conn, data_keys, log))
+        # And when the log required signatures, by the same records: an unsigned entry
+        # received then (past the time servers take to apply it) should have been refused.
+        self.required = recorded_required_policy(conn, data_keys, log)
 
     def fail(
         self,
@@ -199,7 +205,7 @@ class RangeChecker:
             orjson.loads,
             binascii.b2a_base64,
         )
-        writer_keys = self.writer_keys
+        writer_keys, required = self.writer_keys, self.required
         last_leaf = res.last_leaf
         last_b64 = b64(last_leaf)
         leaves: list[bytes] = []
@@ -247,6 +253,10 @@ class RangeChecker:
                 reason = writer_keys.check_entry(entry)
                 if reason is not None:
                     raise fail(f"writer signature does not check out: {reason}", seq=seq)
+            elif required:
+                reason = required.unsigned_problem(entry.get("received_at"))
+                if reason is not None:
+                    raise fail(f"writer signature missing: {reason}", seq=seq)
             if entry_prev != last_b64:
                 raise fail(
                     "hash chain broken: prev is not the previous leaf hash",

@@ -16,11 +16,14 @@ as erasure records are (``erasures``).
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy import Connection
 
 from ledger.core.writer_signature import (
     KEY_RECORD_TYPES,
     KEYS_STREAM,
+    POLICY_CHANGED,
+    RequiredPolicy,
     WriterKey,
     writer_keys_from_records,
 )
@@ -64,3 +67,29 @@ def recorded_writer_keys(
         seq, what = problems[0]
         raise IntegrityFailure(what, log=system_log, seq=seq)
     return keys
+
+
+def recorded_required_policy(
+    conn: Connection, data_keys: DataKeyStore, log: LogInfo
+) -> RequiredPolicy:
+    """When ``log``'s writer-signature policy was ``required``, as its tenant's system log
+    records the changes (``ledger.log.signatures.changed.v1``) below its latest checkpoint."""
+    system_log = system_log_id(log.tenant)
+    try:
+        size = latest_checkpoint(conn, system_log).size
+    except NotFound:
+        return RequiredPolicy([])
+    changes = []
+    for record in system_records(
+        conn, data_keys, system_log, KEYS_STREAM, (POLICY_CHANGED,), size=size
+    ):
+        if record.log != log.id:
+            continue
+        try:
+            time = str(orjson.loads(record.entry)["event"]["time"])
+            changes.append((time, str(record.record["signatures"])))
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise IntegrityFailure(
+                f"signature policy record is malformed: {exc!r}", log=system_log, seq=record.seq
+            ) from exc
+    return RequiredPolicy(changes)
