@@ -7,7 +7,9 @@ TRAIL.json is the body of GET /v1/logs/{log}/conversations/{id}/trail; KEY the l
 (name+hexid+base64) as YOU got it (GET /v1/logs/{log}/verifier-key earlier, an anchor), never the
 file's. Exit 0 all pass, 1 a check failed (seq, check, expected vs found), 2 cannot run. Checks,
 named as `ledger verify-trail` names them: checkpoint (C2SP signed note, Ed25519, by your key
-named after the trail's origin; size = tree_size), leaf_hash (SHA-256(0x00 || entry bytes)),
+named after the trail's origin, or a later key yours certified: rotation, each of the trail's
+rotations that names your key as old is a handoff-ledger/key-rotation/v1 note signed by it and
+by the new key; size = tree_size), leaf_hash (SHA-256(0x00 || entry bytes)),
 entry_bytes (JSON naming the seq, origin, conversation), inclusion (RFC 9162 2.1.3.2 audit path to
 the signed root), order and back_link (from the bytes: first conversation_prev null, then the
 previous seq), payload (SHA-256(salt || bytes) = the entry's commitment; payload = the bytes),
@@ -69,6 +71,7 @@ class Trail(TypedDict):
     entries: list[TrailEntry]
     writer_keys: NotRequired[list[Any]]
     writer_key_records: NotRequired[Any]
+    rotations: NotRequired[Any]
 
 
 def b64(text: Any) -> bytes:
@@ -100,12 +103,13 @@ def parse_key(vkey: str) -> Key:
     return name, key_id, raw[1:]
 
 
-def open_checkpoint(note: str, keys: list[Key], origin: str) -> tuple[int, bytes]:
-    """(size, root) of a checkpoint signed by one of ``keys`` named ``origin``, else ValueError."""
+def open_note(note: str, keys: list[Key]) -> tuple[str, list[Key]]:
+    """(text, the keys of ``keys`` that signed it) of a C2SP signed note; ValueError if a
+    signature by one of them does not verify."""
     text, blank, block = note.rpartition("\n\n")
     if not blank or not block.endswith("\n"):
         raise ValueError("not a signed note")
-    text, signed = text + "\n", False
+    text, signers = text + "\n", []
     for line in block[:-1].split("\n"):
         name, _, sig = line.removeprefix("\u2014 ").partition(" ")
         if not line.startswith("\u2014 ") or len(raw := b64(sig)) <= 4:
@@ -118,8 +122,14 @@ def open_checkpoint(note: str, keys: list[Key], origin: str) -> tuple[int, bytes
                     raise ValueError(
                         f"signature by {name}+{key[1].hex()} does not verify"
                     ) from None
-                signed = signed or name == origin
-    if not signed:
+                signers += [key] if key not in signers else []
+    return text, signers
+
+
+def open_checkpoint(note: str, keys: list[Key], origin: str) -> tuple[int, bytes]:
+    """(size, root) of a checkpoint signed by one of ``keys`` named ``origin``, else ValueError."""
+    text, signers = open_note(note, keys)
+    if not any(key[0] == origin for key in signers):
         raise ValueError(f"the note has no signature by your key(s) for {origin!r}")
     lines = text[:-1].split("\n")  # origin, size, base64 root, extension lines
     if (
@@ -131,6 +141,38 @@ def open_checkpoint(note: str, keys: list[Key], origin: str) -> tuple[int, bytes
     ):
         raise ValueError("the signed text is not a checkpoint of the trail's origin")
     return int(lines[1]), b64(lines[2])
+
+
+def certified_keys(trail: Trail, keys: list[Key], fail: Any) -> list[Key]:
+    """Your keys for the trail's origin, plus each key one of them certified: a rotation
+    statement (ledger/core/rotation.py; the trail's rotations, oldest first) naming a key you
+    trust as old, signed by it and by the new key. One rotating a key you do not trust
+    certifies nothing (history before your pin); one that rotates yours and does not verify is
+    a rotation failure."""
+    origin = trail["origin"]
+    trusted = [k for k in keys if k[0] == origin]
+    for i, note in enumerate(trail.get("rotations") or []):
+        try:
+            text = str(note).rpartition("\n\n")[0] + "\n"
+            lines = text.split("\n")
+            fields = [line.partition(" ") for line in lines[1:5]]
+            if (
+                len(lines) != 6
+                or lines[0] != "handoff-ledger/key-rotation/v1"
+                or [f[0] for f in fields] != ["origin", "old", "new", "time"]
+            ):
+                raise ValueError("not a handoff-ledger/key-rotation/v1 statement")
+            old, new = parse_key(fields[1][2]), parse_key(fields[2][2])
+            if not fields[0][2] == old[0] == new[0] == origin or old == new:
+                raise ValueError("not a rotation between two keys of this log")
+            if old in trusted and len(open_note(str(note), [old, new])[1]) != 2:
+                raise ValueError("not signed by both the old and the new key")
+        except BAD as exc:
+            fail(None, "rotation", f"rotations/{i}: does not certify its new key: {exc}")
+            continue
+        if old in trusted and new not in trusted:
+            trusted.append(new)
+    return trusted
 
 
 def root_from_proof(leaf: bytes, index: int, size: int, proof: list[bytes]) -> bytes:
@@ -310,9 +352,7 @@ def verify(trail: Trail, keys: list[Key]) -> tuple[list[str], list[str], str]:
     origin, conversation = trail["origin"], trail["conversation"]
     size, root = -1, b""
     try:  # 1. the checkpoint, under the auditor's keys named after the trail's origin
-        size, root = open_checkpoint(
-            trail["checkpoint"], [k for k in keys if k[0] == origin], origin
-        )
+        size, root = open_checkpoint(trail["checkpoint"], certified_keys(trail, keys, fail), origin)
     except BAD as exc:
         fail(None, "checkpoint", f"does not open under your key(s) for {origin!r}: {exc}")
     if size >= 0 and size != trail["tree_size"]:
@@ -429,6 +469,8 @@ def is_trail(trail: object) -> TypeGuard[Trail]:
     return (
         has(trail, origin=str, conversation=str, tree_size=int, checkpoint=str, entries=list)
         and bool(trail["entries"])
+        and isinstance(rotations := trail.get("rotations", []), list)
+        and all(type(r) is str for r in rotations)
         and all(
             has(e, seq=int, leaf_hash=str, entry_b64=str, inclusion_proof=dict)
             and has(e["inclusion_proof"], leaf_index=int, tree_size=int, hashes=list)

@@ -47,7 +47,7 @@ from ledger.services.anchoring.anchor import DirectorySink, anchor
 from ledger.settings import Settings
 from ledger.storage.db import make_engine, unit_of_work, upgrade_schema
 from ledger.storage.keystore import KeyRing
-from ledger.storage.logs import get_log
+from ledger.storage.logs import list_logs
 from tests.conftest import MASTER_KEY, TEST_ACTOR, free_port, make_event
 from tests.pg_cluster import Node, postgres_bin, replicated_pair
 
@@ -322,18 +322,18 @@ def app_settings(url: str, tmp_path: Path, **more: Any) -> Settings:
 
 
 def anchor_now(url: str, log_id: str, anchor_dir: Path) -> int:
-    """What ``ledger anchor`` does: the log's latest checkpoint to the directory sink."""
+    """What ``ledger anchor`` does: every log's latest checkpoint (the tenant's system log
+    included) to the directory sink. Returns the size anchored of ``log_id``."""
     engine = make_engine(url, pool_size=1)
     keys = KeyRing.from_master(base64.b64decode(MASTER_KEY))
     try:
         with unit_of_work(engine, system="anchoring") as conn:
-            log = get_log(conn, log_id)
-            done = anchor(conn, keys, [log], [DirectorySink(anchor_dir)], now=now())
+            done = anchor(conn, keys, list_logs(conn), [DirectorySink(anchor_dir)], now=now())
     finally:
         engine.dispose()
-    assert done
-    assert done[0].ok
-    return done[0].checkpoint.size
+    assert all(anchoring.ok for anchoring in done)
+    (size,) = [a.checkpoint.size for a in done if a.log.id == log_id]
+    return size
 
 
 def post(client: TestClient, setup: LogSetup, event: dict[str, Any], *, until: int) -> Any:
@@ -432,8 +432,10 @@ def test_an_old_primary_back_on_its_own_signs_nothing_and_is_fenced(tmp_path: Pa
             # The procedure after a promotion: anchor, so the new primary's log is outside.
             assert anchor_now(url, setup.log_id, settings.anchor_dir) == 10
 
-            # The old primary restarts on its own: read-write, first in the URL's host list.
-            pair.primary.start()
+            # The old primary restarts on its own: read-write, first in the URL's host list, and
+            # (worst case) without the synchronous standby it was configured with, which would
+            # otherwise keep every COMMIT on it waiting, unacknowledged.
+            pair.primary.start("synchronous_standby_names=''")
             assert not pair.primary.is_standby()
             at_old = largest_checkpoint(pair.primary, setup.log_id)
             assert at_old == 5

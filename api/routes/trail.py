@@ -3,16 +3,13 @@ proof it is complete and unaltered, for auditors."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import State, access_of, require
+from api.deps import State, json_response, recorded_read, require
 from api.schemas import Trail
 from ledger.domain import Principal
-from ledger.services.system_log import credential_actor
 from ledger.services.trails.read import read_trail_for
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["trail"])
@@ -30,15 +27,6 @@ TrailAuth = Annotated[Principal, Depends(require("get_trail"))]
 def get_trail(
     log: str, conversation_id: str, request: Request, state: State, auditor: TrailAuth
 ) -> Response:
-    with state.unit_of_work(log) as conn:
-        body = read_trail_for(
-            conn,
-            state.system_log,
-            state.log_info(log),
-            conversation_id,
-            reader=credential_actor(auditor),
-            access=access_of(request),
-            data_keys=state.keys.data_keys,
-            now=datetime.now(UTC),
-        )
-    return Response(orjson.dumps(body), media_type="application/json")
+    return json_response(
+        recorded_read(state, request, log, auditor, read_trail_for, conversation_id)
+    )

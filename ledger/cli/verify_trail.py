@@ -95,6 +95,10 @@ def render(report: TrailReport) -> str:
         )
         if report.signed_by
         else "  checkpoint: NOT opened under your keys",
+        *(
+            f"  key certified by a rotation from a key you trust: {k}"
+            for k in report.certified_keys
+        ),
         f"  entries checked: {report.entries} (seq {first}..{last}); "
         f"payloads verified: {len(report.payloads_verified)}",
     ]

@@ -654,10 +654,11 @@ async function trailView(root, log, conversation) {
   const trail = await get(`/v1/logs/${segment(log)}/conversations/${segment(conversation)}/trail`);
   const keysPanel = h("section", { class: "card keys", "aria-labelledby": "keys-h" });
   const trust = await followRotations(await trustedKeys(log, trail.origin, await serverKeys), trail);
+  trust.system = await systemLogTrust(trail);
   renderKeys(keysPanel, trail, trust, () => render());
   clear(banner);
   banner.append("Verifying in this browser…");
-  const result = await verifyTrail(trail, trust.keys);
+  const result = await verifyTrail(trail, [...trust.keys, ...(trust.system ? trust.system.keys : [])]);
   const model = timelineModel(trail, result);
   section.append(keysPanel, factsView(model), sentimentView(model), timelineView(trail, model, result));
   setVerdict(section, banner, trail, result, trust);
@@ -695,6 +696,16 @@ function setVerdict(section, banner, trail, result, trust) {
   section.setAttribute("aria-busy", "false");
   section.dataset.verification = result.status;
   if (result.failures.length) section.dataset.failedSeqs = [...new Set(result.failures.map((f) => f.seq).filter((s) => s !== null))].join(",");
+}
+
+// The writer keys of a signed trail are proven in its tenant's system log: its checkpoint must
+// open under this browser's pin for that log (pinned on first use like the log's own key, never
+// taken from the trail). Its log id is its origin after the origin prefix the trail's log shares.
+async function systemLogTrust(trail) {
+  const carried = trail.writer_key_records;
+  const prefix = String(trail.origin).slice(0, -String(trail.log).length);
+  if (!carried || typeof carried.origin !== "string" || !carried.origin.startsWith(prefix)) return null;
+  return trustedKeys(carried.origin.slice(prefix.length), carried.origin).catch(() => null);
 }
 
 // A legitimate signing-key rotation: the trail carries the log's rotation statements (oldest
@@ -770,6 +781,18 @@ function renderKeys(panel, trail, trust, reverify) {
   }
   for (const p of trust.rotationProblems || []) {
     panel.append(h("p", { class: "message error", role: "alert" }, `Rotation statement ${p.index}: ${p.message}; the key it names is not trusted.`));
+  }
+  if (trust.system) {
+    // The writer keys' system log: its pin, shown so it can be compared out of band too.
+    panel.append(
+      h("h3", {}, "Writer keys proven in the system log"),
+      h(
+        "ul",
+        { class: "keylist", id: "keys-system" },
+        trust.system.keys.map((key) => h("li", {}, h("code", {}, `${key.name}+${hex(key.keyId)}`), h("br"), "fingerprint: ", h("code", { class: "fingerprint" }, key.fingerprint))),
+      ),
+      h("p", { class: "muted" }, `Pinned ${trust.system.pin.source}, at ${when(trust.system.pin.pinned_at)}.${trust.system.change ? " The server now lists other keys for it: only the pinned ones are used." : ""}`),
+    );
   }
   const input = h("textarea", { id: "paste-key", name: "verifier_key", rows: 2, spellcheck: "false" });
   const message = h("p", { class: "message", role: "alert" });

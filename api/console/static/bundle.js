@@ -18,7 +18,8 @@
 
 import { canonicalBytes } from "./jcs.js";
 import { b64decode, b64encode, certifiedKeys, ed25519Verify, hex, keyText, leafHash, openCheckpoint, openNote, rootFromInclusionProof, sha256 } from "./verify.js";
-import { b64urlDecode, b64urlEncode, writerSignatureProblem } from "./writer_signature.js";
+import { writerSignatureProblem } from "./writer_signature.js";
+import { applyKeyRecord, KEY_RECORDS, openSystemRecord } from "./writer_keys.js";
 
 // What ops/verify_bundle_standalone.py checks and this page does not: nothing left.
 export const NOT_CHECKED = [];
@@ -26,7 +27,6 @@ const FORMAT_V1 = "handoff-ledger/evidence-bundle/v1";
 const ROTATION = /^rotations\/(0|[1-9][0-9]{0,8})\.note$/;
 const E_ROTATION = /^erasures\/rotations\/(0|[1-9][0-9]{0,8})\.note$/;
 const E_TLOG = /^erasures\/proofs\/(0|[1-9][0-9]{0,18})\.tlog-proof$/;
-const KEY_RECORDS = ["ledger.writer_key.added.v1", "ledger.writer_key.revoked.v1"];
 const RECORDS = { "ledger.erasure.executed.v1": "by_erasure", "ledger.retention.executed.v1": "by_retention" };
 // The time window's rules (docs/evidence-bundle.md, check 6): what it means when one does not
 // hold, as the standalone verifier says it.
@@ -684,21 +684,9 @@ export async function verifyBundle(buffer, keys, witnessKeys = []) {
       try {
         const checked = await checkRecord(i + 1, line, KEY_RECORDS, "keys", "writer_key");
         seq = checked.seq;
-        const rec = checked.record;
-        const kid = rec.kid;
-        const known = found.get(kid);
-        if (checked.type === KEY_RECORDS[0]) {
-          const what = `system log seq ${seq}: adds key ${JSON.stringify(kid)} twice, or a key it does not name`;
-          const publicKey = await must(() => b64urlDecode(rec.public_key), "writer_key", what);
-          const thumb = b64urlEncode(await sha256(new TextEncoder().encode(`{"crv":"Ed25519","kty":"OKP","x":"${rec.public_key}"}`)));
-          expect(known === undefined && publicKey.length === 32 && thumb === kid, "writer_key", what);
-          found.set(kid, { kid, credential: rec.credential, revoked_at: null, public_key: rec.public_key });
-        } else {
-          const what = `system log seq ${seq}: revokes key ${JSON.stringify(kid)}, which no record adds`;
-          const ok = known !== undefined && known.credential === rec.credential && known.revoked_at === null && typeof rec.revoked_at === "string";
-          expect(ok, "writer_key", what);
-          known.revoked_at = rec.revoked_at;
-        }
+        await applyKeyRecord(found, checked).catch((err) => {
+          throw new Failed("writer_key", err.message);
+        });
       } catch (err) {
         if (err instanceof Failed) record(file, err, seq);
         else fail(file, seq, "writer_key", `line ${i + 1}: malformed: ${err && err.message ? err.message : err}`);
@@ -753,26 +741,17 @@ export async function verifyBundle(buffer, keys, witnessKeys = []) {
     const seq = obj.seq;
     const name = `erasures/proofs/${seq}.tlog-proof`;
     systemProofs.delete(name); // claimed, even if the record fails below
-    const [raw, data, salt] = await must(() => [b64decode(obj.entry_b64), b64decode(obj.payload_b64), b64decode(obj.payload_salt)], check, `line ${n}: not base64`);
     const at = `line ${n} (system log seq ${seq})`;
-    const leaf = await leafHash(raw);
-    expect(b64encode(leaf) === obj.leaf_hash, check, `${at}: SHA-256(0x00 || entry bytes) is not the leaf hash given`);
-    const entry = await must(() => JSON.parse(decoder.decode(raw)), check, `${at}: entry bytes not JSON`);
-    const event = isObject(entry) && isObject(entry.event) ? entry.event : {};
-    const ours = isObject(entry) && entry.seq === seq && entry.origin === system.origin && types.includes(event.type) && event.conversation === stream;
-    expect(ours, check, `${at}: not a record of the system log's ${stream} stream at seq ${seq}`);
-    let what = `${at}: SHA-256(salt || payload bytes) is not the entry's commitment`;
-    const committed = await must(() => b64decode(entry.payload.commitment), check, what);
-    expect(equal(await sha256(concat(salt, data)), committed), check, what);
-    const rec = await must(() => JSON.parse(decoder.decode(data)), check, `${at}: payload not JSON`);
-    expect(isObject(rec) && rec.log === manifest.log, check, `${at}: not a record of this log`);
+    const opened = await openSystemRecord(obj, { origin: system.origin, log: manifest.log, types, stream, at }).catch((err) => {
+      throw new Failed(check, err.message);
+    });
     expect(has(name), check, `${at}: the record has no tlog-proof`);
-    what = `${name}: not a proof of this record in erasures/checkpoint`;
+    const what = `${name}: not a proof of this record in erasures/checkpoint`;
     const proof = await must(async () => parseTlogProof(await text(name)), check, what);
     expect(proof.index === seq && proof.checkpoint === system.note, check, what);
-    const found = await must(() => rootFromInclusionProof(leaf, seq, system.size, proof.hashes), check, what);
+    const found = await must(() => rootFromInclusionProof(opened.leaf, seq, system.size, proof.hashes), check, what);
     expect(equal(found, system.root), check, what);
-    return { seq, type: event.type, record: rec };
+    return opened;
   }
 
   // witnesses.json: each cosignature verifies over the checkpoint it names, under the witness

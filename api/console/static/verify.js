@@ -10,9 +10,14 @@
 // - Payload commitment SHA-256(salt || JCS(payload)) (RFC 8785; jcs.js).
 // - Back-links: read from the entry bytes, the first entry's conversation_prev is null and each
 //   next one names the seq before it.
+// - Writer signatures (writer_signature.js) against the writer keys and revocation times the
+//   tenant's system log records (writer_keys.js: `writer_key_records`, proven in the system
+//   log's checkpoint under YOUR key for that log); the trail's `writer_keys` only restates them
+//   for reading and is not read.
 
 import { canonicalBytes } from "./jcs.js";
 import { writerSignatureProblem } from "./writer_signature.js";
+import { provenWriterKeys } from "./writer_keys.js";
 
 const EM_DASH = "\u2014 ";
 const encoder = new TextEncoder();
@@ -246,8 +251,8 @@ function strictJson(bytes) {
 
 // What one entry needs hashed, computed for every entry at once (WebCrypto digests run off the
 // main thread, so a 200-entry trail's ~4,000 hashes overlap instead of queueing one by one).
-async function hashEntry(e, rootKnown, writerKeys) {
-  const out = { raw: null, entry: null, leaf: null, error: null, canonical: true, computedRoot: null, proofError: null, commitment: null, payloadError: null, writerProblem: null };
+async function hashEntry(e, rootKnown) {
+  const out = { raw: null, entry: null, leaf: null, error: null, canonical: true, computedRoot: null, proofError: null, commitment: null, payloadError: null };
   try {
     out.raw = b64decode(e.entry_b64);
     out.leaf = await leafHash(out.raw);
@@ -256,10 +261,6 @@ async function hashEntry(e, rootKnown, writerKeys) {
   } catch (err) {
     out.error = err;
     return out;
-  }
-  if (out.entry && typeof out.entry === "object" && "writer_signature" in out.entry) {
-    // The writer's own signature (issue 18; writer_signature.js), from the entry bytes alone.
-    out.writerProblem = await writerSignatureProblem(out.entry, writerKeys);
   }
   const named = out.entry && out.entry.seq;
   const proof = e.inclusion_proof || {};
@@ -286,8 +287,9 @@ async function hashEntry(e, rootKnown, writerKeys) {
 }
 
 // Check a trail (the body of GET /v1/logs/{log}/conversations/{id}/trail) against parsed
-// verifier keys. Returns {status: "verified"|"failed", failures: [{seq, check, message}],
-// warnings, perEntry: Map(seq -> {failed, payload}), size, payloads, entries}.
+// verifier keys: the log's, and its tenant's system log's for the writer keys. Returns
+// {status: "verified"|"failed", failures: [{seq, check, message}], warnings, perEntry:
+// Map(seq -> {failed, payload}), size, payloads, entries}.
 export async function verifyTrail(trail, keys) {
   const failures = [];
   const warnings = [];
@@ -301,10 +303,15 @@ export async function verifyTrail(trail, keys) {
   let size = -1;
   let root = null;
   for (const e of trail.entries) perEntry.set(e.seq, { failed: [], payload: "none" });
-  const [opened, hashed] = await Promise.all([
+  const [opened, hashed, writerKeys] = await Promise.all([
     openCheckpoint(trail.checkpoint, keys.filter((k) => k.name === origin), origin).catch((err) => err),
-    Promise.all(trail.entries.map((e) => hashEntry(e, true, trail.writer_keys || []))),
+    Promise.all(trail.entries.map((e) => hashEntry(e, true))),
+    provenWriterKeys(trail.writer_key_records, keys, trail.log, fail),
   ]);
+  // The writer's own signature (issue 18; writer_signature.js), from the entry bytes alone.
+  const writerProblems = await Promise.all(
+    hashed.map((h) => (h.entry && typeof h.entry === "object" && "writer_signature" in h.entry ? writerSignatureProblem(h.entry, writerKeys, "in the trail's writer_key_records") : null)),
+  );
   if (opened instanceof Error) {
     fail(null, "checkpoint", `does not open under the pinned key for ${origin}: ${opened.message}`);
   } else {
@@ -351,7 +358,7 @@ export async function verifyTrail(trail, keys) {
       fail(seq, "back_link", `conversation_prev is ${JSON.stringify(link)}, but the previous entry of the trail is ${JSON.stringify(previous)} (an entry is missing, or out of order)`);
     }
     previous = seq;
-    if ("writer_signature" in entry && h.writerProblem !== null) fail(seq, "writer_signature", h.writerProblem);
+    if ("writer_signature" in entry && writerProblems[i] !== null) fail(seq, "writer_signature", writerProblems[i]);
     const state = perEntry.get(seq);
     const status = e.payload_status;
     if (e.payload_salt == null) {

@@ -1,10 +1,10 @@
 // Writer signatures in the browser (issue 18), as ops/verify_trail_standalone.py checks them:
 // an entry's `writer_signature` is a detached compact JWS (RFC 7515) with an unencoded payload
 // (RFC 7797: "b64": false, crit ["b64"]), alg EdDSA (RFC 8037, Ed25519 via WebCrypto), whose
-// kid is the RFC 7638 thumbprint of a key of the trail's `writer_keys`. The signed statement is
-// RFC 8785 (jcs.js) of the entry's actor, event, origin, outcome and payload plus
-// "format": "handoff-ledger/statement/v1", so it is rebuilt from the entry alone (erasure
-// changes nothing). The key must belong to the entry's writer credential and not have been
+// kid is the RFC 7638 thumbprint of a writer key the caller proved (writer_keys.js: the system
+// log's records). The signed statement is RFC 8785 (jcs.js) of the entry's actor, event,
+// origin, outcome and payload plus "format": "handoff-ledger/statement/v1", so it is rebuilt
+// from the entry alone (erasure changes nothing). The key must belong to the entry's writer credential and not have been
 // revoked at or before the entry's received_at.
 
 import { canonicalBytes } from "./jcs.js";

@@ -33,7 +33,7 @@ from ledger.errors import NotFound, TrailTooLarge
 from ledger.events.envelope import CONVERSATION_ID
 from ledger.services.exports.evidence import trail_writer_key_records
 from ledger.services.reads.entries import attach_erasures, open_payload
-from ledger.services.system_log import Access, SystemLog, read_event
+from ledger.services.system_log import Access, SystemLog
 from ledger.services.trails.summary import TrailEvent, summarize
 from ledger.storage.checkpoints import latest_checkpoint
 from ledger.storage.entries import conversation_entries, conversation_stored_bytes
@@ -93,11 +93,8 @@ def read_trail_for(
     anything is read (PCI DSS 10.2.1.3: fail closed), then the trail is read."""
     if not CONVERSATION_ID.fullmatch(conversation_id):  # no conversation can have that id
         raise NotFound(f"log {log.id!r} has no conversation {conversation_id!r}")
-    system_log.record_durably(
-        log.tenant,
-        read_event(
-            "trail", log, actor=reader, access=access, now=now, conversation=conversation_id
-        ),
+    system_log.record_read(
+        "trail", log, actor=reader, access=access, now=now, conversation=conversation_id
     )
     return read_trail(conn, log, conversation_id, data_keys)
 

@@ -27,6 +27,12 @@ names the seq, the check and what was expected vs found:
    ``writer_key`` finding and its key is not used). The file's ``writer_keys`` restates them for
    reading and is not read here.
 
+The checkpoint may be signed by a later key than the one the auditor pinned: the trail's
+``rotations`` (the log's key rotation statements, oldest first) let a key the auditor trusts
+certify its successor (``ledger.core.rotation``: signed by the old key and the new one). A
+statement that rotates a trusted key but does not verify is a ``rotation`` finding; one that
+rotates a key the auditor does not trust certifies nothing (it is history before their pin).
+
 Pure: bytes and keys in, a :class:`TrailReport` out. Only what stops the run raises: a file
 that is not a trail (:class:`TrailFileMalformed`), no key (``ConfigurationError``), a key that
 does not parse (``NoteFormatError``).
@@ -46,6 +52,8 @@ from typing import Any, Protocol
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.commitment import COMMITMENT_ALG, SALT_SIZE, payload_commitment
 from ledger.core.merkle import leaf_hash, verify_inclusion
+from ledger.core.note import parse_note
+from ledger.core.rotation import open_rotation, parse_rotation
 from ledger.core.signing import NoteVerifier
 from ledger.core.writer_signature import (
     KEY_RECORD_TYPES,
@@ -71,6 +79,7 @@ BACK_LINK = "back_link"
 PAYLOAD = "payload"
 WRITER_SIGNATURE = "writer_signature"
 WRITER_KEY = "writer_key"
+ROTATION = "rotation"
 
 WITHHELD_STATUSES = ("erased", "missing")
 """Payload statuses that withhold content legitimately (crypto-shredding, never stored)."""
@@ -142,6 +151,8 @@ class SavedTrail:
     writer_key_records: Any = None
     """The file's ``writer_key_records`` (unchecked JSON): the system log's records of the keys
     that signed its entries, with their proofs."""
+    rotations: tuple[str, ...] = ()
+    """The log's key rotation statements (signed notes), oldest first."""
 
 
 @dataclass
@@ -158,6 +169,8 @@ class TrailReport:
     """None when the checkpoint did not open under the auditor's keys (nothing is anchored)."""
     checkpoint_root: str | None = None
     signed_by: list[str] = field(default_factory=list)
+    certified_keys: list[str] = field(default_factory=list)
+    """Keys trusted because a key the auditor trusts certified them (``rotations``)."""
     payloads_verified: list[int] = field(default_factory=list)
     withheld: dict[str, list[int]] = field(default_factory=dict)
     failures: list[Finding] = field(default_factory=list)
@@ -220,6 +233,7 @@ class TrailReport:
                 "size": self.checkpoint_size,
                 "root": self.checkpoint_root,
                 "signed_by": self.signed_by,
+                "certified_keys": self.certified_keys,
             },
             "payloads": {
                 "verified": len(self.payloads_verified),
@@ -273,6 +287,9 @@ def parse_trail(data: bytes) -> SavedTrail:
     if not entries:
         raise TrailFileMalformed("/entries: the trail has no entries (the API never serves one)")
     log = top.get("log")
+    rotations = top.get("rotations", [])
+    if not isinstance(rotations, list) or not all(isinstance(r, str) for r in rotations):
+        raise TrailFileMalformed("/rotations: not a list of signed notes")
     return SavedTrail(
         log=log if isinstance(log, str) else None,
         origin=_get(top, "origin", str, ""),
@@ -281,6 +298,7 @@ def parse_trail(data: bytes) -> SavedTrail:
         checkpoint=_get(top, "checkpoint", str, ""),
         entries=tuple(_entry(e, f"/entries/{i}") for i, e in enumerate(entries)),
         writer_key_records=top.get("writer_key_records"),
+        rotations=tuple(rotations),
     )
 
 
@@ -480,7 +498,7 @@ def _check_checkpoint(
     trail: SavedTrail, verifiers: Sequence[NoteVerifier], report: TrailReport
 ) -> Checkpoint | None:
     fail = report.failures.append
-    own = [v for v in verifiers if v.name == trail.origin]
+    own = _certified_keys(trail, [v for v in verifiers if v.name == trail.origin], report)
     if not own:
         names = ", ".join(sorted({v.name for v in verifiers}))
         fail(
@@ -524,6 +542,42 @@ def _check_checkpoint(
             )
         )
     return checkpoint
+
+
+def _certified_keys(
+    trail: SavedTrail, trusted: list[NoteVerifier], report: TrailReport
+) -> list[NoteVerifier]:
+    """``trusted`` (the auditor's keys for the trail's origin), plus each key a trusted key
+    certified by one of the trail's rotation statements, oldest first; never a key the
+    statements alone name."""
+    for i, note in enumerate(trail.rotations):
+        where = f"rotations/{i}: "
+        try:
+            rotation = parse_rotation(parse_note(note).text)
+        except CryptoError as exc:
+            report.failures.append(Finding(ROTATION, f"{where}not a key rotation statement: {exc}"))
+            continue
+        if rotation.origin != trail.origin:
+            report.failures.append(
+                Finding(
+                    ROTATION,
+                    f"{where}rotates a key of another log",
+                    expected=trail.origin,
+                    found=rotation.origin,
+                )
+            )
+            continue
+        if rotation.old not in trusted:
+            continue  # history before the key you trust: it certifies nothing for you
+        try:
+            open_rotation(note, rotation.old)
+        except CryptoError as exc:
+            report.failures.append(Finding(ROTATION, f"{where}does not certify its new key: {exc}"))
+            continue
+        if rotation.new not in trusted:
+            trusted.append(rotation.new)
+            report.certified_keys.append(rotation.new.verifier_key())
+    return trusted
 
 
 def _opens(note: str, verifier: NoteVerifier) -> bool:
