@@ -51,7 +51,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         os.environ["LEDGER_DB_ROLE"] = "ledger_app"
     workers = args.workers or settings.workers
     print(
-        f"ledger listening on http://{host}:{port} with {workers} worker(s) (OpenAPI at /docs)",
+        f"ledger listening on http://{host}:{port} with {workers} worker(s)"
+        " (auditor console at /console/, OpenAPI at /docs)",
         file=sys.stderr,
     )
     if workers > 1:
