@@ -27,7 +27,7 @@ from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import KeyRing
 from ledger.storage.logs import get_log
 from ledger.storage.sequencer import append_batch
-from tests.conftest import now
+from tests.conftest import make_event, now
 
 _ids = itertools.count()
 
@@ -203,3 +203,18 @@ def test_fork_alerts_go_out_once_per_log_per_interval(tmp_path: Path) -> None:
     assert len(reports) == 2
     assert reports[0]["status"] == "tampered"
     assert reports[0]["logs"][0]["failure"]["found"] == "size 5"
+
+
+def test_a_checkpoint_served_is_one_given_out(client: Any, new_log: Any, token: Any) -> None:
+    log_id = new_log()
+    headers = {"Authorization": f"Bearer {token(log_id, 'writer')}"}
+    posted = client.post(f"/v1/logs/{log_id}/events", json=make_event("served"), headers=headers)
+    assert posted.status_code == 201
+    signers = client.app.state.ledger.keys.signers
+    signers.given = GivenCheckpoints()  # forget the signing: keep only what is served next
+    note = client.get(f"/v1/logs/{log_id}/checkpoint").text
+    served = signers.given.get(log_id)
+    assert served is not None
+    assert served.how == "served"
+    assert note.split("\n")[1] == str(served.size)
+    assert served.size == 1

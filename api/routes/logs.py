@@ -30,7 +30,9 @@ GetEntryAuth = Annotated[Principal, Depends(require("get_entry"))]
 def get_checkpoint(log: str, state: State) -> PlainTextResponse:
     state.log_info(log)
     with state.unit_of_work(log) as conn:
-        return PlainTextResponse(latest_checkpoint(conn, log).note)
+        checkpoint = latest_checkpoint(conn, log)
+    state.gave_out(log, checkpoint)
+    return PlainTextResponse(checkpoint.note)
 
 
 @router.get(

@@ -28,6 +28,7 @@ from ledger.services.anchoring.schedule import AnchorScheduler
 from ledger.services.auth_failures import AuthFailures
 from ledger.services.system_log import SystemLog, service_event
 from ledger.settings import Settings
+from ledger.storage.checkpoints import StoredCheckpoint
 from ledger.storage.db import unit_of_work
 from ledger.storage.group_commit import GroupCommitter
 from ledger.storage.keystore import KeyRing, master_key_state, pan_fingerprint_key
@@ -227,6 +228,10 @@ class LedgerState:
         future = self.committer.submit(log, request)
         future.add_done_callback(lambda done: self._alert_on_fork(log.id, done))
         return future
+
+    def gave_out(self, log_id: str, checkpoint: StoredCheckpoint) -> None:
+        """``checkpoint`` was served: this process signs nothing that contradicts it."""
+        self.keys.signers.given.remember(log_id, checkpoint.size, checkpoint.root, how="served")
 
     def _alert_on_fork(self, log_id: str, done: Future[AppendResult]) -> None:
         failure = None if done.cancelled() else done.exception()

@@ -88,15 +88,17 @@ class GivenCheckpoint:
     size: int
     root: bytes
     how: str
-    """How it was given out, for the refusal's message: ``signed`` or ``anchored (<where>)``."""
+    """How it was given out, for the refusal's message: ``signed``, ``served`` or
+    ``anchored (<where>)``."""
 
 
 class GivenCheckpoints:
     """Per log, the largest checkpoint this process has given out: signed (once its batch
-    committed) or seen anchored outside the database. The sequencer signs nothing on a tree
-    that does not extend it (``CheckpointFork``): a database behind what was acknowledged (a
-    rollback, a failover to a standby that lacked it) or beside it (an old primary back on its
-    own) stops the log instead of putting two inconsistent checkpoints into the world.
+    committed), served (``GET …/checkpoint``) or seen anchored outside the database. The
+    sequencer signs nothing on a tree that does not extend it (``CheckpointFork``): a database
+    behind what was acknowledged (a rollback, a failover to a standby that lacked it) or beside
+    it (an old primary back on its own) stops the log instead of putting two inconsistent
+    checkpoints into the world.
 
     A process's memory: a new process learns the latest anchored checkpoint when it first
     serves a log (the anchors are the memory shared by every process and outlive them)."""

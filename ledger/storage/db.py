@@ -154,6 +154,14 @@ def unit_of_work(
                 if scope is not None:
                     driver_connection(conn).execute(scope)
                 yield conn
+            except psycopg.OperationalError:
+                # psycopg's own error, from the raw connection (the scope, a pipeline, the
+                # COMMIT sent with the last writes): SQLAlchemy never saw it, so it would pool
+                # the broken connection again. Drop it; the caller gets StoreUnavailable (a
+                # failover's first symptom: the group committer then retries, or looks up a
+                # batch whose COMMIT was sent).
+                conn.invalidate()
+                raise
             finally:
                 # The connection goes back to the pool: nothing of this unit of work may stay.
                 # An invalidated one goes nowhere (and touching its info would raise, hiding
@@ -167,6 +175,8 @@ def unit_of_work(
             hook()
     except OperationalError as exc:
         raise StoreUnavailable(f"database unavailable: {exc.orig}") from exc
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"database connection lost: {exc}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StoreUnavailable(f"database connection lost: {exc.orig}") from exc
