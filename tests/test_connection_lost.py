@@ -61,3 +61,28 @@ def test_a_pooled_connection_found_dead_by_the_scope_is_store_unavailable(
         conn.exec_driver_sql("SELECT 1")
     with unit_of_work(one_connection, tenant="t") as conn:
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+@pytest.mark.parametrize("through", ["sqlalchemy", "psycopg"])
+def test_a_server_that_takes_no_writes_is_store_unavailable(
+    one_connection: Engine, through: str
+) -> None:
+    """During a failover a pooled connection may still point at a server that became (or still
+    is) a standby: its writes fail as read-only. That is "the database cannot take this now"
+    (503, retried), not a 500, and the connection is dropped so the next one finds the primary.
+    A read-only transaction stands in for the standby: PostgreSQL refuses both the same way."""
+    pids: list[int] = []
+
+    def write_read_only() -> None:
+        with unit_of_work(one_connection) as conn:
+            pids.append(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            if through == "sqlalchemy":
+                conn.exec_driver_sql("CREATE TEMP TABLE refused (a int)")
+            else:
+                driver_connection(conn).execute("CREATE TEMP TABLE refused (a int)")
+
+    with pytest.raises(StoreUnavailable, match="takes no writes"):
+        write_read_only()
+    with unit_of_work(one_connection) as conn:  # a new connection: the refused one is gone
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pids[0]

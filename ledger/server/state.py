@@ -178,6 +178,8 @@ class LedgerState:
         while not self._stopping.wait(self.settings.master_key_refresh_seconds):
             try:
                 self.follow_master_keys()
+            except StoreUnavailable as exc:  # a failover or restart: one line, no traceback
+                logging.getLogger(__name__).warning("could not read the active master key: %s", exc)
             except Exception:  # keep following: the next tick retries
                 logging.getLogger(__name__).warning(
                     "could not read the active master key", exc_info=True
@@ -217,6 +219,10 @@ class LedgerState:
         while not self._stopping.wait(tick):
             try:
                 self.auth_failures.flush()
+            except StoreUnavailable as exc:  # a failover or restart: one line, no traceback
+                logging.getLogger(__name__).warning(
+                    "could not flush authentication failures: %s", exc
+                )
             except Exception:  # keep flushing: the next tick retries what is still counted
                 logging.getLogger(__name__).warning(
                     "could not flush authentication failures", exc_info=True

@@ -154,13 +154,21 @@ def unit_of_work(
                 if scope is not None:
                     driver_connection(conn).execute(scope)
                 yield conn
-            except psycopg.OperationalError:
+            except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction):
                 # psycopg's own error, from the raw connection (the scope, a pipeline, the
                 # COMMIT sent with the last writes): SQLAlchemy never saw it, so it would pool
                 # the broken connection again. Drop it; the caller gets StoreUnavailable (a
                 # failover's first symptom: the group committer then retries, or looks up a
                 # batch whose COMMIT was sent).
                 conn.invalidate()
+                raise
+            except DBAPIError as exc:
+                if isinstance(exc.orig, psycopg.errors.ReadOnlySqlTransaction):
+                    # A server that no longer takes writes (a primary demoted, or a standby a
+                    # pooled connection still points at during a failover): this connection
+                    # will never write again. Drop it; the next one finds the primary
+                    # (``target_session_attrs=read-write``).
+                    conn.invalidate()
                 raise
             finally:
                 # The connection goes back to the pool: nothing of this unit of work may stay.
@@ -177,9 +185,15 @@ def unit_of_work(
         raise StoreUnavailable(f"database unavailable: {exc.orig}") from exc
     except psycopg.OperationalError as exc:
         raise StoreUnavailable(f"database connection lost: {exc}") from exc
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        raise StoreUnavailable(f"database takes no writes now (a standby?): {exc}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StoreUnavailable(f"database connection lost: {exc.orig}") from exc
+        if isinstance(exc.orig, psycopg.errors.ReadOnlySqlTransaction):
+            raise StoreUnavailable(
+                f"database takes no writes now (a standby?): {exc.orig}"
+            ) from exc
         raise
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, StoreUnavailable
 from ledger.services.anchoring.anchor import Anchoring, Sink, anchor
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import KeyRing
@@ -59,5 +59,7 @@ class AnchorScheduler:
         while not self._stop.wait(self._interval):
             try:
                 self.run_once()
+            except StoreUnavailable as exc:  # a failover or restart: one line, no traceback
+                log.warning("anchoring round skipped: %s; retrying in %.0f s", exc, self._interval)
             except (LedgerError, OSError, TimeoutError):
                 log.exception("anchoring round failed; retrying in %.0f s", self._interval)
