@@ -67,6 +67,8 @@ OPERATIONS: dict[str, Operation] = {
     "request_hold": Operation("POST", "/v1/logs/{log}/holds", ("admin",)),
     "list_holds": Operation("GET", "/v1/logs/{log}/holds", ("admin",)),
     "request_release": Operation("POST", "/v1/logs/{log}/holds/{hold_id}/release", ("admin",)),
+    "get_retention": Operation("GET", "/v1/logs/{log}/retention", ("admin",)),
+    "request_retention_change": Operation("POST", "/v1/logs/{log}/retention", ("admin",)),
     "list_privacy_requests": Operation("GET", "/v1/logs/{log}/privacy-requests", ("admin",)),
     "approve_privacy_request": Operation(
         "POST",

@@ -373,6 +373,31 @@ class HoldBody(_Scoped):
     )
 
 
+class RetentionBody(BaseModel):
+    """Change how long the log keeps payloads (once another admin approves)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention: str = Field(
+        min_length=1,
+        max_length=20,
+        description="whole days (`365d`) or a profile: `pci-dss` (366 days), `hipaa` (2,192)",
+    )
+    legal_basis: str = Field(min_length=1, max_length=1000)
+    reference: str = Field(min_length=1, max_length=1000)
+
+
+class Retention(BaseModel):
+    """How long the log keeps payloads before retention crypto-shreds them."""
+
+    log: str
+    days: int
+    set_by: str = Field(
+        description="`log creation`, `request N` (an approved change) or `default` (a log "
+        "created before retention existed)"
+    )
+
+
 class ReleaseBody(BaseModel):
     """Release a hold (once another admin approves)."""
 

@@ -84,6 +84,12 @@ CALLS: dict[str, Call] = {
         "/v1/logs/{log}/holds/999999999/release",
         {"legal_basis": "settled", "reference": "m-3"},
     ),
+    "get_retention": Call("GET", "/v1/logs/{log}/retention"),
+    "request_retention_change": Call(
+        "POST",
+        "/v1/logs/{log}/retention",
+        {"retention": "pci-dss", "legal_basis": "PCI DSS 10.5.1", "reference": "m-4"},
+    ),
     "list_privacy_requests": Call("GET", "/v1/logs/{log}/privacy-requests"),
     "approve_privacy_request": Call("POST", "/v1/logs/{log}/privacy-requests/999999999/approve"),
     "add_writer_key": Call(
@@ -127,6 +133,8 @@ SUCCESS: dict[str, dict[str, int]] = {
     "request_hold": {"own": 202, "system": 400},
     "list_holds": {"own": 200, "system": 200},
     "request_release": {"own": 404, "system": 400},  # own: no such hold
+    "get_retention": {"own": 200, "system": 200},
+    "request_retention_change": {"own": 202, "system": 400},
     "list_privacy_requests": {"own": 200, "system": 200},
     "approve_privacy_request": {"own": 404, "system": 400},  # own: no such request
     # Writer keys belong to events logs; own: no such credential / kid (404).

@@ -615,3 +615,28 @@ def test_privacy_tables_are_append_only(ledger: Ledger, db_url: str, table: str)
             (table,),
         ).fetchall()
     assert grants == [("ledger_app", "INSERT,SELECT"), ("ledger_readonly", "SELECT")]
+
+
+def test_retention_is_changed_over_http_by_two_admins(ledger: Ledger) -> None:
+    """`POST /retention` is `ledger retention set` over HTTP: a pending request that only
+    another admin's approval puts in force; a bad period or the same period changes nothing."""
+    path = f"/v1/logs/{ledger.log}/retention"
+    before = ledger.client.get(path, headers=auth(ledger.admin1))
+    assert before.status_code == 200, before.text
+    assert before.json()["days"] == 2192  # hipaa, the default
+
+    body = {"retention": "pci-dss", "legal_basis": "PCI DSS 10.5.1", "reference": "CHG-9"}
+    for bad in ("0d", "12 months", "99999d"):
+        r = ledger.request("retention", ledger.admin1, **{**body, "retention": bad})
+        refused(r, 400, "invalid-request", "retention")
+    r = ledger.request("retention", ledger.admin1, **{**body, "retention": "hipaa"})
+    refused(r, 400, "invalid-request", "already")
+
+    pending = ledger.request("retention", ledger.admin1, **body)
+    assert pending.status_code == 202, pending.text
+    refused(ledger.approve(pending.json()["id"], ledger.admin1), 403, "two-person-rule")
+    assert ledger.client.get(path, headers=auth(ledger.admin1)).json()["days"] == 2192
+
+    ledger.approved(pending)
+    after = ledger.client.get(path, headers=auth(ledger.admin2)).json()
+    assert after == {"log": ledger.log, "days": 366, "set_by": f"request {pending.json()['id']}"}

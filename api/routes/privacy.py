@@ -18,11 +18,13 @@ from api.schemas import (
     PrivacyRequest,
     PrivacyRequests,
     ReleaseBody,
+    Retention,
+    RetentionBody,
 )
 from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.domain import Principal
 from ledger.server.state import LedgerState
-from ledger.services.privacy import requests
+from ledger.services.privacy import requests, retention
 from ledger.services.privacy.approve import approve
 from ledger.services.privacy.scopes import Scope
 from ledger.storage.privacy import PrivacyRecord
@@ -37,6 +39,8 @@ ErasureAuth = Annotated[Principal, Depends(require("request_erasure"))]
 HoldAuth = Annotated[Principal, Depends(require("request_hold"))]
 ListHoldsAuth = Annotated[Principal, Depends(require("list_holds"))]
 ReleaseAuth = Annotated[Principal, Depends(require("request_release"))]
+GetRetentionAuth = Annotated[Principal, Depends(require("get_retention"))]
+RetentionAuth = Annotated[Principal, Depends(require("request_retention_change"))]
 ListRequestsAuth = Annotated[Principal, Depends(require("list_privacy_requests"))]
 ApproveAuth = Annotated[Principal, Depends(require("approve_privacy_request"))]
 
@@ -96,6 +100,45 @@ def request_release(
             state.keys,
             state.log_info(log),
             hold_id,
+            legal_basis=body.legal_basis,
+            reference=body.reference,
+            requester=admin,
+            now=now,
+            ttl=_ttl(state),
+            refusals=state.system_log,
+        )
+    return PrivacyRequest.model_validate(requests.request_json(record, now))
+
+
+@router.get(
+    "/retention",
+    operation_id="get_retention",
+    summary="How long the log keeps payloads before retention crypto-shreds them, and what set it",
+)
+def get_retention(log: str, state: State, _admin: GetRetentionAuth) -> Retention:
+    with state.unit_of_work(log) as conn:
+        policy = retention.retention_policy(conn, state.log_info(log))
+    return Retention.model_validate({"log": log, **policy.as_json()})
+
+
+@router.post(
+    "/retention",
+    operation_id="request_retention_change",
+    status_code=202,
+    summary="Ask for the log's retention period to change (`ledger retention set`); in force "
+    "when another admin approves",
+)
+def request_retention_change(
+    log: str, body: RetentionBody, state: State, admin: RetentionAuth
+) -> PrivacyRequest:
+    days = retention.parse_retention(body.retention)
+    now = datetime.now(UTC)
+    with state.unit_of_work(log) as conn:
+        record = retention.request_retention_change(
+            conn,
+            state.keys,
+            state.log_info(log),
+            days,
             legal_basis=body.legal_basis,
             reference=body.reference,
             requester=admin,
