@@ -93,21 +93,7 @@ def list_holds(log: str, state: State, _admin: ListHoldsAuth) -> Holds:
 def request_release(
     log: str, hold_id: RowId, body: ReleaseBody, state: State, admin: ReleaseAuth
 ) -> PrivacyRequest:
-    now = datetime.now(UTC)
-    with state.unit_of_work(log) as conn:
-        record = requests.request_release(
-            conn,
-            state.keys,
-            state.log_info(log),
-            hold_id,
-            legal_basis=body.legal_basis,
-            reference=body.reference,
-            requester=admin,
-            now=now,
-            ttl=_ttl(state),
-            refusals=state.system_log,
-        )
-    return PrivacyRequest.model_validate(requests.request_json(record, now))
+    return _pending_request(requests.request_release, log, hold_id, body, state, admin)
 
 
 @router.get(
@@ -132,21 +118,7 @@ def request_retention_change(
     log: str, body: RetentionBody, state: State, admin: RetentionAuth
 ) -> PrivacyRequest:
     days = retention.parse_retention(body.retention)
-    now = datetime.now(UTC)
-    with state.unit_of_work(log) as conn:
-        record = retention.request_retention_change(
-            conn,
-            state.keys,
-            state.log_info(log),
-            days,
-            legal_basis=body.legal_basis,
-            reference=body.reference,
-            requester=admin,
-            now=now,
-            ttl=_ttl(state),
-            refusals=state.system_log,
-        )
-    return PrivacyRequest.model_validate(requests.request_json(record, now))
+    return _pending_request(retention.request_retention_change, log, days, body, state, admin)
 
 
 @router.get(
@@ -210,13 +182,27 @@ def _request_on_scope(
     admin: Principal,
 ) -> PrivacyRequest:
     """An erasure or hold request on a conversation or data subject, as the pending request."""
+    scope = Scope.of(conversation=body.conversation, subject=body.subject)
+    return _pending_request(make, log, scope, body, state, admin)
+
+
+def _pending_request(
+    make: Callable[..., PrivacyRecord],
+    log: str,
+    target: object,
+    body: ErasureBody | HoldBody | ReleaseBody | RetentionBody,
+    state: LedgerState,
+    admin: Principal,
+) -> PrivacyRequest:
+    """A two-person request made by ``make`` on ``target`` (a scope, a hold id, a retention
+    period), recorded with the body's legal basis and reference: the pending request."""
     now = datetime.now(UTC)
     with state.unit_of_work(log) as conn:
         record = make(
             conn,
             state.keys,
             state.log_info(log),
-            Scope.of(conversation=body.conversation, subject=body.subject),
+            target,
             legal_basis=body.legal_basis,
             reference=body.reference,
             requester=admin,
