@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench
 import orjson
+import psycopg
 
 SIGNED_LOG = "signed"
 TARGET = 0.8
@@ -194,6 +195,13 @@ def main() -> int:
     results: dict[str, Any] = {"plan": plan.name, "database": where, "rounds": []}
     try:
         db.set_up_ledger(master)
+        # (a) of ops/bench.py, in this run: the raw-PostgreSQL baseline both loads are read
+        # against (COPY of equivalent rows, 500 a transaction).
+        with psycopg.connect(db.libpq, autocommit=True) as conn:
+            conn.execute(bench.RAW_TABLE)
+        raw = bench.bench_copy(db.libpq, plan)
+        results["raw_copy"] = raw.rate
+        print(f"(a) raw PostgreSQL COPY of equivalent rows: {raw.rate:,.0f} rows/s (baseline)")
         token, key, origin = set_up_signed_log(db, master)
         factory = bench.EventFactory(bench.event_templates(), plan.conversations)
         per_phase = args.requests if not args.quick else plan.batch_requests
@@ -260,6 +268,10 @@ def main() -> int:
             f" events/s: {ratio:.2f} of unsigned (median of rounds {median:.2f}; by server CPU"
             f" per event {cpu_median:.2f}); target >= {TARGET}: "
             f"{'MET' if median >= TARGET else 'MISSED'}"
+        )
+        print(
+            f"against (a) raw COPY: unsigned {overall_u / raw.rate:.2f}x, "
+            f"signed {overall_s / raw.rate:.2f}x"
         )
         server.stop()
         server = None
