@@ -80,6 +80,13 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
         "have been stored. Retry with the same event ids: each (source, id) is stored once, "
         "and a retry of a stored event answers 200 with its original receipt",
     ),
+    e.LogMoved: Problem(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "the log is moving to another database cluster; nothing was stored. Retry with the "
+        "same event ids",
+    ),
     # A KMS that failed or cannot be reached: the client may retry; which key and why (the
     # provider's exception class, never key material) goes to the operator's log only.
     e.KeyProviderUnavailable: Problem(

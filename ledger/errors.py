@@ -206,6 +206,16 @@ class StoreUnavailable(LedgerError):
     """The database is unreachable; the caller may retry later."""
 
 
+class LogMoved(StoreUnavailable):
+    """The log's tenant has moved to another cluster: its head on this one names the new cluster
+    (``ledger tenants move``). Nothing was stored; the server drops the placement it cached, so
+    the retry goes to the new cluster."""
+
+    def __init__(self, message: str, *, log_id: str) -> None:
+        super().__init__(message)
+        self.log_id = log_id
+
+
 class KeyProviderUnavailable(LedgerError):
     """A master key's provider (a KMS plugin) failed to wrap or unwrap; the message names the
     master key and the provider's exception class, never what it was asked to wrap."""

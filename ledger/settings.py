@@ -12,10 +12,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.errors import ConfigurationError
+
+MAIN_CLUSTER = "main"
+"""The cluster ``LEDGER_DATABASE_URL`` names: it holds the placement table (which cluster each
+log is on) and every log not placed elsewhere."""
+
+
+class ClusterSettings(BaseModel):
+    """One more PostgreSQL cluster logs may be placed on (``LEDGER_CLUSTERS``)."""
+
+    url: str
+    """Its primary (a libpq URL; several hosts with ``target_session_attrs=read-write`` for a
+    replicated pair, as ``LEDGER_DATABASE_URL``)."""
+    read_url: str | None = None
+    """Its standbys, as ``LEDGER_READ_DATABASE_URL`` is the main cluster's."""
 
 
 class Settings(BaseSettings):
@@ -24,6 +38,22 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     database_url: str | None = None
     """PostgreSQL URL. Unset: `ledger serve` runs an embedded PostgreSQL under ``data_dir``."""
+    read_database_url: str | None = None
+    """Standbys of the database (a libpq URL, one host or several:
+    ``postgresql://ledger_app@s1:5432,s2:5432/ledger``; each host is read on its own). Trails,
+    entries, proofs, exports, the console's searches and ``ledger verify`` read from a standby
+    whose replay lag is within ``read_max_lag_seconds``; past it, or when none answers, the
+    primary answers."""
+    read_max_lag_seconds: float = Field(default=5.0, gt=0)
+    """How far behind the primary a standby may be and still serve reads (also: how long after
+    an erasure a standby may still serve the erased payload)."""
+    read_lag_probe_seconds: float = Field(default=0.5, gt=0)
+    """How often each server measures its standbys' replay lag."""
+    clusters: dict[str, ClusterSettings] = Field(default_factory=dict)
+    """More clusters than the main one, as JSON: ``{"east": {"url": "postgresql://…",
+    "read_url": "postgresql://…"}}``. Each is a whole ledger database (``ledger db upgrade``
+    brings every one up to date); the placement table on the main cluster says which holds
+    each log (README, Beyond one machine)."""
     db_role: str | None = None
     """If set, every connection runs ``SET ROLE`` to it (e.g. ``ledger_app``): least privilege."""
     migrate_on_start: bool = False

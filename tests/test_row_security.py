@@ -51,7 +51,13 @@ TENANT_TABLES = (
     "console_daily",
     "console_index_heads",
 )
-GLOBAL_TABLES = ("alembic_version", "master_key_changes", "wrapped_secrets")
+GLOBAL_TABLES = (
+    "alembic_version",
+    "master_key_changes",
+    "wrapped_secrets",
+    "tenant_placements",  # 0014: the directory of which cluster holds each tenant and log
+    "log_placements",
+)
 """Tables of the whole installation, no tenant's: the schema version, the master key's history
 and the secrets it wraps for the server itself."""
 

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from ledger.errors import ConfigurationError
-from ledger.settings import Settings
+from ledger.settings import MAIN_CLUSTER, Settings
 
 if TYPE_CHECKING:
+    from ledger.storage.clusters import ClusterConfig
     from ledger.storage.keystore import KeyRing
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -68,27 +69,69 @@ def database_url(settings: Settings, *, setup: bool = False) -> str:
     return url
 
 
-_engines: list[Engine] = []
+_engines: dict[tuple[str, str | None, str], Engine] = {}
 
 
 def engine(
-    settings: Settings, *, as_app: bool = False, setup: bool = False, system: str = "operator"
+    settings: Settings,
+    *,
+    as_app: bool = False,
+    setup: bool = False,
+    system: str = "operator",
+    cluster: str | None = None,
+    log: str | None = None,
 ) -> Engine:
-    """An engine for this command; ``main`` disposes of every one before it returns. Its
-    connections are a system component's (``system``: the operator's commands span tenants;
-    row security, migration 0011); a command acting for a credential scopes its own units of
-    work to that credential's tenant."""
+    """An engine for this command, on the main cluster, on ``cluster``, or on the cluster the
+    placement table says holds ``log`` (issue 17: logs over several clusters); ``main``
+    disposes of every one before it returns. Its connections are a system component's
+    (``system``: the operator's commands span tenants; row security, migration 0011); a
+    command acting for a credential scopes its own units of work to that credential's tenant."""
     from ledger.storage.db import make_engine
 
+    name = cluster_of(settings, log) if log is not None else (cluster or MAIN_CLUSTER)
+    clusters = cluster_urls(settings, setup=setup)
+    if name not in clusters:
+        raise ConfigurationError(
+            f"no cluster {name!r}: configured are {', '.join(clusters)} (LEDGER_CLUSTERS)"
+        )
+    url = clusters[name].url
     role = settings.db_role if as_app else None
-    eng = make_engine(database_url(settings, setup=setup), role=role, pool_size=2, system=system)
-    _engines.append(eng)
-    return eng
+    key = (url, role, system)
+    if key not in _engines:
+        _engines[key] = make_engine(url, role=role, pool_size=2, system=system)
+    return _engines[key]
+
+
+def cluster_urls(settings: Settings, *, setup: bool = False) -> dict[str, ClusterConfig]:
+    """Every configured cluster, main first (``ledger.storage.clusters``)."""
+    from ledger.storage.clusters import configured_clusters
+
+    return configured_clusters(settings, database_url(settings, setup=setup))
+
+
+def cluster_names(settings: Settings) -> list[str]:
+    """The configured clusters' names, main first: what a command over every log goes through."""
+    return [MAIN_CLUSTER, *sorted(settings.clusters)]
+
+
+def cluster_of(settings: Settings, log_id: str) -> str:
+    """The cluster holding ``log_id``, by the placement table on the main cluster."""
+    from ledger.storage.db import unit_of_work
+    from ledger.storage.placement import cluster_of_log
+
+    with unit_of_work(engine(settings)) as conn:
+        cluster = cluster_of_log(conn, log_id)
+    if cluster not in cluster_names(settings):
+        raise ConfigurationError(
+            f"log {log_id!r} is on cluster {cluster!r}, which is not configured here "
+            "(LEDGER_CLUSTERS)"
+        )
+    return cluster
 
 
 def dispose_engines() -> None:
     while _engines:
-        _engines.pop().dispose()
+        _engines.popitem()[1].dispose()
 
 
 def add_command(parent: Any, name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:

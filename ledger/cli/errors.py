@@ -47,6 +47,7 @@ EXIT_CODES: dict[type[e.LedgerError], int] = {
     e.Forbidden: EXIT_FAILED,
     e.TwoPersonRule: EXIT_FAILED,
     e.StoreUnavailable: EXIT_FAILED,
+    e.LogMoved: EXIT_FAILED,
     e.KeyProviderUnavailable: EXIT_FAILED,
     e.ConfigurationError: EXIT_FAILED,
     e.WorkerFailed: EXIT_FAILED,

@@ -49,6 +49,7 @@ from ledger.errors import (
     EventInvalid,
     IdempotencyConflict,
     IntegrityFailure,
+    LogMoved,
     ScopeErased,
 )
 from ledger.storage.checkpoints import GivenCheckpoint
@@ -152,7 +153,10 @@ def append_batch(
     ciphers = {key_row_id: payload_cipher(key) for key_row_id, key in keys.values() if key}
     if head is None:
         raise IntegrityFailure("log has no head row", log=log.id)
-    size, root, packed_frontier, last_leaf, key_id, cp_size, cp_root, cp_note = head
+    size, root, packed_frontier, last_leaf, key_id, cp_size, cp_root, cp_note, moved_to = head
+    if moved_to is not None:
+        # Its tenant moved to another cluster (migration 0014): this copy takes nothing more.
+        raise LogMoved(f"log {log.id!r} has moved to cluster {moved_to!r}", log_id=log.id)
     if cp_size != size or bytes(cp_root) != bytes(root):
         raise IntegrityFailure(
             "head row disagrees with the latest signed checkpoint; refusing to sign",
@@ -366,7 +370,8 @@ def _revoked_signer(req: AppendRequest, revoked: set[int]) -> ClientError | None
 
 GIVEN_ROOT_QUERY = "SELECT root FROM checkpoints WHERE log_id = %s AND size = %s"
 HEAD_QUERY = (
-    "SELECT h.size, h.root, h.frontier, h.last_leaf, k.key_id, c.size, c.root, c.note"
+    "SELECT h.size, h.root, h.frontier, h.last_leaf, k.key_id, c.size, c.root, c.note,"
+    " h.moved_to"
     " FROM log_heads h"
     " LEFT JOIN LATERAL (SELECT key_id FROM signing_keys s WHERE s.log_id = h.log_id"
     "   AND s.retired_at IS NULL ORDER BY s.id DESC LIMIT 1) k ON true"
