@@ -23,7 +23,7 @@ import ledger
 from api import console, docs, errors
 from api import openapi as openapi_document
 from api.deps import authorize
-from api.metrics import REGISTRY, count_request, observe_commit
+from api.metrics import REGISTRY, count_read, count_request, observe_commit, observe_replicas
 from api.routes import (
     conversations,
     events,
@@ -37,6 +37,7 @@ from api.routes import (
     writer_keys,
 )
 from api.schemas import Health
+from ledger.domain import MAIN_CLUSTER
 from ledger.errors import (
     ConfigurationError,
     EventInvalid,
@@ -49,6 +50,7 @@ from ledger.events import strict_json
 from ledger.server.state import LedgerState
 from ledger.services.access import bearer_token
 from ledger.settings import Settings
+from ledger.storage.clusters import configured_clusters
 from ledger.storage.db import make_engine, ping
 
 INGEST_PATH = re.compile(r"/v1/logs/([^/]+)/events")
@@ -250,11 +252,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     engine = engine or make_engine(
         settings.database_url or "", role=settings.db_role, pool_size=settings.pool_size
     )
-    state = LedgerState(settings, engine)
+    clusters = {
+        name: make_engine(cluster.url, role=settings.db_role, pool_size=settings.pool_size)
+        for name, cluster in configured_clusters("", None, settings.clusters).items()
+        if name != MAIN_CLUSTER
+    }
+    state = LedgerState(settings, engine, clusters)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        state.start(on_commit=observe_commit)
+        state.start(on_commit=observe_commit, on_replicas=observe_replicas, on_read=count_read)
         # Everything loaded so far lives as long as the process: keep it out of the cyclic
         # garbage collector's generations, which otherwise rescans it in every full collection
         # (measurable in trail p99).

@@ -8,12 +8,13 @@ from typing import Annotated, TypeVar
 
 import orjson
 from fastapi import Depends, Request, Response
+from sqlalchemy import Connection
 
 from api.permissions import roles_for
 from ledger.domain import Principal
 from ledger.server.state import LedgerState
 from ledger.services.access import authorize as authorize_access
-from ledger.services.system_log import Access, credential_actor
+from ledger.services.system_log import Access, ReadRecordedOnce, credential_actor
 
 T = TypeVar("T")
 
@@ -91,19 +92,29 @@ def recorded_read(
 ) -> T:
     """Run the read use case ``read`` (``read(conn, system_log, log_info, *args, reader=,
     access=, data_keys=, now=, **kwargs)``, which records itself in the tenant's system log
-    before it reads) on ``log`` for ``reader``, in one unit of work on the log's tenant."""
-    with state.unit_of_work(log) as conn:
+    before it reads) on ``log`` for ``reader``, in one read-only unit of work on the log's
+    tenant, on a standby when one is fresh enough (``LedgerState.read``; recorded once even if
+    the primary is asked after the standby)."""
+    system_log = ReadRecordedOnce(state.system_log)
+    info = state.log_info(log)
+    actor = credential_actor(reader)
+    access = access_of(request)
+    now = datetime.now(UTC)
+
+    def run(conn: Connection) -> T:
         return read(
             conn,
-            state.system_log,
-            state.log_info(log),
+            system_log,
+            info,
             *args,
-            reader=credential_actor(reader),
-            access=access_of(request),
+            reader=actor,
+            access=access,
             data_keys=state.keys.data_keys,
-            now=datetime.now(UTC),
+            now=now,
             **kwargs,
         )
+
+    return state.read(log, run)
 
 
 def json_response(body: object) -> Response:

@@ -48,6 +48,7 @@ PROBLEMS: dict[type[e.LedgerError], Problem] = {
     e.TrailFileMalformed: Problem(400, "malformed-request", "Malformed request"),
     e.BundleMalformed: Problem(400, "malformed-request", "Malformed request"),
     e.InvalidRequest: Problem(400, "invalid-request", "Invalid request"),
+    e.BeyondLatestCheckpoint: Problem(400, "invalid-request", "Invalid request"),
     e.EventInvalid: Problem(422, "event-invalid", "Invalid event"),
     e.WriterSignatureInvalid: Problem(422, "writer-signature-invalid", "Writer signature invalid"),
     e.ExportInvalid: Problem(422, "export-invalid", "Invalid export request"),

@@ -13,6 +13,10 @@ from typing import Any
 
 from ledger.core.entry import EventHeader
 
+MAIN_CLUSTER = "main"
+"""The PostgreSQL cluster ``LEDGER_DATABASE_URL`` names: it holds the placement table (which
+cluster holds each log, migration 0014) and every log not placed elsewhere."""
+
 
 @dataclass(frozen=True, slots=True)
 class LogInfo:

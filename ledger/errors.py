@@ -14,7 +14,9 @@
     │   │   └── BundleMalformed        a file given as an evidence bundle is not one (not a
     │   │                              zip, no manifest, unsafe name, over a size limit)
     │   ├── InvalidRequest             well formed, but asks for what cannot be (a bad range,
-    │   │                              a role that does not exist, a log only the ledger writes)
+    │   │   │                          a role that does not exist, a log only the ledger writes)
+    │   │   └── BeyondLatestCheckpoint a proof of a tree size no checkpoint reaches (yet: a
+    │   │                              standby behind; the server then asks the primary)
     │   ├── EventInvalid               names the field by JSON Pointer (and batch index)
     │   ├── WriterSignatureInvalid     a writer's JWS or public key is malformed, unknown,
     │   │                              revoked or does not verify (ingest: an EventInvalid
@@ -39,6 +41,7 @@
     │   └── Forbidden
     │       └── TwoPersonRule          a privacy request approved by the credential that made it
     ├── StoreUnavailable               the database cannot be reached right now
+    │   └── LogMoved                   the log's tenant moved to another cluster: retry
     ├── KeyProviderUnavailable         a master key's provider (a KMS) failed or cannot be
     │                                  reached right now
     ├── ConfigurationError             the operator's settings are unusable
@@ -110,6 +113,11 @@ class BundleMalformed(MalformedRequest):
 
 class InvalidRequest(ClientError):
     """Well formed, but asks for something that cannot be done."""
+
+
+class BeyondLatestCheckpoint(InvalidRequest):
+    """A proof asked for a tree size the log's latest checkpoint does not reach. From a standby,
+    it may only not have replayed it yet: the server then asks the primary."""
 
 
 class EventInvalid(ClientError):

@@ -17,10 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.errors import ConfigurationError
 
-MAIN_CLUSTER = "main"
-"""The cluster ``LEDGER_DATABASE_URL`` names: it holds the placement table (which cluster each
-log is on) and every log not placed elsewhere."""
-
 
 class ClusterSettings(BaseModel):
     """One more PostgreSQL cluster logs may be placed on (``LEDGER_CLUSTERS``)."""

@@ -15,8 +15,10 @@ from api.permissions import roles_for
 from ledger.core.canonical import MAX_SAFE_INTEGER
 from ledger.domain import Principal
 from ledger.errors import Unauthenticated
+from ledger.server.state import LedgerState
 from ledger.services.access import bearer_token
 from ledger.services.console import reads
+from ledger.services.console.index import catch_up
 from ledger.storage.console import ConversationFilter
 
 router = APIRouter(tags=["conversations"])
@@ -92,6 +94,7 @@ def list_conversations(
         trigger=trigger,
         handed_off=handed_off,
     )
+    _index_on_primary(state, log)
     return json_response(
         recorded_read(
             state, request, log, auditor, reads.search_for, where, below_seq=below_seq, limit=limit
@@ -106,6 +109,7 @@ def list_conversations(
     summary="A randomly chosen handed-off conversation (the pilot test's random handoff)",
 )
 def random_handoff(log: str, request: Request, state: State, auditor: RandomAuth) -> Response:
+    _index_on_primary(state, log)
     return json_response(recorded_read(state, request, log, auditor, reads.random_handoff_for))
 
 
@@ -117,7 +121,16 @@ def random_handoff(log: str, request: Request, state: State, auditor: RandomAuth
     "productive takeover (median, p90)",
 )
 def get_overview(log: str, request: Request, state: State, auditor: OverviewAuth) -> Response:
+    _index_on_primary(state, log)
     return json_response(recorded_read(state, request, log, auditor, reads.overview_for))
+
+
+def _index_on_primary(state: LedgerState, log: str) -> None:
+    """The console's index is derived data, written on the primary only: bring it up to date
+    there (a budget of entries at a time), then the read, maybe on a standby, reads it as
+    replicated (its ``index`` member says how far that is)."""
+    with state.unit_of_work(log) as conn:
+        catch_up(conn, state.log_info(log), state.keys.data_keys)
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -17,7 +17,6 @@ from ledger.errors import ExportInvalid
 from ledger.services.exports.export import Export, run_export
 from ledger.services.exports.query import parse_query
 from ledger.services.system_log import credential_actor
-from ledger.storage.db import read_only
 
 router = APIRouter(prefix="/v1/logs/{log}", tags=["exports"])
 MAX_BODY_BYTES = 1 << 20
@@ -62,9 +61,9 @@ async def create_export(
     info = state.log_info(log)
 
     def produce() -> Export:
-        with state.unit_of_work(log) as conn:
-            read_only(conn, repeatable=True)
-            return run_export(
+        return state.read(
+            log,
+            lambda conn: run_export(
                 conn,
                 state.system_log,
                 info,
@@ -73,7 +72,9 @@ async def create_export(
                 actor=credential_actor(auditor),
                 access=access_of(request),
                 now=datetime.now(UTC),
-            )
+            ),
+            repeatable=True,
+        )
 
     # The export reads and writes for as long as its population takes: off the event loop.
     export = await run_in_threadpool(produce)

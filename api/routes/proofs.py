@@ -31,8 +31,8 @@ def inclusion(
     seq: int = Query(ge=0, le=MAX_SAFE_INTEGER),
     tree_size: int = Query(ge=1, le=MAX_SAFE_INTEGER),
 ) -> InclusionProof:
-    with state.unit_of_work(log) as conn:
-        hashes = proofs.inclusion_proof(conn, state.log_info(log), seq, tree_size)
+    info = state.log_info(log)
+    hashes = state.read(log, lambda conn: proofs.inclusion_proof(conn, info, seq, tree_size))
     return InclusionProof(leaf_index=seq, tree_size=tree_size, hashes=_b64(hashes))
 
 
@@ -44,6 +44,6 @@ def consistency(
     first: int = Query(ge=0, le=MAX_SAFE_INTEGER),
     second: int = Query(ge=0, le=MAX_SAFE_INTEGER),
 ) -> ConsistencyProof:
-    with state.unit_of_work(log) as conn:
-        hashes = proofs.consistency_proof(conn, state.log_info(log), first, second)
+    info = state.log_info(log)
+    hashes = state.read(log, lambda conn: proofs.consistency_proof(conn, info, first, second))
     return ConsistencyProof(first=first, second=second, hashes=_b64(hashes))

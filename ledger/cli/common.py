@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from ledger.domain import MAIN_CLUSTER
 from ledger.errors import ConfigurationError
-from ledger.settings import MAIN_CLUSTER, Settings
+from ledger.settings import Settings
 
 if TYPE_CHECKING:
     from ledger.storage.clusters import ClusterConfig
@@ -106,7 +107,9 @@ def cluster_urls(settings: Settings, *, setup: bool = False) -> dict[str, Cluste
     """Every configured cluster, main first (``ledger.storage.clusters``)."""
     from ledger.storage.clusters import configured_clusters
 
-    return configured_clusters(settings, database_url(settings, setup=setup))
+    return configured_clusters(
+        database_url(settings, setup=setup), settings.read_database_url, settings.clusters
+    )
 
 
 def cluster_names(settings: Settings) -> list[str]:

@@ -29,6 +29,7 @@ EXIT_CODES: dict[type[e.LedgerError], int] = {
     e.TrailFileMalformed: EXIT_FAILED,
     e.BundleMalformed: EXIT_FAILED,
     e.InvalidRequest: EXIT_FAILED,
+    e.BeyondLatestCheckpoint: EXIT_FAILED,
     e.EventInvalid: EXIT_FAILED,
     e.WriterSignatureInvalid: EXIT_FAILED,
     e.ExportInvalid: EXIT_FAILED,

@@ -11,7 +11,8 @@ from typing import Any
 
 from ledger.cli.common import add_command, database_url, engine, key_ring, now, operator
 from ledger.cli.errors import EXIT_FAILED, EXIT_OK
-from ledger.errors import ConfigurationError
+from ledger.domain import MAIN_CLUSTER
+from ledger.errors import ConfigurationError, StoreUnavailable
 from ledger.settings import Settings
 
 APP = "api.main:create_app_from_env"
@@ -41,6 +42,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             "the database schema is not at the newest migration; run "
             "`ledger db upgrade` as the schema owner, then start again"
         )
+    _check_clusters(settings)
     host, port = args.host or settings.host, args.port or settings.port
     if args.demo:
         _demo_setup(settings, port)
@@ -73,6 +75,34 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         _say_stopped(url)
     return EXIT_OK
+
+
+def _check_clusters(settings: Settings) -> None:
+    """Before listening: every other cluster (``LEDGER_CLUSTERS``) that answers is at the newest
+    migration, and the placement table tells the truth about each
+    (``ledger.services.admin.placement``). Either failure is a ``ConfigurationError`` the
+    command prints and exits 2 on: a server that would answer from the wrong database does not
+    start. A cluster that does not answer only costs its own logs (503) until it does."""
+    from ledger.cli.common import cluster_urls
+    from ledger.services.admin.placement import check_reachable_placement
+    from ledger.storage.db import schema_is_current
+
+    clusters = cluster_urls(settings)
+    for name, cluster in clusters.items():
+        if name == MAIN_CLUSTER:
+            continue
+        try:
+            current = schema_is_current(cluster.url)
+        except StoreUnavailable:
+            continue  # check_reachable_placement says so
+        if not current:
+            raise ConfigurationError(
+                f"cluster {name!r}'s schema is not at the newest migration; run "
+                "`ledger db upgrade` (it upgrades every cluster), then start again"
+            )
+    check_reachable_placement(
+        engine(settings), {name: engine(settings, cluster=name) for name in clusters}
+    )
 
 
 _STARTED = time.monotonic()

@@ -15,13 +15,30 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 import ledger
-from ledger.domain import AppendRequest, AppendResult, LogInfo, PreparedEvent, Principal
-from ledger.errors import CheckpointFork, ConfigurationError, NotFound, StoreUnavailable
+from ledger.domain import (
+    MAIN_CLUSTER,
+    AppendRequest,
+    AppendResult,
+    LogInfo,
+    PreparedEvent,
+    Principal,
+)
+from ledger.errors import (
+    BeyondLatestCheckpoint,
+    CheckpointFork,
+    ConfigurationError,
+    LogMoved,
+    NotFound,
+    StoreUnavailable,
+    Unauthenticated,
+)
 from ledger.keys.config import master_key_ring
 from ledger.services.admin.credentials import authenticate, token_hash
 from ledger.services.admin.logs import is_log_reference
+from ledger.services.admin.placement import check_placement, check_reachable_placement
 from ledger.services.anchoring.anchor import sinks_from_settings
 from ledger.services.anchoring.fence import ForkAlerts, learn_anchored
 from ledger.services.anchoring.schedule import AnchorScheduler
@@ -29,14 +46,17 @@ from ledger.services.auth_failures import AuthFailures
 from ledger.services.system_log import SystemLog, service_event
 from ledger.settings import Settings
 from ledger.storage.checkpoints import StoredCheckpoint
-from ledger.storage.db import unit_of_work
+from ledger.storage.clusters import PlacementCache
+from ledger.storage.db import read_only, unit_of_work
 from ledger.storage.group_commit import GroupCommitter
 from ledger.storage.keystore import KeyRing, master_key_state, pan_fingerprint_key
 from ledger.storage.logs import log_directory
+from ledger.storage.replicas import ReadReplicas, ReplicaStatus
 from ledger.storage.writer_keys import WriterKeyRecord, writer_key_by_kid
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 PRINCIPAL_CACHE_SECONDS = 1.0
 """How long a process serves a credential from memory (issue 14.7: a revocation is effective on
@@ -80,6 +100,10 @@ class TtlCache(Generic[K, V]):
             self._items[key] = (self._deadline(value, asked_at), value)
         return value
 
+    def forget(self, key: K) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
     def peek(self, key: K) -> V | None:
         """The cached value if it is fresh, else None: never loads."""
         hit = self._items.get(key)
@@ -88,15 +112,42 @@ class TtlCache(Generic[K, V]):
         return None
 
 
+@dataclass
+class Cluster:
+    """One PostgreSQL cluster as a server process uses it (issue 17): its primary, its standbys
+    (reads within the lag bound), and what writes to it: a group committer and the anchoring
+    schedule of its logs."""
+
+    name: str
+    engine: Engine
+    replicas: ReadReplicas | None = None
+    committer: GroupCommitter | None = None
+    anchorer: AnchorScheduler | None = None
+    checked: bool = False
+    """Whether the placement's claims about this cluster were checked (at start; a cluster
+    that was down then is checked on first use)."""
+
+
 class LedgerState:
     """What one server process holds for its life: settings, engine, keys and their caches,
     the group committer (every append of this process goes through it), the system log
     written through it, and the counts of failed authentications (flushed to the system log
     by a timer as their windows close, and at ``stop``)."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, clusters: dict[str, Engine] | None = None
+    ) -> None:
+        """``engine``: the main cluster's primary (``LEDGER_DATABASE_URL``: the placement table
+        and every log not placed elsewhere); ``clusters``: the other clusters' primaries by
+        name (``LEDGER_CLUSTERS``)."""
         self.settings = settings
         self.engine = engine
+        self.clusters: dict[str, Cluster] = {MAIN_CLUSTER: Cluster(MAIN_CLUSTER, engine)}
+        for name, cluster_engine in (clusters or {}).items():
+            self.clusters[name] = Cluster(name, cluster_engine)
+        self.placement = PlacementCache(engine, known=self.clusters.__contains__)
+        self._on_read: Callable[[str, str], None] = lambda _cluster, _served_by: None
+        self._checking = threading.Lock()
         self.keys = KeyRing.from_masters(master_key_ring(settings, create=True))
         self._fingerprint_key: bytes | None = None
         self._fingerprint_lock = threading.Lock()
@@ -107,8 +158,6 @@ class LedgerState:
         self.writer_keys: TtlCache[tuple[str, str], WriterKeyRecord] = TtlCache(ttl=5.0)
         """Writers' public keys by (log, kid): a key's bytes never change; a revocation lands
         here within the TTL, and the sequencer re-checks it under the log's lock anyway."""
-        self.committer: GroupCommitter | None = None
-        self.anchorer: AnchorScheduler | None = None
         self.system_log = SystemLog(self, self.log_info)
         """Written through the group committer (``submit`` below), once ``start`` ran."""
         self._serving: set[str] = set()
@@ -185,7 +234,24 @@ class LedgerState:
                     "could not read the active master key", exc_info=True
                 )
 
-    def start(self, on_commit: Callable[[str, int, float], None] | None = None) -> None:
+    def start(
+        self,
+        on_commit: Callable[[str, int, float], None] | None = None,
+        on_replicas: Callable[[str, list[ReplicaStatus]], None] | None = None,
+        on_read: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """Start the background work: check the placement (a wrong one stops the start with a
+        ``ConfigurationError`` naming it), then per cluster its committer, its standbys' lag
+        probe and its anchoring; the master-key follower and the failure flusher. The
+        callbacks feed the metrics: each batch committed, each probe of a cluster's standbys,
+        and each read (``on_read(cluster, "replica" | "primary")``)."""
+        if on_read is not None:
+            self._on_read = on_read
+        down = check_reachable_placement(
+            self.engine, {name: c.engine for name, c in self.clusters.items()}
+        )
+        for name, cluster in self.clusters.items():
+            cluster.checked = name not in down
         try:
             self.follow_master_keys()  # a retired primary key stops the start here
         except StoreUnavailable:  # the follower retries; keys wrap under the primary meanwhile
@@ -194,20 +260,38 @@ class LedgerState:
             target=self._follow_master_keys, name="master-key-follow", daemon=True
         )
         self._follower.start()
-        self.committer = GroupCommitter(
-            self.engine,
-            signers=self.keys.signers,
-            data_keys=self.keys.data_keys,
-            max_events=self.settings.group_commit_max_events,
-            wait_seconds=self.settings.group_commit_wait_ms / 1000,
-            on_commit=on_commit,
-        )
         sinks = sinks_from_settings(self.settings)
-        if sinks and self.settings.anchor_interval_seconds > 0:
-            self.anchorer = AnchorScheduler(
-                self.engine, self.keys, sinks, interval=self.settings.anchor_interval_seconds
+        for cluster in self.clusters.values():
+            cluster.committer = GroupCommitter(
+                cluster.engine,
+                signers=self.keys.signers,
+                data_keys=self.keys.data_keys,
+                max_events=self.settings.group_commit_max_events,
+                wait_seconds=self.settings.group_commit_wait_ms / 1000,
+                on_commit=on_commit,
             )
-            self.anchorer.start()
+            read_url = (
+                self.settings.read_database_url
+                if cluster.name == MAIN_CLUSTER
+                else self.settings.clusters[cluster.name].read_url
+            )
+            if read_url:
+                cluster.replicas = ReadReplicas(
+                    cluster.engine,
+                    read_url,
+                    role=self.settings.db_role,
+                    max_lag_seconds=self.settings.read_max_lag_seconds,
+                    probe_seconds=self.settings.read_lag_probe_seconds,
+                    pool_size=self.settings.pool_size,
+                    cluster=cluster.name,
+                    on_probe=on_replicas,
+                )
+                cluster.replicas.start()
+            if sinks and self.settings.anchor_interval_seconds > 0:
+                cluster.anchorer = AnchorScheduler(
+                    cluster.engine, self.keys, sinks, interval=self.settings.anchor_interval_seconds
+                )
+                cluster.anchorer.start()
         self._flusher = threading.Thread(
             target=self._flush_auth_failures, name="auth-failure-flush", daemon=True
         )
@@ -229,20 +313,40 @@ class LedgerState:
                 )
 
     def submit(self, log: LogInfo, request: AppendRequest) -> Future[AppendResult]:
-        """The process's appender: the group committer."""
-        assert self.committer is not None, "LedgerState.start() has not run"
-        future = self.committer.submit(log, request)
-        future.add_done_callback(lambda done: self._alert_on_fork(log.id, done))
+        """The process's appender: the group committer of the log's cluster."""
+        committer = self.cluster_of(log.id).committer
+        assert committer is not None, "LedgerState.start() has not run"
+        future = committer.submit(log, request)
+        future.add_done_callback(lambda done: self._after_append(log.id, done))
         return future
 
     def gave_out(self, log_id: str, checkpoint: StoredCheckpoint) -> None:
         """``checkpoint`` was served: this process signs nothing that contradicts it."""
         self.keys.signers.given.remember(log_id, checkpoint.size, checkpoint.root, how="served")
 
-    def _alert_on_fork(self, log_id: str, done: Future[AppendResult]) -> None:
+    def _after_append(self, log_id: str, done: Future[AppendResult]) -> None:
         failure = None if done.cancelled() else done.exception()
         if isinstance(failure, CheckpointFork):
             self.fork_alerts.refused(log_id, failure)
+        elif isinstance(failure, LogMoved):  # the writer's retry must find the new cluster
+            self.placement.forget(log_id)
+            self.logs.forget(log_id)
+
+    def cluster_of(self, log_id: str) -> Cluster:
+        """The cluster holding ``log_id``, by the placement (cached; ``PlacementCache``). A
+        cluster that was down when the process started has its placement checked here, on
+        first use."""
+        cluster = self.clusters[self.placement.cluster_of(log_id)]
+        if not cluster.checked:
+            with self._checking:
+                if not cluster.checked:
+                    check_placement(
+                        self.engine,
+                        {name: c.engine for name, c in self.clusters.items()},
+                        clusters=[cluster.name],
+                    )
+                    cluster.checked = True
+        return cluster
 
     def log_info(self, log_id: str) -> LogInfo:
         """The log (cached for seconds; ``NotFound`` if there is none)."""
@@ -250,14 +354,14 @@ class LedgerState:
             raise NotFound(f"no log {log_id!r}")
 
         def load() -> LogInfo:
-            with unit_of_work(self.engine) as conn:
+            with unit_of_work(self.cluster_of(log_id).engine) as conn:
                 return log_directory(conn, log_id)  # before the tenant is known
 
         info = self.logs.get_or_load(log_id, load)
         if info.id not in self._fenced and self.settings.anchor_dir is not None:
             # Before this process signs anything of the log (once: its own anchoring and
             # signing keep it current from then on).
-            with unit_of_work(self.engine, tenant=info.tenant) as conn:
+            with self.unit_of_work(info.id) as conn:
                 learn_anchored(conn, self.keys.signers, info, self.settings.anchor_dir)
             self._fenced.add(info.id)
         if info.tenant not in self._serving:
@@ -268,7 +372,46 @@ class LedgerState:
         """A unit of work for a request on ``log_id``: row security admits only its tenant's
         rows (migration 0011). Authorization has tied the caller's credential to that log, so
         it is the principal's tenant; a public read's is the log's."""
-        return unit_of_work(self.engine, tenant=self.log_info(log_id).tenant)
+        return unit_of_work(self.cluster_of(log_id).engine, tenant=self.log_info(log_id).tenant)
+
+    def read(self, log_id: str, read: Callable[[Connection], T], *, repeatable: bool = False) -> T:
+        """Run the read-only ``read`` for a request on ``log_id`` (scoped as ``unit_of_work``)
+        on a standby of the log's cluster within the lag bound, else on its primary (issue
+        17.3). ``repeatable``: one snapshot for the whole read (exports).
+
+        Never an answer against a root nobody signed: a standby replays the primary's commits in
+        order, and each batch's entries, tree nodes and signed checkpoint commit together, so
+        every snapshot of it is one the primary held, with its checkpoints. What a standby has
+        not replayed yet is not an answer either: a read it answers ``NotFound`` or
+        ``BeyondLatestCheckpoint`` (a receipt's seq or tree size, a new conversation) is asked
+        again of the primary, as is a read the standby could not serve."""
+        cluster = self.cluster_of(log_id)
+        tenant = self.log_info(log_id).tenant
+        standby = cluster.replicas.engine() if cluster.replicas is not None else None
+        if standby is not None:
+            try:
+                with unit_of_work(standby, tenant=tenant) as conn:
+                    read_only(conn, repeatable=repeatable)
+                    answer = read(conn)
+            except (NotFound, BeyondLatestCheckpoint):
+                pass  # not replayed there yet: the primary has it (or says so itself)
+            except (StoreUnavailable, DBAPIError) as exc:
+                # Down, or a long read cancelled by a recovery conflict
+                # (``max_standby_streaming_delay``): the primary answers instead.
+                logging.getLogger(__name__).warning(
+                    "a standby of cluster %s could not serve a read of %s: %s",
+                    cluster.name,
+                    log_id,
+                    exc,
+                )
+            else:
+                self._on_read(cluster.name, "replica")
+                return answer
+        with unit_of_work(cluster.engine, tenant=tenant) as conn:
+            read_only(conn, repeatable=repeatable)
+            result = read(conn)
+        self._on_read(cluster.name, "primary")
+        return result
 
     def writer_key(self, log_id: str, kid: str) -> WriterKeyRecord | None:
         """The log's writer key by kid (``WriterKeyLookup`` for ingest). An unknown kid is
@@ -288,10 +431,30 @@ class LedgerState:
         ``Unauthenticated`` is never cached)."""
 
         def load() -> Principal:
-            with unit_of_work(self.engine) as conn:
-                return authenticate(conn, token)
+            return self._authenticate(token)
 
         return self.principals.get_or_load(token_hash(token), load)
+
+    def _authenticate(self, token: str) -> Principal:
+        """The credential behind ``token``, on whichever cluster holds it (a credential lives
+        with its log's tenant): the main cluster first, then the others by name. A cluster that
+        is down is skipped while another may hold the token; if none knew it and one was down,
+        the answer is ``StoreUnavailable`` (503), not ``Unauthenticated``: the token may be
+        valid there."""
+        unreachable: StoreUnavailable | None = None
+        last: Unauthenticated | None = None
+        for cluster in self.clusters.values():
+            try:
+                with unit_of_work(cluster.engine) as conn:
+                    return authenticate(conn, token)
+            except Unauthenticated as exc:
+                last = exc
+            except StoreUnavailable as exc:
+                unreachable = exc
+        if unreachable is not None:
+            raise unreachable
+        assert last is not None
+        raise last
 
     def _start_serving(self, tenant: str) -> None:
         """PCI DSS 10.2.1.6: the start of audit logging for a tenant is itself logged — on this
@@ -313,9 +476,10 @@ class LedgerState:
             self._flusher.join()
         if self._follower is not None:
             self._follower.join()
-        if self.anchorer is not None:
-            self.anchorer.close()
-        if self.committer is not None:
+        for cluster in self.clusters.values():
+            if cluster.anchorer is not None:
+                cluster.anchorer.close()
+        if self.clusters[MAIN_CLUSTER].committer is not None:  # started
             # The counts of failed authentications of windows still open, then the stop,
             # durably, before the committer closes (best effort: a database that is down at
             # shutdown cannot take them; the gap then shows in the stream).
@@ -331,5 +495,10 @@ class LedgerState:
                     logging.getLogger(__name__).warning(
                         "could not record at shutdown", exc_info=True
                     )
-            self.committer.close()
-        self.engine.dispose()
+            for cluster in self.clusters.values():
+                if cluster.committer is not None:
+                    cluster.committer.close()
+        for cluster in self.clusters.values():
+            if cluster.replicas is not None:
+                cluster.replicas.stop()
+            cluster.engine.dispose()

@@ -507,6 +507,29 @@ class SystemLog:
         )
 
 
+class ReadRecordedOnce(SystemLog):
+    """The system log as one read request sees it, when the read may run twice (on a standby
+    that had not replayed what was asked, then on the primary): the read is recorded once."""
+
+    def __init__(self, system_log: SystemLog) -> None:
+        super().__init__(system_log._appender, system_log._find_log)
+        self._recorded = False
+
+    def record_read(
+        self,
+        what: str,
+        log: LogInfo,
+        *,
+        actor: dict[str, Any],
+        access: Access,
+        now: datetime,
+        **details: object,
+    ) -> None:
+        if not self._recorded:
+            super().record_read(what, log, actor=actor, access=access, now=now, **details)
+            self._recorded = True
+
+
 def system_log_id(tenant: str) -> str:
     """Each tenant's own log of what the ledger did (reads, exports, verifications, keys)."""
     return tenant + SYSTEM_SUFFIX

@@ -19,13 +19,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Engine
 
+from ledger.domain import MAIN_CLUSTER
 from ledger.errors import ConfigurationError, StoreUnavailable
-from ledger.settings import MAIN_CLUSTER, Settings
 from ledger.storage.db import unit_of_work
 from ledger.storage.placement import cluster_of_log
 
@@ -45,11 +46,21 @@ class ClusterConfig:
     read_url: str | None
 
 
-def configured_clusters(settings: Settings, main_url: str) -> dict[str, ClusterConfig]:
-    """The main cluster (``main_url``: ``LEDGER_DATABASE_URL``, or the embedded database) and
-    ``LEDGER_CLUSTERS``' others, main first then by name."""
-    clusters = {MAIN_CLUSTER: ClusterConfig(MAIN_CLUSTER, main_url, settings.read_database_url)}
-    for name in sorted(settings.clusters):
+class ClusterUrls(Protocol):
+    """One of ``LEDGER_CLUSTERS`` (``ledger.settings.ClusterSettings``)."""
+
+    url: str
+    read_url: str | None
+
+
+def configured_clusters(
+    main_url: str, main_read_url: str | None, others: Mapping[str, ClusterUrls]
+) -> dict[str, ClusterConfig]:
+    """The main cluster (``main_url``: ``LEDGER_DATABASE_URL``, or the embedded database; its
+    standbys ``LEDGER_READ_DATABASE_URL``) and ``LEDGER_CLUSTERS``' others (``others``), main
+    first then by name."""
+    clusters = {MAIN_CLUSTER: ClusterConfig(MAIN_CLUSTER, main_url, main_read_url)}
+    for name in sorted(others):
         if name == MAIN_CLUSTER:
             raise ConfigurationError(
                 f"LEDGER_CLUSTERS may not name {MAIN_CLUSTER!r}: that is LEDGER_DATABASE_URL"
@@ -59,8 +70,7 @@ def configured_clusters(settings: Settings, main_url: str) -> dict[str, ClusterC
                 f"cluster name {name!r} in LEDGER_CLUSTERS must be 1-63 characters of a-z, 0-9 "
                 "and '-', starting alphanumeric"
             )
-        cluster = settings.clusters[name]
-        clusters[name] = ClusterConfig(name, cluster.url, cluster.read_url)
+        clusters[name] = ClusterConfig(name, others[name].url, others[name].read_url)
     return clusters
 
 

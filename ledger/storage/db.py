@@ -50,13 +50,37 @@ def _hosts_as_query(rest: str) -> str:
     """libpq's host list ``u@h1:p1,h2:p2/db?…``, which SQLAlchemy's URL parser cannot read, as
     the query form it can, ``u@/db?host=h1:p1&host=h2:p2&…``: psycopg hands libpq the same list,
     which tries the hosts in order (failover, with ``target_session_attrs=read-write``)."""
-    authority, _, tail = rest.partition("/")
-    userinfo, at, hosts = authority.rpartition("@")
-    if "," not in hosts:
+    userinfo, hosts, tail = _split_hosts(rest)
+    if len(hosts) == 1:
         return rest
     database, _, query = tail.partition("?")
-    params = "&".join(f"host={host}" for host in hosts.split(","))
-    return f"{userinfo}{at}/{database}?{params}" + (f"&{query}" if query else "")
+    params = "&".join(f"host={host}" for host in hosts)
+    return f"{userinfo}/{database}?{params}" + (f"&{query}" if query else "")
+
+
+def _split_hosts(rest: str) -> tuple[str, list[str], str]:
+    """A libpq URL after its ``scheme://`` as (``user@`` or "", its hosts, what follows the
+    first ``/``: ``db?query``)."""
+    authority, _, tail = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    return userinfo + at, hosts.split(","), tail
+
+
+def hosts_of(url: str) -> list[str]:
+    """The hosts (``host:port``) of a libpq URL, in order: one, or the several of its
+    multi-host form (``postgresql://u@h1:p1,h2:p2/db``)."""
+    return _split_hosts(url.partition("://")[2])[1]
+
+
+def url_for_host(url: str, host: str) -> str:
+    """``url`` naming ``host`` alone (one of ``hosts_of(url)``): same user, database and
+    parameters, for a connection to that one server (each standby of a read URL is read on its
+    own)."""
+    scheme, _, rest = url.partition("://")
+    userinfo, hosts, tail = _split_hosts(rest)
+    if host not in hosts:
+        raise ValueError(f"{host!r} is not one of the URL's hosts")
+    return f"{scheme}://{userinfo}{host}/{tail}"
 
 
 SYSTEM_COMPONENTS = frozenset({"operator", "verifier", "anchoring", "migrations"})
@@ -123,6 +147,7 @@ def make_engine(
 _COMMIT_WITH_LAST_WRITES = "ledger.commit_with_last_writes"
 _AFTER_COMMIT = "ledger.after_commit"
 _BEFORE_LAST_WRITES = "ledger.before_last_writes"
+_READ_ONLY = "ledger.read_only"
 
 
 @contextmanager
@@ -178,6 +203,7 @@ def unit_of_work(
                 if not conn.invalidated:
                     conn.info.pop(_COMMIT_WITH_LAST_WRITES, None)
                     conn.info.pop(_BEFORE_LAST_WRITES, None)
+                    conn.info.pop(_READ_ONLY, None)
                     hooks = conn.info.pop(_AFTER_COMMIT, [])
         for hook in hooks:  # reached only once engine.begin() has committed
             hook()
@@ -239,6 +265,13 @@ def read_only(conn: Connection, *, repeatable: bool = False) -> None:
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     else:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    conn.info[_READ_ONLY] = True
+
+
+def is_read_only(conn: Connection) -> bool:
+    """Whether this unit of work was made read-only (it may be on a standby): a read that would
+    also write derived rows (the console's index) only reads then."""
+    return bool(conn.info.get(_READ_ONLY))
 
 
 def driver_connection(conn: Connection) -> psycopg.Connection[Any]:

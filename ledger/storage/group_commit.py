@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ledger.domain import AppendRequest, AppendResult, LogInfo
-from ledger.errors import ClientError, LedgerError, StoreUnavailable
+from ledger.errors import ClientError, LedgerError, LogMoved, StoreUnavailable
 from ledger.storage.db import before_last_writes, unit_of_work
 from ledger.storage.keystore import DataKeyStore, SignerCache
 from ledger.storage.sequencer import BatchOutcome, append_batch, stored_results
@@ -161,6 +161,8 @@ class GroupCommitter:
                         data_keys=self._data_keys,
                         now=now,
                     )
+            except LogMoved:
+                raise  # the database answered: nothing to retry here
             except (StoreUnavailable, DBAPIError):
                 if attempt == 2:
                     raise
@@ -203,6 +205,11 @@ class GroupCommitter:
         attempts = _Attempts(at=[])
         try:
             outcome = self._append_with_one_retry(log_info, items, attempts)
+        except LogMoved as exc:  # nothing stored: the server re-routes the writer's retry
+            log.warning("append to %s refused: %s", log_info.id, exc)
+            for item in items:
+                item.future.set_exception(exc)
+            return
         except (StoreUnavailable, DBAPIError) as exc:
             log.warning("append to %s failed: %s", log_info.id, exc)
             error: BaseException = StoreUnavailable("the database is unavailable; retry later")

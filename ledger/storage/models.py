@@ -19,6 +19,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -67,6 +68,8 @@ class LogHead(Base):
     root: Mapped[bytes] = mapped_column(LargeBinary)
     frontier: Mapped[bytes] = mapped_column(LargeBinary)
     last_leaf: Mapped[bytes] = mapped_column(LargeBinary)
+    moved_to: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Set where a tenant moved away from: the cluster its logs are on now (migration 0014)."""
 
 
 class Entry(Base):
@@ -206,6 +209,35 @@ class WrappedSecret(Base):
     master_key_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TenantPlacement(Base):
+    """Which cluster holds a tenant (its logs and system log), on the main cluster (0014)."""
+
+    __tablename__ = "tenant_placements"
+    tenant: Mapped[str] = mapped_column(Text, primary_key=True)
+    cluster: Mapped[str] = mapped_column(Text)
+    placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    __table_args__ = (UniqueConstraint("tenant", "cluster"),)
+
+
+class LogPlacement(Base):
+    """Which cluster holds a log: its tenant's (the composite foreign key), on the main
+    cluster (0014). A log with no row is on the main cluster."""
+
+    __tablename__ = "log_placements"
+    log_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant: Mapped[str] = mapped_column(Text)
+    cluster: Mapped[str] = mapped_column(Text, index=True)
+    placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant", "cluster"],
+            ["tenant_placements.tenant", "tenant_placements.cluster"],
+            name="fk_log_placements_tenant_cluster",
+            onupdate="CASCADE",
+        ),
+    )
 
 
 class MasterKeyChange(Base):

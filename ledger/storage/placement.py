@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from ledger.settings import MAIN_CLUSTER
+from ledger.domain import MAIN_CLUSTER
 
 
 @dataclass(frozen=True)

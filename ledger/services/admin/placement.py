@@ -16,11 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from ledger.domain import LogInfo
+from ledger.domain import MAIN_CLUSTER, LogInfo
 from ledger.errors import ConfigurationError, InvalidRequest, LogExists, StoreUnavailable
 from ledger.services.admin.logs import create_log
 from ledger.services.system_log import system_log_id
-from ledger.settings import MAIN_CLUSTER
 from ledger.storage.db import unit_of_work
 from ledger.storage.keystore import KeyRing
 from ledger.storage.logs import find_log

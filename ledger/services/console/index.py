@@ -27,7 +27,8 @@ from sqlalchemy import Connection
 from ledger.domain import LogInfo
 from ledger.services.reads.entries import open_payload
 from ledger.storage.checkpoints import latest_checkpoint
-from ledger.storage.console import ConversationDelta, lock_index, save_index
+from ledger.storage.console import ConversationDelta, indexed_size, lock_index, save_index
+from ledger.storage.db import is_read_only
 from ledger.storage.entries import chunk_rows
 from ledger.storage.keystore import DataKeyStore
 
@@ -57,6 +58,10 @@ def catch_up(
     """Read up to ``budget`` entries beyond the indexed ones (below the latest checkpoint) into
     the index, in ``conn``'s transaction."""
     tree_size = latest_checkpoint(conn, log.id).size
+    if is_read_only(conn):
+        # A standby (or a read-only unit of work): the index is written on the primary only
+        # (``LedgerState.read`` catches it up there first); here it is as replayed.
+        return IndexState(indexed_size(conn, log.id), tree_size)
     start = lock_index(conn, log.id)
     end = min(tree_size, start + budget)
     if end <= start:

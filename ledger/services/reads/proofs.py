@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from ledger.domain import LogInfo
-from ledger.errors import InvalidRequest
+from ledger.errors import BeyondLatestCheckpoint, InvalidRequest
 from ledger.storage import proofs
 from ledger.storage.checkpoints import latest_checkpoint
 
@@ -14,7 +14,9 @@ from ledger.storage.checkpoints import latest_checkpoint
 def inclusion_proof(conn: Connection, log: LogInfo, seq: int, tree_size: int) -> list[bytes]:
     latest = latest_checkpoint(conn, log.id).size
     if tree_size > latest:
-        raise InvalidRequest(f"tree_size {tree_size} is beyond the latest checkpoint ({latest})")
+        raise BeyondLatestCheckpoint(
+            f"tree_size {tree_size} is beyond the latest checkpoint ({latest})"
+        )
     if seq >= tree_size:
         raise InvalidRequest(f"seq {seq} is not in a tree of size {tree_size}")
     return proofs.inclusion_proof(conn, log.id, seq, tree_size)
@@ -23,7 +25,7 @@ def inclusion_proof(conn: Connection, log: LogInfo, seq: int, tree_size: int) ->
 def consistency_proof(conn: Connection, log: LogInfo, first: int, second: int) -> list[bytes]:
     latest = latest_checkpoint(conn, log.id).size
     if second > latest:
-        raise InvalidRequest(f"second {second} is beyond the latest checkpoint ({latest})")
+        raise BeyondLatestCheckpoint(f"second {second} is beyond the latest checkpoint ({latest})")
     if first > second:
         raise InvalidRequest(f"first ({first}) must not exceed second ({second})")
     return proofs.consistency_proof(conn, log.id, first, second)
