@@ -361,7 +361,7 @@ class LedgerState:
         if info.id not in self._fenced and self.settings.anchor_dir is not None:
             # Before this process signs anything of the log (once: its own anchoring and
             # signing keep it current from then on).
-            with self.unit_of_work(info.id) as conn:
+            with unit_of_work(self.cluster_of(info.id).engine, tenant=info.tenant) as conn:
                 learn_anchored(conn, self.keys.signers, info, self.settings.anchor_dir)
             self._fenced.add(info.id)
         if info.tenant not in self._serving:

@@ -48,7 +48,17 @@ def get_log(conn: Connection, log_id: str) -> LogInfo:
 
 
 def list_logs(conn: Connection) -> list[LogInfo]:
-    return [_info(r) for r in conn.execute(text(f"SELECT {_COLUMNS} FROM logs ORDER BY id"))]
+    """The logs this cluster holds live, by id: not the frozen copies a tenant's move to another
+    cluster left behind (their heads name it, migration 0014), which take no appends and so no
+    anchoring, retention or verification run here."""
+    rows = conn.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM logs l WHERE NOT EXISTS"
+            " (SELECT FROM log_heads h WHERE h.log_id = l.id AND h.moved_to IS NOT NULL)"
+            " ORDER BY id"
+        )
+    )
+    return [_info(r) for r in rows]
 
 
 def insert_log(conn: Connection, info: LogInfo, *, created_at: datetime) -> None:
