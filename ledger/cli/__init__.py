@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from ledger.cli import (
     admin,
     anchor,
+    clusters,
     demo,
     export,
     privacy,
@@ -34,6 +35,7 @@ from ledger.settings import load_settings
 COMMAND_GROUPS = (
     serve,
     admin,
+    clusters,
     verify,
     anchor,
     trail,

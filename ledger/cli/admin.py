@@ -9,38 +9,121 @@ from datetime import timedelta
 from typing import Any
 
 from ledger.cli import master_keys
-from ledger.cli.common import add_command, database_url, engine, key_ring, now, operator
+from ledger.cli.clusters import clustered, logs_placed_on, on_cluster, placed_logs
+from ledger.cli.common import (
+    add_command,
+    cluster_names,
+    cluster_urls,
+    engine,
+    key_ring,
+    now,
+    operator,
+)
 from ledger.cli.errors import EXIT_OK
 from ledger.cli.text import printable
 from ledger.core.entry import format_time
+from ledger.domain import MAIN_CLUSTER
 from ledger.settings import Settings
 
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    """Every configured cluster to the newest migration, main first; then each other cluster
+    gets the main cluster's card-fingerprint key (``share_fingerprint_key``)."""
+    from sqlalchemy.exc import OperationalError
+
+    from ledger.errors import StoreUnavailable
     from ledger.storage.db import upgrade_schema
 
-    upgrade_schema(database_url(settings, setup=True))
-    print("schema is at head", file=sys.stderr)
+    down = []
+    for name, cluster in cluster_urls(settings, setup=True).items():
+        try:
+            upgrade_schema(cluster.url)
+        except OperationalError as exc:  # the others are upgraded all the same
+            down.append(f"cluster {name}: {exc.orig}" if clustered(settings) else str(exc.orig))
+            continue
+        print(f"schema is at head{on_cluster(settings, name)}", file=sys.stderr)
+    if down:
+        raise StoreUnavailable("; ".join(down))
+    if clustered(settings):
+        share_fingerprint_key(settings)
     return EXIT_OK
 
 
-def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.services.admin.logs import create_log
-    from ledger.storage.db import unit_of_work
+def share_fingerprint_key(settings: Settings) -> None:
+    """Copy the main cluster's ``pan-fingerprint`` secret to every other cluster that has none.
 
-    with unit_of_work(engine(settings, setup=True)) as conn:
-        info = create_log(
-            conn,
-            key_ring(settings, setup=True),
-            args.id,
-            origin_prefix=settings.origin_prefix,
-            actor=operator(),
-            now=now(),
-            tenant=args.tenant,
-            card_policy=args.card_policy,
-            retention_days=args.retention,
-        )
+    The card guard fingerprints card numbers with one key per ledger (``pan_fingerprint_key``),
+    so a number is recognised as the same whichever cluster its log is on; made on first use,
+    each cluster would otherwise make its own. Copying the wrapped bytes as they are is sound:
+    the secret is wrapped bound to its name only (not to a database), under a master key every
+    cluster's processes hold (one master key ring for the ledger), and a master-key rotation
+    re-wraps each cluster's copy. A cluster that already has one keeps it (never overwritten:
+    the table allows no change but a re-wrap); if it was made there before this copy, its
+    fingerprints differ from main's, which this says rather than hides."""
+    from sqlalchemy import text
+
+    from ledger.storage.db import unit_of_work
+    from ledger.storage.keystore import FINGERPRINT_SECRET, pan_fingerprint_key
+
+    with unit_of_work(engine(settings)) as conn:
+        pan_fingerprint_key(conn, key_ring(settings, setup=True).masters)  # made if missing
+        master_key_id, wrapped = conn.execute(
+            text("SELECT master_key_id, wrapped FROM wrapped_secrets WHERE name = :name"),
+            {"name": FINGERPRINT_SECRET},
+        ).one()
+    for name in cluster_names(settings)[1:]:
+        with unit_of_work(engine(settings, cluster=name)) as conn:
+            copied = conn.execute(
+                text(
+                    "INSERT INTO wrapped_secrets (name, master_key_id, wrapped)"
+                    " VALUES (:name, :mk, :wrapped) ON CONFLICT (name) DO NOTHING"
+                ),
+                {"name": FINGERPRINT_SECRET, "mk": master_key_id, "wrapped": bytes(wrapped)},
+            ).rowcount
+        if copied:
+            print(f"card fingerprint key copied from {MAIN_CLUSTER} to {name}", file=sys.stderr)
+        elif not _same_fingerprint_key(settings, name):
+            print(
+                f"ledger db upgrade: cluster {name} has a card fingerprint key of its own, not"
+                f" {MAIN_CLUSTER}'s: a card number seen on both is not recognised as the same",
+                file=sys.stderr,
+            )
+
+
+def _same_fingerprint_key(settings: Settings, name: str) -> bool:
+    from ledger.storage.db import unit_of_work
+    from ledger.storage.keystore import pan_fingerprint_key
+
+    masters = key_ring(settings).masters
+    keys = []
+    for cluster in (MAIN_CLUSTER, name):
+        with unit_of_work(engine(settings, cluster=cluster)) as conn:
+            keys.append(pan_fingerprint_key(conn, masters))
+    return keys[0] == keys[1]
+
+
+def cmd_logs_create(settings: Settings, args: argparse.Namespace) -> int:
+    """Through the placement rule (``ledger.services.admin.placement``): the tenant's cluster,
+    ``--cluster`` for a new tenant, else the cluster with the fewest tenants."""
+    from ledger.services.admin.placement import create_placed_log
+
+    info, cluster = create_placed_log(
+        engine(settings, setup=True),
+        lambda name: engine(settings, cluster=name, setup=True),
+        cluster_names(settings),
+        key_ring(settings, setup=True),
+        args.id,
+        cluster=args.cluster,
+        tenant=args.tenant,
+        origin_prefix=settings.origin_prefix,
+        actor=operator(),
+        now=now(),
+        card_policy=args.card_policy,
+        retention_days=args.retention,
+    )
     print(info.origin)
+    if clustered(settings):
+        print(f"placed on cluster {cluster}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -57,12 +140,21 @@ def retention_period(value: str) -> int:
 
 
 def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
+    """id, kind, origin; and the cluster when clusters are configured (each log once: where
+    the placement puts it)."""
     from ledger.storage.db import unit_of_work
     from ledger.storage.logs import list_logs
 
-    with unit_of_work(engine(settings)) as conn:
-        for info in list_logs(conn):
-            print(f"{info.id}\t{info.kind}\t{info.origin}")
+    if not clustered(settings):
+        with unit_of_work(engine(settings)) as conn:
+            for info in list_logs(conn):
+                print(f"{info.id}\t{info.kind}\t{info.origin}")
+        return EXIT_OK
+    placed = placed_logs(settings)
+    for name in cluster_names(settings):
+        with unit_of_work(engine(settings, cluster=name)) as conn:
+            for info in logs_placed_on(conn, name, placed):
+                print(f"{info.id}\t{info.kind}\t{info.origin}\t{name}")
     return EXIT_OK
 
 
@@ -92,7 +184,7 @@ def cmd_credentials_create(settings: Settings, args: argparse.Namespace) -> int:
 
     created = now()
     expires_at = None if args.expires_in is None else created + args.expires_in
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         new = create_credential(
             conn,
             key_ring(settings),
@@ -116,10 +208,47 @@ def cmd_credentials_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.admin.credentials import revoke_credential
     from ledger.storage.db import unit_of_work
 
-    with unit_of_work(engine(settings)) as conn:
+    cluster = credential_cluster(settings, args)
+    with unit_of_work(engine(settings, cluster=cluster)) as conn:
         log_id = revoke_credential(conn, key_ring(settings), args.id, actor=operator(), now=now())
-    print(f"credential {args.id} on {log_id} revoked", file=sys.stderr)
+    print(
+        f"credential {args.id} on {log_id} revoked{on_cluster(settings, cluster)}", file=sys.stderr
+    )
     return EXIT_OK
+
+
+def credential_cluster(settings: Settings, args: argparse.Namespace) -> str:
+    """The cluster of credential ``args.id``: the one of ``--log`` or ``--cluster``; else, the
+    only cluster holding an active credential of that id on a log placed there (each cluster
+    numbers its credentials itself, so the same id on two clusters is refused, not guessed)."""
+    from sqlalchemy import text
+
+    from ledger.cli.common import cluster_of
+    from ledger.errors import InvalidRequest, NotFound
+    from ledger.storage.db import unit_of_work
+
+    if args.log is not None:
+        return cluster_of(settings, args.log)
+    if args.cluster is not None or not clustered(settings):
+        return str(args.cluster or MAIN_CLUSTER)
+    placed = placed_logs(settings)
+    found = []
+    for name in cluster_names(settings):
+        with unit_of_work(engine(settings, cluster=name)) as conn:
+            log_id = conn.execute(
+                text("SELECT log_id FROM credentials WHERE id = :id AND revoked_at IS NULL"),
+                {"id": args.id},
+            ).scalar_one_or_none()
+        if log_id is not None and placed.get(log_id, MAIN_CLUSTER) == name:
+            found.append(name)
+    if not found:
+        raise NotFound(f"no active credential {args.id} on any cluster")
+    if len(found) > 1:
+        raise InvalidRequest(
+            f"credential {args.id} is active on clusters {', '.join(found)} (each numbers its"
+            " own): name its log with --log, or the cluster with --cluster"
+        )
+    return found[0]
 
 
 def cmd_credentials_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -129,7 +258,7 @@ def cmd_credentials_list(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import unit_of_work
     from ledger.storage.logs import get_log
 
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         get_log(conn, args.log)
         records = list_credentials(conn, args.log)
     at = now()
@@ -150,7 +279,7 @@ def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import unit_of_work
     from ledger.storage.logs import get_log
 
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         signer = generate_first_key(
             conn, key_ring(settings), get_log(conn, args.log), now=now(), actor=operator()
         )
@@ -164,7 +293,7 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import unit_of_work
     from ledger.storage.logs import get_log
 
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         rotation = rotate_signing_key(
             conn, key_ring(settings), get_log(conn, args.log), now=now(), actor=operator()
         )
@@ -178,7 +307,7 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.keystore import verifier_keys
     from ledger.storage.logs import get_log
 
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         get_log(conn, args.log)
         for key in verifier_keys(conn, args.log):
             print(key)
@@ -194,7 +323,12 @@ def register(sub: Any) -> None:
         logs, "create", cmd_logs_create, "create a log (and its tenant's system log)"
     )
     create.add_argument("id")
-    create.add_argument("--tenant")
+    create.add_argument("--tenant", help="the tenant the log belongs to (default: the log id)")
+    create.add_argument(
+        "--cluster",
+        help="for a new tenant: the cluster to place it on (LEDGER_CLUSTERS; default: the one"
+        " with the fewest tenants); a tenant's logs all stay on its cluster",
+    )
     create.add_argument("--card-policy", choices=["reject", "mask"], default="reject")
     create.add_argument(
         "--retention",
@@ -229,6 +363,9 @@ def register(sub: Any) -> None:
         "revoke a credential by id (it is kept, never deleted)",
     )
     cr.add_argument("id", type=int)
+    where = cr.add_mutually_exclusive_group()
+    where.add_argument("--log", help="the credential's log (finds its cluster)")
+    where.add_argument("--cluster", help="the cluster holding the credential")
 
     keys = sub.add_parser("keys", help="checkpoint signing keys").add_subparsers(
         dest="keys_command", required=True

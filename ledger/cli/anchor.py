@@ -11,12 +11,22 @@ import argparse
 import sys
 from typing import Any
 
-from ledger.cli.common import add_command, engine, key_ring, now, operator
+from ledger.cli.clusters import clustered, logs_placed_on, on_cluster, placed_logs
+from ledger.cli.common import (
+    add_command,
+    cluster_names,
+    cluster_of,
+    engine,
+    key_ring,
+    now,
+    operator,
+)
 from ledger.cli.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK
 from ledger.settings import Settings
 
 
 def cmd_anchor(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.errors import StoreUnavailable
     from ledger.services.anchoring.anchor import anchor, sinks_from_settings
     from ledger.storage.db import unit_of_work
     from ledger.storage.logs import get_log, list_logs
@@ -29,21 +39,43 @@ def cmd_anchor(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    with unit_of_work(engine(settings)) as conn:
-        logs = [get_log(conn, args.log)] if args.log else list_logs(conn)
-        done = anchor(conn, key_ring(settings), logs, sinks, actor=operator(), now=now())
+    keys = key_ring(settings)
     outcomes = set()
-    for anchoring in done:
-        for sink in anchoring.sinks:
-            outcomes.add(sink["outcome"])
-            result = (
-                "ok"
-                if sink["outcome"] == "success"
-                else f"{sink['outcome'].upper()}: {sink['error']}"
-            )
-            print(
-                f"{anchoring.log.id} size {anchoring.checkpoint.size} -> {sink['sink']}: {result}"
-            )
+    done = []
+    # One cluster at a time, each in its own unit of work (a log's anchoring is recorded in its
+    # tenant's system log, on the same cluster); --log: the cluster holding that log.
+    names = [cluster_of(settings, args.log)] if args.log else cluster_names(settings)
+    placed = placed_logs(settings) if clustered(settings) and not args.log else {}
+    for name in names:
+        try:
+            with unit_of_work(engine(settings, cluster=name)) as conn:
+                if args.log:
+                    logs = [get_log(conn, args.log)]
+                elif clustered(settings):
+                    logs = logs_placed_on(conn, name, placed)
+                else:
+                    logs = list_logs(conn)
+                anchored = anchor(conn, keys, logs, sinks, actor=operator(), now=now())
+        except StoreUnavailable as exc:
+            if len(names) == 1:
+                raise
+            # The other clusters' logs are anchored all the same; this one's next run.
+            print(f"ledger anchor: cluster {name} skipped: {exc}", file=sys.stderr)
+            outcomes.add("failure")
+            continue
+        done += anchored
+        for anchoring in anchored:
+            for sink in anchoring.sinks:
+                outcomes.add(sink["outcome"])
+                result = (
+                    "ok"
+                    if sink["outcome"] == "success"
+                    else f"{sink['outcome'].upper()}: {sink['error']}"
+                )
+                print(
+                    f"{anchoring.log.id} size {anchoring.checkpoint.size} -> {sink['sink']}:"
+                    f" {result}{on_cluster(settings, name)}"
+                )
     if not done:
         print("nothing new to anchor", file=sys.stderr)
     if "fork" in outcomes:

@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ledger.cli.common import add_command, engine, key_ring, now
+from ledger.cli.common import add_command, database_url, engine, key_ring, now
 from ledger.cli.errors import EXIT_OK
 from ledger.errors import InvalidRequest
 from ledger.settings import Settings
@@ -49,8 +49,9 @@ def fill(
 ) -> tuple[list[DemoConversation], int]:
     from ledger.services.demo.fill import fill as fill_log
 
+    database_url(settings, setup=True)  # the embedded database made first, as it always was
     return fill_log(
-        engine(settings, setup=True),
+        engine(settings, log=log_id, setup=True),
         key_ring(settings, setup=True),
         log_id,
         count,

@@ -34,7 +34,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     def progress(done: int) -> None:
         print(f"\r{args.log}: {done:,} entries", end="", file=sys.stderr, flush=True)
 
-    eng, keys = engine(settings), key_ring(settings)
+    eng, keys = engine(settings, log=args.log), key_ring(settings)
     with (
         GroupCommitter(eng, signers=keys.signers, data_keys=keys.data_keys) as committer,
         unit_of_work(eng) as conn,

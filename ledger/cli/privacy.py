@@ -21,8 +21,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ledger.cli.clusters import on_cluster
 from ledger.cli.common import add_command, engine, key_ring, now
-from ledger.cli.errors import EXIT_OK
+from ledger.cli.errors import EXIT_FAILED, EXIT_OK
 from ledger.settings import Settings
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def _as_admin(
         raise Unauthenticated(
             f"an admin credential's token is needed: --token, or {TOKEN_ENV} in the environment"
         )
-    eng: Engine = engine(settings)
+    eng: Engine = engine(settings, log=args.log)
     keys = key_ring(settings)
 
     def principal(t: str) -> Principal:
@@ -196,7 +197,7 @@ def cmd_holds_list(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.logs import get_log
 
     at = now()
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         read_only(conn)
         holds = active_holds(conn, get_log(conn, args.log))
     if args.json:
@@ -216,7 +217,7 @@ def cmd_requests_list(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.logs import get_log
 
     at = now()
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         read_only(conn)
         found = list_requests(conn, get_log(conn, args.log), status=args.status, now=at)
     if args.json:
@@ -235,7 +236,7 @@ def cmd_retention_show(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import read_only, unit_of_work
     from ledger.storage.logs import get_log
 
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         read_only(conn)
         policy = retention_policy(conn, get_log(conn, args.log))
     print(f"{args.log}\t{policy.days}d\t{policy.set_by}")
@@ -256,30 +257,64 @@ def cmd_retention_set(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
     """Shred what has expired; one line per log (``--json``: the runs), exit 0 also when
-    nothing expired (the run is recorded either way)."""
-    from ledger.cli.common import operator
+    nothing expired (the run is recorded either way). Every cluster, each its own logs (those
+    the placement puts there); ``--log`` / ``--tenant``: the cluster holding it."""
+    from ledger.cli.clusters import cluster_of_tenant, clustered, logs_placed_on, placed_logs
+    from ledger.cli.common import cluster_names, cluster_of, operator
+    from ledger.errors import StoreUnavailable
     from ledger.services.privacy.retention import run_retention
+    from ledger.storage.db import unit_of_work
 
-    runs = run_retention(
-        engine(settings),
-        key_ring(settings),
-        now=now(),
-        actor={**operator(), "job": "retention"},
-        log_ids=None if args.log is None else [args.log],
-        tenant=args.tenant,
-    )
+    if args.log is not None:
+        names = [cluster_of(settings, args.log)]
+    elif args.tenant is not None:
+        names = [cluster_of_tenant(settings, args.tenant)]
+    else:
+        names = cluster_names(settings)
+    placed = placed_logs(settings) if clustered(settings) else {}
+    keys = key_ring(settings)
+    runs = []
+    down = []
+    for name in names:
+        log_ids = None if args.log is None else [args.log]
+        try:
+            if log_ids is None and clustered(settings):
+                with unit_of_work(engine(settings, cluster=name)) as conn:
+                    log_ids = [info.id for info in logs_placed_on(conn, name, placed)]
+            runs += [
+                (name, run)
+                for run in run_retention(
+                    engine(settings, cluster=name),
+                    keys,
+                    now=now(),
+                    actor={**operator(), "job": "retention"},
+                    log_ids=log_ids,
+                    tenant=args.tenant,
+                )
+            ]
+        except StoreUnavailable as exc:
+            if len(names) == 1:
+                raise
+            # The other clusters' logs are shredded all the same; this one's on the next run.
+            print(f"ledger retention run: cluster {name} skipped: {exc}", file=sys.stderr)
+            down.append(name)
     if args.json:
-        _print_json([r.as_json() for r in runs])
-    for r in runs:
+        _print_json(
+            [
+                {**r.as_json(), "cluster": name} if clustered(settings) else r.as_json()
+                for name, r in runs
+            ]
+        )
+    for name, r in runs:
         shredded = r.as_json()
         print(
             f"{r.log}: kept {r.policy.days}d (cutoff {shredded['cutoff']}), "
             f"{len(shredded['conversations'])} conversation(s) / {shredded['entries']} payloads "
             f"shredded, {len(shredded['held'])} held, recorded at system seqs "
-            f"{shredded['system_seqs']}",
+            f"{shredded['system_seqs']}{on_cluster(settings, name)}",
             file=sys.stderr,
         )
-    return EXIT_OK
+    return EXIT_FAILED if down else EXIT_OK
 
 
 def _scope_args(p: argparse.ArgumentParser) -> None:

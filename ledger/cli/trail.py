@@ -27,7 +27,7 @@ def cmd_trail(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.group_commit import GroupCommitter
     from ledger.storage.logs import get_log
 
-    eng, keys = engine(settings), key_ring(settings)
+    eng, keys = engine(settings, log=args.log), key_ring(settings)
     # The read is recorded, and committed, before anything is read (fail closed, as the API).
     with (
         GroupCommitter(eng, signers=keys.signers, data_keys=keys.data_keys) as committer,

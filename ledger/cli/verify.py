@@ -5,6 +5,11 @@ one read-only, repeatable-read transaction, so a read-only database role is enou
 state is saved only for intact logs, after the transaction. A failure (1 or 2) triggers the
 configured alerts; every run is recorded on the ledger server when a record URL is configured
 (a run that could not be recorded exits 2 unless it found tampering).
+
+With ``LEDGER_READ_DATABASE_URL`` set it reads a standby, one that has replayed everything the
+primary held when the run began (else the primary), and says which on stderr. Nothing it does
+writes to the database (a standby would refuse): its transaction is read-only, and the
+verifier state, alerts and run records go to files and the server.
 """
 
 from __future__ import annotations
@@ -13,9 +18,14 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from ledger.cli.common import add_command, engine, now
+from sqlalchemy import Engine
+
+from ledger.cli.common import add_command, database_url, now
 from ledger.cli.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK
 from ledger.settings import Settings
 
@@ -33,28 +43,88 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"\r{log_id}: {done}/{total} entries", end=end, file=sys.stderr, flush=True)
 
     timeout = settings.http_timeout_seconds
-    outcome = run_verification(
-        engine(settings, system="verifier"),
-        data_keys=DataKeyStore(master_key_ring(settings)),
-        states=VerifierStateStore(settings.verifier_state_path),
-        anchor_dir=settings.anchor_dir,
-        scope=Scope(log=args.log, tenant=args.tenant),
-        full=args.full,
-        rebaseline=args.rebaseline,
-        jobs=args.jobs,
-        alerts=Alerts(settings.alert_webhook_url, settings.alert_command, timeout),
-        recorder=RunRecorder(settings.verify_record_url, settings.verify_record_token, timeout)
-        if settings.verify_record_url
-        else None,
-        now=now,
-        progress=progress if show_progress else None,
-    )
+    data_keys = DataKeyStore(master_key_ring(settings))
+    with verification_engine(
+        settings, database_url(settings), settings.read_database_url
+    ) as source:
+        if source.said:
+            print(f"ledger verify: {source.said}", file=sys.stderr)
+        outcome = run_verification(
+            source.engine,
+            data_keys=data_keys,
+            states=VerifierStateStore(settings.verifier_state_path),
+            anchor_dir=settings.anchor_dir,
+            scope=Scope(log=args.log, tenant=args.tenant),
+            full=args.full,
+            rebaseline=args.rebaseline,
+            jobs=args.jobs,
+            alerts=Alerts(settings.alert_webhook_url, settings.alert_command, timeout),
+            recorder=RunRecorder(settings.verify_record_url, settings.verify_record_token, timeout)
+            if settings.verify_record_url
+            else None,
+            now=now,
+            progress=progress if show_progress else None,
+        )
     for note in outcome.notes:
         print(note, file=sys.stderr)
     _print(args, outcome.run, outcome.problems)
     if outcome.status == "tampered":
         return EXIT_INTEGRITY
     return EXIT_OK if outcome.status == "intact" and not outcome.problems else EXIT_FAILED
+
+
+@dataclass(frozen=True)
+class VerificationSource:
+    engine: Engine
+    """The verifier's engine (``system="verifier"``: every tenant's rows)."""
+    said: str | None
+    """Which server it reads, for the operator; None when no standby is configured."""
+
+
+@contextmanager
+def verification_engine(
+    settings: Settings, url: str, read_url: str | None
+) -> Iterator[VerificationSource]:
+    """The engine ``ledger verify`` reads one cluster with (``url``: its primary; ``read_url``:
+    its standbys, if any), closed on exit. A standby only once it has replayed everything the
+    primary held when this was called (waiting up to ``read_max_lag_seconds``): its snapshot
+    then holds every checkpoint an earlier run pinned, so a run on a lagging standby cannot
+    report a rollback that is only lag. Else the primary."""
+    from ledger.storage.db import make_engine
+    from ledger.storage.replicas import ReadReplicas
+
+    primary = make_engine(url, pool_size=2, system="verifier")
+    replicas = None
+    try:
+        source = VerificationSource(primary, None)
+        if read_url:
+            replicas = ReadReplicas(
+                primary,
+                read_url,
+                role=None,
+                system="verifier",
+                max_lag_seconds=settings.read_max_lag_seconds,
+                probe_seconds=settings.read_lag_probe_seconds,
+                pool_size=2,
+            )
+            wait = settings.read_max_lag_seconds
+            standby = replicas.caught_up_engine(timeout=wait)
+            source = (
+                VerificationSource(
+                    standby,
+                    f"reading standby {standby.url.host}:{standby.url.port}"
+                    " (it had replayed all the primary held when the run began)",
+                )
+                if standby is not None
+                else VerificationSource(
+                    primary, f"reading the primary: no standby caught up with it within {wait:g} s"
+                )
+            )
+        yield source
+    finally:
+        if replicas is not None:
+            replicas.stop()
+        primary.dispose()
 
 
 def _print(args: argparse.Namespace, run: dict[str, Any], problems: list[str]) -> None:

@@ -46,7 +46,7 @@ def cmd_keys_add(settings: Settings, args: argparse.Namespace) -> int:
             raise InvalidRequest(f"cannot read {args.public_key_file}: {exc}") from exc
     else:
         public_key = args.public_key
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         record = add_writer_key(
             conn,
             key_ring(settings),
@@ -67,7 +67,7 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.admin.writer_keys import key_json, list_writer_keys
     from ledger.storage.db import unit_of_work
 
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         records = list_writer_keys(conn, args.log)
     if args.json:
         print(json.dumps({"keys": [key_json(r) for r in records]}, indent=2))
@@ -83,7 +83,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.services.admin.writer_keys import revoke_writer_key
     from ledger.storage.db import unit_of_work
 
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         record = revoke_writer_key(
             conn, key_ring(settings), log_id=args.log, kid=args.kid, actor=operator(), now=now()
         )
@@ -101,7 +101,7 @@ def cmd_policy(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.storage.db import unit_of_work
     from ledger.storage.logs import get_log
 
-    with unit_of_work(engine(settings)) as conn:
+    with unit_of_work(engine(settings, log=args.log)) as conn:
         if args.signatures is None:
             print(get_log(conn, args.log).policy.get("signatures", DEFAULT_POLICY))
             return EXIT_OK

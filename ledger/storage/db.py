@@ -21,6 +21,7 @@ closed). An engine made for one system component (``make_engine(system=...)``, e
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -313,7 +314,9 @@ def schema_is_current(url: str) -> bool:
 def alembic_config(url: str):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 
-    cfg = Config()
+    # Alembic's default stdout is sys.stdout as it was when alembic was first imported (a
+    # closed capture, under a test runner): name the current one.
+    cfg = Config(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return cfg

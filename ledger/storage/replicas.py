@@ -38,7 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
 
@@ -168,7 +168,6 @@ class ReadReplicas:
         self._probed_at: float | None = None
         self._turn = itertools.count()
         self._asking: dict[str, Future[_Answer]] = {}
-        self._askers = ThreadPoolExecutor(len(hosts), thread_name_prefix=f"replica-{cluster}")
         self._states: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -246,7 +245,6 @@ class ReadReplicas:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._askers.shutdown(wait=False, cancel_futures=True)
         for engine in self._engines.values():
             engine.dispose()
 
@@ -336,7 +334,7 @@ class ReadReplicas:
             if pending is not None and not pending.done():
                 answers[host] = "does not answer (still on an earlier probe)"
                 continue
-            asked[host] = self._asking[host] = self._askers.submit(self._ask_standby, engine)
+            asked[host] = self._asking[host] = self._ask_in_thread(host, engine)
         wait_for_futures(asked.values(), timeout=ANSWER_SECONDS)
         for host, future in asked.items():
             if not future.done():
@@ -346,6 +344,21 @@ class ReadReplicas:
             else:
                 answers[host] = future.result()
         return answers
+
+    def _ask_in_thread(self, host: str, engine: Engine) -> Future[_Answer]:
+        """``_ask_standby`` in a daemon thread of its own: a server that stopped answering in
+        the middle of a query (no timeout ends that) holds that thread, never the probe or the
+        process's exit."""
+        future: Future[_Answer] = Future()
+
+        def ask() -> None:
+            try:
+                future.set_result(self._ask_standby(engine))
+            except Exception as exc:  # handed to the probe, which reports it as a status
+                future.set_exception(exc)
+
+        threading.Thread(target=ask, name=f"replica-ask-{host}", daemon=True).start()
+        return future
 
     def _judge(  # noqa: PLR0911 - one return per reason a standby serves no reads
         self, host: str, answer: _Answer | str
