@@ -228,3 +228,53 @@ def test_the_rule_keeps_a_tenant_together_and_refuses_to_split_it(
             now=now(),
         )
     assert world.count(MAIN_CLUSTER, "beta-main") == 0
+
+
+def test_ledger_verify_covers_every_cluster_and_names_a_tampered_one(
+    two_clusters: TwoClusters,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Any,
+) -> None:
+    import json
+
+    from ledger.cli import main
+    from tests.test_verify_tamper import tamper
+
+    world = two_clusters
+    world.create_log("acme", cluster=MAIN_CLUSTER)
+    world.create_log("beta", cluster="b")
+    tokens = {
+        "acme": world.token("acme", "writer", MAIN_CLUSTER),
+        "beta": world.token("beta", "writer", "b"),
+    }
+    with serve(world.settings) as client:
+        for log_id, token in tokens.items():
+            events = [make_event("c-1", n) for n in range(4)]
+            r = client.post(
+                f"/v1/logs/{log_id}/events", json={"events": events}, headers=auth(token)
+            )
+            assert r.status_code == 201, r.text
+    monkeypatch.setenv("LEDGER_DATABASE_URL", world.main_url)
+    monkeypatch.setenv("LEDGER_CLUSTERS", json.dumps({"b": {"url": world.b_url}}))
+    monkeypatch.setenv("LEDGER_MASTER_KEY", MASTER_KEY)
+    monkeypatch.setenv("LEDGER_VERIFIER_STATE_DIR", str(tmp_path / "verifier"))
+
+    def verify() -> tuple[int, dict[str, Any]]:
+        code = main(["verify", "--full", "--json", "--jobs", "1"])
+        return code, json.loads(capsys.readouterr().out)
+
+    code, report = verify()
+    assert code == 0, report
+    assert report["status"] == "intact"
+    verified = {name: {r["log"] for r in run["logs"]} for name, run in report["clusters"].items()}
+    assert verified == {MAIN_CLUSTER: {"acme", "acme.system"}, "b": {"beta", "beta.system"}}
+    tamper(
+        world.b_url,
+        "entries",
+        "UPDATE entries SET entry = entry || ' ' WHERE log_id = 'beta' AND seq = 2",
+    )
+    code, report = verify()
+    assert code == 1
+    assert (report["status"], report["clusters"]["b"]["status"]) == ("tampered", "tampered")
+    assert report["clusters"][MAIN_CLUSTER]["status"] == "intact"

@@ -21,13 +21,17 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from ledger.cli.common import add_command, database_url, now
+from ledger.cli.clusters import cluster_of_tenant, clustered, on_cluster
+from ledger.cli.common import add_command, cluster_names, cluster_of, cluster_urls, now
 from ledger.cli.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.services.verification.job import JobOutcome
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
@@ -44,33 +48,70 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
     timeout = settings.http_timeout_seconds
     data_keys = DataKeyStore(master_key_ring(settings))
-    with verification_engine(
-        settings, database_url(settings), settings.read_database_url
-    ) as source:
-        if source.said:
-            print(f"ledger verify: {source.said}", file=sys.stderr)
-        outcome = run_verification(
-            source.engine,
-            data_keys=data_keys,
-            states=VerifierStateStore(settings.verifier_state_path),
-            anchor_dir=settings.anchor_dir,
-            scope=Scope(log=args.log, tenant=args.tenant),
-            full=args.full,
-            rebaseline=args.rebaseline,
-            jobs=args.jobs,
-            alerts=Alerts(settings.alert_webhook_url, settings.alert_command, timeout),
-            recorder=RunRecorder(settings.verify_record_url, settings.verify_record_token, timeout)
-            if settings.verify_record_url
-            else None,
-            now=now,
-            progress=progress if show_progress else None,
-        )
-    for note in outcome.notes:
-        print(note, file=sys.stderr)
-    _print(args, outcome.run, outcome.problems)
-    if outcome.status == "tampered":
+    outcomes: dict[str, JobOutcome] = {}
+    clusters = cluster_urls(settings)
+    for name in _clusters_to_verify(settings, args):
+        cluster = clusters[name]
+        with verification_engine(settings, cluster.url, cluster.read_url) as source:
+            if source.said:
+                print(f"ledger verify: {source.said}{on_cluster(settings, name)}", file=sys.stderr)
+            outcomes[name] = run_verification(
+                source.engine,
+                data_keys=data_keys,
+                states=VerifierStateStore(settings.verifier_state_path),
+                anchor_dir=settings.anchor_dir,
+                scope=Scope(log=args.log, tenant=args.tenant),
+                full=args.full,
+                rebaseline=args.rebaseline,
+                jobs=args.jobs,
+                alerts=Alerts(settings.alert_webhook_url, settings.alert_command, timeout),
+                recorder=RunRecorder(
+                    settings.verify_record_url, settings.verify_record_token, timeout
+                )
+                if settings.verify_record_url
+                else None,
+                now=now,
+                progress=progress if show_progress else None,
+            )
+    for outcome in outcomes.values():
+        for note in outcome.notes:
+            print(note, file=sys.stderr)
+    if clustered(settings):
+        _print_clusters(args, outcomes)
+    else:
+        (outcome,) = outcomes.values()
+        _print(args, outcome.run, outcome.problems)
+    if any(outcome.status == "tampered" for outcome in outcomes.values()):
         return EXIT_INTEGRITY
-    return EXIT_OK if outcome.status == "intact" and not outcome.problems else EXIT_FAILED
+    intact = all(o.status == "intact" and not o.problems for o in outcomes.values())
+    return EXIT_OK if intact else EXIT_FAILED
+
+
+def _clusters_to_verify(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """The cluster of ``--log`` or ``--tenant``, else every configured cluster (on each, the
+    logs it holds live: ``list_logs``)."""
+    if args.log:
+        return [cluster_of(settings, args.log)]
+    if args.tenant:
+        return [cluster_of_tenant(settings, args.tenant)]
+    return cluster_names(settings)
+
+
+def _print_clusters(args: argparse.Namespace, outcomes: dict[str, JobOutcome]) -> None:
+    """Each cluster's run, as ``_print`` prints one. ``--json``: ``{"status", "clusters": {name:
+    run}}``, whose ``status`` is ``tampered`` if any cluster's is, else ``error`` if any could
+    not run, else ``intact``."""
+    if args.json:
+        statuses = {o.status for o in outcomes.values()}
+        status = "tampered" if "tampered" in statuses else "intact"
+        status = "error" if status == "intact" and statuses != {"intact"} else status
+        runs = {name: {**o.run, "problems": o.problems} for name, o in outcomes.items()}
+        print(json.dumps({"status": status, "clusters": runs}, indent=2))
+        return
+    quiet = argparse.Namespace(**{**vars(args), "json": False})
+    for name, outcome in outcomes.items():
+        print(f"cluster {name}:", file=sys.stderr)
+        _print(quiet, outcome.run, outcome.problems)
 
 
 @dataclass(frozen=True)
