@@ -165,11 +165,21 @@ def test_db_upgrade_upgrades_every_cluster_and_copies_the_fingerprint_key(
             eng.dispose()
         assert keys[0] == keys[1]
 
-        # Again: nothing to copy, nothing said about it.
+        # b numbers its ids from a block of its own (a tenant's move keeps its ids).
+        assert "cluster b numbers its ids from 100000001" in err
+        code, out, err = cli("logs", "create", "on-b", "--cluster", "b")
+        assert code == 0, err
+        code, out, err = cli("credentials", "create", "--log", "on-b", "--role", "writer")
+        assert code == 0, err
+        ids = pair.rows("b", "SELECT id FROM credentials WHERE log_id = 'on-b'")
+        assert ids and all(100_000_000 < i < 200_000_000 for (i,) in ids)
+
+        # Again: nothing to copy, no block to give, nothing said about either.
         code, _, err = cli("db", "upgrade")
         assert code == 0
         assert "copied" not in err
         assert "of its own" not in err
+        assert "numbers its ids" not in err
 
 
 # --- logs create: the placement -----------------------------------------------------------------

@@ -46,7 +46,35 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
         raise StoreUnavailable("; ".join(down))
     if clustered(settings):
         share_fingerprint_key(settings)
+        give_id_blocks(settings)
     return EXIT_OK
+
+
+def give_id_blocks(settings: Settings) -> None:
+    """Give every cluster that has handed out no id yet a block of its own
+    (``ledger.storage.placement.ID_BLOCK``): the lowest block no other configured cluster uses
+    (the main cluster's is 0). Ids are named in signed records and a tenant's move keeps them,
+    so two clusters must never hand out the same one. Every cluster answered the upgrade just
+    before, so every block in use is seen."""
+    from ledger.errors import ConfigurationError
+    from ledger.storage.db import unit_of_work
+    from ledger.storage.placement import ID_BLOCK, claim_id_block, id_block
+
+    blocks: dict[str, int | None] = {}
+    for name in cluster_names(settings):
+        with unit_of_work(engine(settings, cluster=name)) as conn:
+            blocks[name] = id_block(conn)
+    used = {block for block in blocks.values() if block is not None} | {0}
+    for name, block in blocks.items():
+        if block is not None or name == MAIN_CLUSTER:
+            continue
+        free = next((k for k in range(1, 22) if k not in used), None)
+        if free is None:
+            raise ConfigurationError("every id block is in use: at most 21 clusters")
+        with unit_of_work(engine(settings, cluster=name)) as conn:
+            claim_id_block(conn, free)
+        used.add(free)
+        print(f"cluster {name} numbers its ids from {free * ID_BLOCK + 1}", file=sys.stderr)
 
 
 def share_fingerprint_key(settings: Settings) -> None:

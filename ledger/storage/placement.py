@@ -98,3 +98,34 @@ def fence_moved_logs(conn: Connection, log_ids: list[str], cluster: str) -> None
         text("UPDATE log_heads SET moved_to = :c WHERE log_id = ANY (:ids)"),
         {"c": cluster, "ids": log_ids},
     )
+
+
+ID_TABLES = ("signing_keys", "credentials", "data_keys", "privacy_requests", "writer_keys")
+"""The tenant tables with a serial id. Their ids are named inside signed records (an erasure
+record's data key ids, a writer key's credential), so a tenant's move keeps them, and two
+clusters must never hand out the same one: each cluster numbers from its own block."""
+
+ID_BLOCK = 100_000_000
+"""The ids of one cluster's block: block ``k`` hands out ``k * ID_BLOCK + 1`` onwards (the main
+cluster block 0). Three of the id columns are 32-bit: 21 blocks fit."""
+
+
+def id_block(conn: Connection) -> int | None:
+    """The block this cluster's ids come from (``ID_BLOCK``), None if it has handed out none."""
+    highest = conn.execute(
+        text(
+            "SELECT max(last_value) FROM pg_sequences"
+            " WHERE schemaname = current_schema() AND sequencename = ANY (:names)"
+        ),
+        {"names": [f"{table}_id_seq" for table in ID_TABLES]},
+    ).scalar_one_or_none()
+    return None if highest is None else int(highest) // ID_BLOCK
+
+
+def claim_id_block(conn: Connection, block: int) -> None:
+    """Make this cluster hand out ids from ``block`` on (a cluster that has handed out none)."""
+    for table in ID_TABLES:
+        conn.execute(
+            text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :n)"),
+            {"t": table, "n": block * ID_BLOCK},
+        )
