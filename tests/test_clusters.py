@@ -278,3 +278,14 @@ def test_ledger_verify_covers_every_cluster_and_names_a_tampered_one(
     assert code == 1
     assert (report["status"], report["clusters"]["b"]["status"]) == ("tampered", "tampered")
     assert report["clusters"][MAIN_CLUSTER]["status"] == "intact"
+
+
+def test_a_server_started_while_the_main_cluster_is_down_answers_503_not_500(
+    two_clusters: TwoClusters,
+) -> None:
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing?connect_timeout=2"
+    settings = two_clusters.settings.model_copy(update={"database_url": down})
+    with serve(settings) as client:  # the placement is checked once it can be read
+        assert client.get("/healthz").status_code == 503
+        r = client.post("/v1/logs/acme/events", json=make_event("c-1"), headers=auth("t" * 40))
+        assert r.status_code == 503, r.text

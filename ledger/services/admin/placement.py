@@ -159,9 +159,9 @@ def check_placement(
 
 
 def check_reachable_placement(main: Engine, engines: dict[str, Engine]) -> list[str]:
-    """``check_placement`` on every cluster that answers; returns those that did not (each is
+    """``check_placement`` on every cluster that answers; returns those not checked (each is
     checked on its first use instead: a cluster down at start costs its own logs, not the
-    server)."""
+    server; with the main cluster down, none is checked yet)."""
     down: list[str] = []
     reachable: list[str] = []
     for name, engine in engines.items():
@@ -174,5 +174,7 @@ def check_reachable_placement(main: Engine, engines: dict[str, Engine]) -> list[
                 "cluster %s is unreachable at start (%s): its logs answer 503", name, exc
             )
             down.append(name)
+    if MAIN_CLUSTER in down:  # the placement itself cannot be read: check each on first use
+        return list(engines)
     check_placement(main, engines, clusters=reachable)
     return down
