@@ -1,5 +1,5 @@
 # The README's two commands: `make run` and `make test`. Both set up what they need first.
-.PHONY: run test lint bench shell chromium
+.PHONY: run test lint bench bench-clusters shell chromium
 VENV ?= .venv
 PYTHON ?= python3
 
@@ -36,3 +36,6 @@ test: lint chromium
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python ops/bench.py
+
+bench-clusters: $(VENV)/.installed
+	$(VENV)/bin/python ops/bench_clusters.py

@@ -47,7 +47,7 @@ def _as_postgres() -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
-def _run(*argv: str | Path) -> None:
+def run_as_postgres(*argv: str | Path) -> None:
     result = subprocess.run(
         [*_as_postgres(), *map(str, argv)], capture_output=True, text=True, check=False
     )
@@ -89,11 +89,20 @@ class Node:
             *(f"-c {s}" for s in settings),
         ]
         log = self.root / f"{self.name}.log"
-        _run(self.bin / "pg_ctl", "-D", self.datadir, "-l", log, "-w", "-o", " ".join(options),
-             "start")  # fmt: skip
+        run_as_postgres(
+            self.bin / "pg_ctl",
+            "-D",
+            self.datadir,
+            "-l",
+            log,
+            "-w",
+            "-o",
+            " ".join(options),
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
-        _run(self.bin / "pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
+        run_as_postgres(self.bin / "pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
 
     def postmaster_pid(self) -> int:
         return int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
@@ -121,7 +130,7 @@ class Node:
         return killed_at
 
     def promote(self) -> None:
-        _run(self.bin / "pg_ctl", "-D", self.datadir, "-w", "promote")
+        run_as_postgres(self.bin / "pg_ctl", "-D", self.datadir, "-w", "promote")
 
     def is_standby(self) -> bool:
         with psycopg.connect(self.url("postgres"), connect_timeout=3) as conn:
@@ -135,7 +144,7 @@ class Node:
         with contextlib.suppress(RuntimeError):
             self.stop()
         source = f"host=127.0.0.1 port={primary.port} user=postgres dbname=postgres"
-        _run(self.bin / "pg_rewind", "-D", self.datadir, "--source-server", source, "-R")
+        run_as_postgres(self.bin / "pg_rewind", "-D", self.datadir, "--source-server", source, "-R")
         self.start()
 
 
@@ -185,14 +194,39 @@ def replicated_pair(*, synchronous: bool) -> Iterator[Pair]:
     standby = Node(binaries, root, "standby", free_port())
     try:
         # Data checksums: pg_rewind may rejoin a former primary (the fencing step).
-        _run(binaries / "initdb", "-D", primary.datadir, "-A", "trust", "-U", "postgres",
-             "--no-sync", "--no-instructions", "--data-checksums")  # fmt: skip
+        run_as_postgres(
+            binaries / "initdb",
+            "-D",
+            primary.datadir,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "--no-instructions",
+            "--data-checksums",
+        )
         primary.start()
         with psycopg.connect(primary.url("postgres"), autocommit=True) as conn:
             conn.execute("CREATE DATABASE ledger")
-        _run(binaries / "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port),
-             "-U", "postgres", "-D", standby.datadir, "-R", "-X", "stream", "-c", "fast",
-             "-d", f"application_name={STANDBY_NAME}")  # fmt: skip
+        run_as_postgres(
+            binaries / "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            standby.datadir,
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-d",
+            f"application_name={STANDBY_NAME}",
+        )
         standby.start()
         pair = Pair(primary, standby)
         if synchronous:
