@@ -169,23 +169,24 @@ def new_log(engine: Engine, settings: Settings) -> Any:
     return make
 
 
+def credential_token(engine: Engine, keys: KeyRing, log_id: str, role: str) -> str:
+    """A new credential of ``role`` on ``log_id`` (in ``engine``'s database): its bearer token."""
+    from ledger.services.admin.credentials import create_credential
+
+    with unit_of_work(engine) as conn:
+        return create_credential(
+            conn, keys, log_id=log_id, role=role, label=f"test {role}", actor=TEST_ACTOR, now=now()
+        ).token
+
+
 @pytest.fixture
 def token(engine: Engine, settings: Settings) -> Any:
     """A factory: ``token(log_id, role)`` creates a credential and returns the bearer token."""
-    from ledger.services.admin.credentials import create_credential
 
     def make(log_id: str, role: str) -> str:
-        with unit_of_work(engine) as conn:
-            new = create_credential(
-                conn,
-                KeyRing.from_master(settings.master_key_bytes),
-                log_id=log_id,
-                role=role,
-                label=f"test {role}",
-                actor=TEST_ACTOR,
-                now=now(),
-            )
-        return new.token
+        return credential_token(
+            engine, KeyRing.from_master(settings.master_key_bytes), log_id, role
+        )
 
     return make
 

@@ -18,13 +18,20 @@ from sqlalchemy import Engine, text
 
 from ledger.domain import MAIN_CLUSTER
 from ledger.errors import ConfigurationError
-from ledger.services.admin.credentials import create_credential
 from ledger.services.admin.placement import create_placed_log
 from ledger.settings import ClusterSettings, Settings
 from ledger.storage.db import make_engine, unit_of_work
 from ledger.storage.keystore import KeyRing
 from ledger.storage.placement import fence_moved_logs, place_log, place_tenant
-from tests.conftest import MASTER_KEY, TEST_ACTOR, free_port, make_event, migrated_database, now
+from tests.conftest import (
+    MASTER_KEY,
+    TEST_ACTOR,
+    credential_token,
+    free_port,
+    make_event,
+    migrated_database,
+    now,
+)
 from tests.test_ingest_api import auth
 
 
@@ -55,16 +62,7 @@ class TwoClusters:
         return placed
 
     def token(self, log_id: str, role: str, cluster: str) -> str:
-        with unit_of_work(self.engine_of(cluster)) as conn:
-            return create_credential(
-                conn,
-                self.keys,
-                log_id=log_id,
-                role=role,
-                label=f"test {role}",
-                actor=TEST_ACTOR,
-                now=now(),
-            ).token
+        return credential_token(self.engine_of(cluster), self.keys, log_id, role)
 
     def count(self, cluster: str, log_id: str) -> int:
         with self.engine_of(cluster).connect() as conn:

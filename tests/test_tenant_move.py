@@ -32,7 +32,7 @@ from ledger.client import generate_signing_key
 from ledger.domain import AppendRequest, Principal, Receipt
 from ledger.errors import IntegrityFailure, LogMoved
 from ledger.services.admin import move
-from ledger.services.admin.credentials import authenticate, create_credential
+from ledger.services.admin.credentials import authenticate
 from ledger.services.admin.placement import create_placed_log
 from ledger.services.admin.writer_keys import add_writer_key
 from ledger.settings import ClusterSettings, Settings
@@ -45,6 +45,7 @@ from tests.conftest import (
     MASTER_KEY,
     TEST_ACTOR,
     _libpq,
+    credential_token,
     direct_event,
     drop_database,
     migrated_database,
@@ -93,16 +94,7 @@ class Clusters:
         return tenant
 
     def token(self, cluster: str, log_id: str, role: str) -> str:
-        with unit_of_work(self.engine_of(cluster)) as conn:
-            return create_credential(
-                conn,
-                self.keys,
-                log_id=log_id,
-                role=role,
-                label=f"test {role}",
-                actor=TEST_ACTOR,
-                now=now(),
-            ).token
+        return credential_token(self.engine_of(cluster), self.keys, log_id, role)
 
     def placement(self, tenant: str) -> str | None:
         with unit_of_work(self.main) as conn:
