@@ -3,7 +3,7 @@
 Input: the bundle (a zip) and the log's verifier keys *from the auditor* (``--verifier-key``,
 an anchor), never from the bundle: the bundle's ``verifier-keys`` and ``rotations/`` only let a
 key the auditor trusts certify a later one (``ledger.core.rotation``). The checks, in the
-document's order, each failure a :class:`BundleFinding` naming file, seq, check, expected and
+document's order, each failure a :class:`Finding` naming file, seq, check, expected and
 found:
 
 1. ``zip`` (raises :class:`~ledger.errors.BundleMalformed`, nothing is checked): a zip whose
@@ -120,7 +120,7 @@ from ledger.errors import (
     WorkerFailed,
     WriterSignatureInvalid,
 )
-from ledger.services.trails.verify import Shown, check_back_link
+from ledger.services.trails.verify import Finding, Shown, check_back_link
 
 BUNDLE_FORMAT_V1 = "handoff-ledger/evidence-bundle/v1"
 BUNDLE_FORMAT = "handoff-ledger/evidence-bundle/v2"
@@ -217,50 +217,21 @@ _LINE_FIELDS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class BundleFinding:
-    """One failed check (or a warning): which file, which seq, which check, expected vs found."""
-
-    file: str
-    check: str
-    message: str
-    seq: int | None = None
-    expected: Shown = None
-    found: Shown = None
-
-    def __str__(self) -> str:
-        where = f"{self.file}: " + (f"seq {self.seq}: " if self.seq is not None else "")
-        text = f"{where}{self.check}: {self.message}"
-        if self.expected is not None or self.found is not None:
-            text += f" (expected {_null(self.expected)}, found {_null(self.found)})"
-        return text
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "seq": self.seq,
-            "check": self.check,
-            "message": self.message,
-            "expected": self.expected,
-            "found": self.found,
-        }
-
-
 class _Findings:
     """Failures or warnings: the first :data:`MAX_FINDINGS` kept, all counted."""
 
     __slots__ = ("items", "total")
 
     def __init__(self) -> None:
-        self.items: list[BundleFinding] = []
+        self.items: list[Finding] = []
         self.total = 0
 
-    def add(self, finding: BundleFinding) -> None:
+    def add(self, finding: Finding) -> None:
         self.total += 1
         if len(self.items) < MAX_FINDINGS:
             self.items.append(finding)
 
-    def extend(self, items: Sequence[BundleFinding], total: int) -> None:
+    def extend(self, items: Sequence[Finding], total: int) -> None:
         room = MAX_FINDINGS - len(self.items)
         self.items.extend(items[: max(room, 0)])
         self.total += total
@@ -311,7 +282,7 @@ class BundleReport:
     _warnings: _Findings = field(default_factory=_Findings, repr=False)
 
     @property
-    def failures(self) -> list[BundleFinding]:
+    def failures(self) -> list[Finding]:
         return self._failures.items
 
     @property
@@ -319,7 +290,7 @@ class BundleReport:
         return self._failures.total
 
     @property
-    def warnings(self) -> list[BundleFinding]:
+    def warnings(self) -> list[Finding]:
         return self._warnings.items
 
     @property
@@ -340,10 +311,10 @@ class BundleReport:
         expected: Shown = None,
         found: Shown = None,
     ) -> None:
-        self._failures.add(BundleFinding(file, check, message, seq, expected, found))
+        self._failures.add(Finding(check, message, seq, expected, found, file=file))
 
     def warn(self, file: str, check: str, message: str, seq: int | None = None) -> None:
-        self._warnings.add(BundleFinding(file, check, message, seq))
+        self._warnings.add(Finding(check, message, seq, file=file))
 
     def absorb(
         self, failures: _Findings, warnings: _Findings, verified: int, withheld: dict[str, int]
@@ -833,10 +804,10 @@ class _Scan:
         expected: Shown = None,
         found: Shown = None,
     ) -> None:
-        self.failures.add(BundleFinding(ENTRIES, check, message, seq, expected, found))
+        self.failures.add(Finding(check, message, seq, expected, found, file=ENTRIES))
 
     def warn(self, check: str, message: str, seq: int | None) -> None:
-        self.warnings.add(BundleFinding(ENTRIES, check, message, seq))
+        self.warnings.add(Finding(check, message, seq, file=ENTRIES))
 
 
 _NO_LEAF = bytes(HASH_SIZE)
@@ -2546,10 +2517,6 @@ def _b64(data: bytes) -> str:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _null(value: Shown) -> str | int:
-    return "null" if value is None else value
 
 
 def _show(value: Any) -> Shown:

@@ -97,23 +97,29 @@ class _Fail(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One failed check (or a warning): where, which check, what was expected and found."""
+    """One failed check (or a warning) of a trail or an evidence bundle: where (the bundle's
+    ``file``, the ``seq``), which check, what was expected and found."""
 
     check: str
     message: str
     seq: int | None = None
     expected: Shown = None
     found: Shown = None
+    file: str | None = None
+    """The bundle's file it is about (a trail is one file: None)."""
 
     def __str__(self) -> str:
-        where = f"seq {self.seq}: " if self.seq is not None else ""
+        where = f"{self.file}: " if self.file is not None else ""
+        where += f"seq {self.seq}: " if self.seq is not None else ""
         text = f"{where}{self.check}: {self.message}"
         if self.expected is not None or self.found is not None:
             text += f" (expected {_null(self.expected)}, found {_null(self.found)})"
         return text
 
     def as_json(self) -> dict[str, Any]:
+        where: dict[str, Any] = {} if self.file is None else {"file": self.file}
         return {
+            **where,
             "seq": self.seq,
             "check": self.check,
             "message": self.message,
