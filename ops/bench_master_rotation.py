@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench, bench_verify
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -139,6 +140,37 @@ def _rotate(
     )
 
 
+def raw_rewrap_rate(engine: Engine, batch: int) -> tuple[int, float]:
+    """The raw-PostgreSQL baseline of the same run: every data key's row given new bytes of the
+    same length, ``batch`` rows a transaction, on a plain copy of ``data_keys`` (same rows, a
+    primary key, no trigger, no row security), with nothing of the ledger: no unwrap or wrap,
+    no compare-and-set, no system-log record. Returns (rows, rows per second)."""
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS bench_raw_rewrap"))
+        conn.execute(text("CREATE TABLE bench_raw_rewrap AS SELECT id, wrapped FROM data_keys"))
+        conn.execute(text("ALTER TABLE bench_raw_rewrap ADD PRIMARY KEY (id)"))
+        rows = [
+            (int(i), len(w))
+            for i, w in conn.execute(text("SELECT id, wrapped FROM bench_raw_rewrap ORDER BY id"))
+        ]
+    started = time.monotonic()
+    for low in range(0, len(rows), batch):
+        chunk = rows[low : low + batch]
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE bench_raw_rewrap AS t SET wrapped = v.w"
+                    " FROM unnest(CAST(:ids AS bigint[]), CAST(:ws AS bytea[])) AS v(id, w)"
+                    " WHERE t.id = v.id"
+                ),
+                {"ids": [i for i, _ in chunk], "ws": [os.urandom(n) for _, n in chunk]},
+            )
+    seconds = time.monotonic() - started
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE bench_raw_rewrap"))
+    return len(rows), len(rows) / seconds
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--conversations", type=int, default=100_000)
@@ -180,6 +212,7 @@ def main() -> int:
         t = time.monotonic()
         OneEventConversations(engine, log, payload_bytes=200).append(args.conversations)
         print(f"filled {args.conversations} conversations in {time.monotonic() - t:.1f} s")
+        raw_rows, raw_rate = raw_rewrap_rate(engine, args.batch)
         engine.dispose()
 
         port = free_port()
@@ -223,6 +256,10 @@ def main() -> int:
         f" {loaded.stdout.strip()} [exit {loaded.returncode}]"
     )
     print(f"rotation alone: {idle.stdout.strip()} [exit {idle.returncode}]")
+    print(
+        f"raw PostgreSQL baseline, same run: {raw_rows} rows of data_keys given new bytes,"
+        f" {args.batch} a transaction, no ledger work: {raw_rate:,.0f} rows/s"
+    )
     for label, w in (("before", base), ("during rotation", during), ("after", after)):
         print(
             f"ingest {label}: {w['events_per_s']:.0f} events/s, p50 {w['p50_ms']:.1f} ms,"
