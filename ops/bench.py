@@ -542,6 +542,13 @@ def raw_rows(log_id: str, count: int, conversations: int) -> list[RawRow]:
     return rows
 
 
+def create_raw_table(libpq: str) -> None:
+    """The raw baseline's table (``RAW_TABLE``), in the database ``libpq`` names: every
+    harness's raw-PostgreSQL rows go there."""
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(RAW_TABLE)
+
+
 def bench_copy(libpq: str, plan: Plan) -> Measurement:
     rows = raw_rows("copy", plan.copy_rows, plan.conversations)
     m = Measurement("a", f"raw COPY, {plan.copy_batch} rows/txn (p = per txn)", len(rows), 0.0)
@@ -1678,8 +1685,7 @@ def run(plan: Plan, profile_path: Path | None) -> Report:
         try:
             db.set_up_ledger(master_key)
             report.facts = server_facts(db.libpq)
-            with psycopg.connect(db.libpq, autocommit=True) as conn:
-                conn.execute(RAW_TABLE)
+            create_raw_table(db.libpq)
             templates = event_templates()
             report.event_sizes = [len(orjson.dumps(t)) for t in templates]
             done()

@@ -336,8 +336,7 @@ def raw_copy(nodes: Sequence[Node], seconds: float, batch: int) -> list[Rate]:
 
 def raw_phase(a: Node, b: Node, args: Args) -> Phase:
     for node in (a, b):
-        with psycopg.connect(node.url(), autocommit=True) as conn:
-            conn.execute(bench.RAW_TABLE)
+        bench.create_raw_table(node.url())
     phase = Phase("raw PostgreSQL COPY", "rows/s")
     nodes_by_load = {"A alone": [a], "B alone": [b], "both": [a, b]}
     for round_no in range(args.rounds):

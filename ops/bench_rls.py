@@ -52,6 +52,8 @@ from bench import (
     Plan,
     admin_url,
     batch_and_single,
+    bench_copy,
+    create_raw_table,
     event_templates,
     stop_embedded,
     warm_up,
@@ -184,6 +186,12 @@ def run(plan: Plan, rounds: int) -> int:
     print(f"bench_rls: database {db.name} on {source}, plan {plan.name}", file=sys.stderr)
     rows: list[tuple[int, str, float, float, float, float, float, float]] = []
     try:
+        # (a) of ops/bench.py, in this run: the raw-PostgreSQL baseline the loads are read against.
+        create_raw_table(db.libpq)
+        raw = bench_copy(db.libpq, plan)
+        print(
+            f"(a) raw PostgreSQL COPY of equivalent rows: {raw.rate:,.0f} rows/s", file=sys.stderr
+        )
         db.set_up_ledger(master_key)
         auditor = auditor_token(db, master_key)
         factory = EventFactory(event_templates(), plan.conversations)
@@ -253,6 +261,10 @@ def run(plan: Plan, rounds: int) -> int:
     def mean(mode: str, index: int) -> float:
         return statistics.fmean(row[index] for row in rows if row[1] == mode)  # type: ignore[misc]
 
+    print(
+        f"\n(a) raw PostgreSQL COPY, same run: {raw.rate:,.0f} rows/s; (c) against it: policies"
+        f" on {mean('on', 2) / raw.rate:.2f}x, off {mean('off', 2) / raw.rate:.2f}x"
+    )
     print("\non / off (means over rounds):")
     for name, index in (
         ("(c) events/s", 2),

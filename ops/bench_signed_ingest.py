@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench
 import orjson
-import psycopg
 
 SIGNED_LOG = "signed"
 TARGET = 0.8
@@ -197,8 +196,7 @@ def main() -> int:
         db.set_up_ledger(master)
         # (a) of ops/bench.py, in this run: the raw-PostgreSQL baseline both loads are read
         # against (COPY of equivalent rows, 500 a transaction).
-        with psycopg.connect(db.libpq, autocommit=True) as conn:
-            conn.execute(bench.RAW_TABLE)
+        bench.create_raw_table(db.libpq)
         raw = bench.bench_copy(db.libpq, plan)
         results["raw_copy"] = raw.rate
         print(f"(a) raw PostgreSQL COPY of equivalent rows: {raw.rate:,.0f} rows/s (baseline)")
