@@ -299,7 +299,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         operation_id="healthz",
         tags=["ops"],
         response_model=Health,
-        responses={503: {"model": Health, "description": "the database is down"}},
+        responses={503: {"model": Health, "description": "the main cluster's database is down"}},
     )
     def healthz() -> JSONResponse:
         try:
@@ -311,7 +311,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
-        return JSONResponse({"status": "ok", "database": "up"})
+        if len(state.clusters) == 1:
+            return JSONResponse({"status": "ok", "database": "up"})
+        up = state.clusters_up(timeout=HEALTH_TIMEOUT_SECONDS)
+        return JSONResponse(
+            {
+                "status": "ok" if all(up.values()) else "degraded",
+                "database": "up",
+                "clusters": {name: "up" if ok else "down" for name, ok in up.items()},
+            }
+        )
 
     @app.get(
         "/metrics",
@@ -329,6 +338,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
 
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
+HEALTH_TIMEOUT_SECONDS = 2.0
+"""How long ``/healthz`` waits for the other clusters' answers (a silent one counts as down)."""
 
 
 def _check_metrics_access(request: Request, token: str | None) -> None:

@@ -468,5 +468,10 @@ class ApprovalResult(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"]
+    """``degraded``: the main cluster is up, another is down (its logs answer 503; the server
+    stays in service for the rest)."""
     database: Literal["up", "down"]
+    """The main cluster (``LEDGER_DATABASE_URL``)."""
+    clusters: dict[str, Literal["up", "down"]] | None = None
+    """Each configured cluster, when ``LEDGER_CLUSTERS`` names more than the main one."""

@@ -127,6 +127,7 @@ def test_one_server_writes_and_reads_each_log_on_its_own_cluster(two_clusters: T
             "/v1/logs/beta/proofs/inclusion?seq=1&tree_size=3", headers=auth(auditor)
         )
         assert proof.status_code == 200, proof.text
+        assert client.get("/healthz").json()["clusters"] == {MAIN_CLUSTER: "up", "b": "up"}
     # Each log's entries are on its own cluster only; its tenant's system log too.
     assert (world.count(MAIN_CLUSTER, "acme"), world.count("b", "acme")) == (3, 0)
     assert (world.count("b", "beta"), world.count(MAIN_CLUSTER, "beta")) == (3, 0)
@@ -150,6 +151,13 @@ def test_a_cluster_that_is_down_costs_only_its_own_logs(two_clusters: TwoCluster
         assert "Retry-After" in r.headers
         r = client.post("/v1/logs/acme/events", json=make_event("c-1"), headers=auth(acme))
         assert r.status_code == 201, r.text
+        health = client.get("/healthz")  # still in service, and says which cluster is down
+        assert health.status_code == 200
+        assert health.json() == {
+            "status": "degraded",
+            "database": "up",
+            "clusters": {MAIN_CLUSTER: "up", "b": "down"},
+        }
     assert world.count(MAIN_CLUSTER, "acme") == 1
 
 

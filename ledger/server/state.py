@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,7 +47,7 @@ from ledger.services.system_log import SystemLog, service_event
 from ledger.settings import Settings
 from ledger.storage.checkpoints import StoredCheckpoint
 from ledger.storage.clusters import PlacementCache
-from ledger.storage.db import read_only, unit_of_work
+from ledger.storage.db import ping, read_only, unit_of_work
 from ledger.storage.group_commit import GroupCommitter
 from ledger.storage.keystore import KeyRing, master_key_state, pan_fingerprint_key
 from ledger.storage.logs import log_directory
@@ -373,6 +373,18 @@ class LedgerState:
         rows (migration 0011). Authorization has tied the caller's credential to that log, so
         it is the principal's tenant; a public read's is the log's."""
         return unit_of_work(self.cluster_of(log_id).engine, tenant=self.log_info(log_id).tenant)
+
+    def clusters_up(self, *, timeout: float) -> dict[str, bool]:
+        """Whether each cluster's primary answers a round trip within ``timeout`` (asked at
+        once, in threads of their own: a host that swallows packets must not hold the others'
+        answers, and its thread is left to time out on its own)."""
+        pool = ThreadPoolExecutor(len(self.clusters), thread_name_prefix="cluster-ping")
+        asked = {name: pool.submit(ping, c.engine) for name, c in self.clusters.items()}
+        wait(asked.values(), timeout=timeout)
+        pool.shutdown(wait=False)
+        return {
+            name: future.done() and future.exception() is None for name, future in asked.items()
+        }
 
     def read(self, log_id: str, read: Callable[[Connection], T], *, repeatable: bool = False) -> T:
         """Run the read-only ``read`` for a request on ``log_id`` (scoped as ``unit_of_work``)
