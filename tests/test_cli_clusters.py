@@ -529,6 +529,11 @@ def test_a_cluster_that_is_down_costs_only_its_own_logs(
     assert f"{on_main}: kept " in err
     assert "cluster b skipped" in err
     assert "Traceback" not in err
+    for listing in (("logs", "list"), ("keys", "masters")):  # what answers is still listed
+        code, out, err = cli(*listing)
+        assert code == 2
+        assert "\tmain\n" in out
+        assert f"ledger {' '.join(listing)}: cluster b skipped" in err
 
 
 def test_two_person_requests_and_writer_policy_of_a_log_on_b(cli: Cli, shared_pair: Pair) -> None:

@@ -9,7 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 from ledger.cli import master_keys
-from ledger.cli.clusters import clustered, logs_placed_on, on_cluster, placed_logs
+from ledger.cli.clusters import (
+    clustered,
+    logs_placed_on,
+    on_cluster,
+    over_clusters,
+    placed_logs,
+)
 from ledger.cli.common import (
     add_command,
     cluster_names,
@@ -179,11 +185,13 @@ def cmd_logs_list(settings: Settings, _args: argparse.Namespace) -> int:
                 print(f"{info.id}\t{info.kind}\t{info.origin}")
         return EXIT_OK
     placed = placed_logs(settings)
-    for name in cluster_names(settings):
+
+    def list_on(name: str) -> None:
         with unit_of_work(engine(settings, cluster=name)) as conn:
             for info in logs_placed_on(conn, name, placed):
                 print(f"{info.id}\t{info.kind}\t{info.origin}\t{name}")
-    return EXIT_OK
+
+    return over_clusters(settings, "logs list", list_on)
 
 
 DURATION_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -61,6 +62,25 @@ def logs_placed_on(conn: Connection, cluster: str, placed: dict[str, str]) -> li
     from ledger.storage.logs import list_logs
 
     return [info for info in list_logs(conn) if placed.get(info.id, MAIN_CLUSTER) == cluster]
+
+
+def over_clusters(settings: Settings, command: str, each: Callable[[str], None]) -> int:
+    """``each(cluster)`` for every configured cluster, main first. One that does not answer is
+    said on stderr and skipped, the others are still done, and the command exits 2; with the
+    main cluster alone, its failure is the command's, as it always was."""
+    from ledger.errors import StoreUnavailable
+
+    names = cluster_names(settings)
+    down = False
+    for name in names:
+        try:
+            each(name)
+        except StoreUnavailable as exc:
+            if len(names) == 1:
+                raise
+            print(f"ledger {command}: cluster {name} skipped: {exc}", file=sys.stderr)
+            down = True
+    return EXIT_FAILED if down else EXIT_OK
 
 
 def cluster_of_tenant(settings: Settings, tenant: str) -> str:

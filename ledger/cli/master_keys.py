@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from ledger.cli.clusters import clustered, on_cluster
+from ledger.cli.clusters import clustered, on_cluster, over_clusters
 from ledger.cli.common import add_command, cluster_names, engine, key_ring, now, operator
 from ledger.cli.errors import EXIT_FAILED, EXIT_OK
 from ledger.settings import Settings
@@ -121,7 +121,8 @@ def cmd_masters(settings: Settings, _args: argparse.Namespace) -> int:
     from ledger.services.admin.master_keys import list_master_keys
 
     keys = key_ring(settings)
-    for name in cluster_names(settings):
+
+    def list_on(name: str) -> None:
         for k in list_master_keys(engine(settings, cluster=name), keys):
             w = k.wrapped
             print(
@@ -129,7 +130,8 @@ def cmd_masters(settings: Settings, _args: argparse.Namespace) -> int:
                 f"{w['signing_keys']}\t{w['wrapped_secrets']}\t{'held' if k.held else 'not held'}"
                 + (f"\t{name}" if clustered(settings) else "")
             )
-    return EXIT_OK
+
+    return over_clusters(settings, "keys masters", list_on)
 
 
 def register(keys: Any) -> None:
