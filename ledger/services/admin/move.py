@@ -38,8 +38,9 @@ verifier matches against that record. New ids on ``B`` would make ``B``'s copy f
 verification (erased payloads) and every writer-signed entry after the move fail too. So a row
 keeps its id on ``B``: the move checks that ``B`` uses none of them for another tenant (else it
 refuses, nothing changed, naming the ids: ``Conflict``) and advances ``B``'s sequences past
-them, so ``B`` never hands them out again. Clusters whose sequences start in disjoint ranges
-never collide (``docs/moving-a-tenant.md``).
+them, so ``B`` never hands them out again. Clusters never collide when each numbers from a
+block of its own, which ``ledger db upgrade`` gives every new cluster
+(``ledger.storage.placement.ID_BLOCK``, ``docs/moving-a-tenant.md``).
 
 **Crash points and re-runs** (``plan_move`` decides what a re-run does):
 
