@@ -41,6 +41,26 @@ def tenants_per_cluster(conn: Connection) -> dict[str, int]:
     return {cluster: int(count) for cluster, count in rows}
 
 
+def unplaced_tenants(conn: Connection) -> int:
+    """How many tenants have logs on this (the main) cluster and no placement row: those from
+    before placement existed, which the rule counts as the main cluster's."""
+    count = conn.execute(
+        text(
+            "SELECT count(DISTINCT l.tenant) FROM logs l"
+            " WHERE NOT EXISTS (SELECT FROM tenant_placements p WHERE p.tenant = l.tenant)"
+        )
+    ).scalar_one()
+    return int(count)
+
+
+def is_placed(conn: Connection, log_id: str) -> bool:
+    """Whether the placement table has a row for ``log_id``."""
+    found = conn.execute(
+        text("SELECT 1 FROM log_placements WHERE log_id = :id"), {"id": log_id}
+    ).scalar_one_or_none()
+    return found is not None
+
+
 def placements(conn: Connection, *, cluster: str | None = None) -> list[LogPlacement]:
     """Every placed log (of one cluster, with ``cluster``), by log id."""
     rows = conn.execute(
@@ -51,6 +71,12 @@ def placements(conn: Connection, *, cluster: str | None = None) -> list[LogPlace
         {"cluster": cluster},
     )
     return [LogPlacement(*row) for row in rows]
+
+
+def lock_placement(conn: Connection) -> None:
+    """One placement decision at a time (this transaction's, on the main cluster): two tenants
+    placed at once each see the other's row."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('ledger.placement'))"))
 
 
 def place_tenant(conn: Connection, tenant: str, cluster: str) -> None:

@@ -14,22 +14,25 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from ledger.domain import MAIN_CLUSTER, LogInfo
 from ledger.errors import ConfigurationError, InvalidRequest, LogExists, StoreUnavailable
 from ledger.services.admin.logs import create_log
 from ledger.services.system_log import system_log_id
-from ledger.storage.db import unit_of_work
+from ledger.storage.db import ping, unit_of_work
 from ledger.storage.keystore import KeyRing
 from ledger.storage.logs import find_log
 from ledger.storage.placement import (
     cluster_of_tenant,
+    is_placed,
+    lock_placement,
     logs_held,
     place_log,
     place_tenant,
     placements,
     tenants_per_cluster,
+    unplaced_tenants,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,18 +60,8 @@ def choose_cluster(
     if requested is not None:
         return requested
     load = tenants_per_cluster(directory)
-    load[MAIN_CLUSTER] = load.get(MAIN_CLUSTER, 0) + _unplaced_tenants_on_main(directory)
+    load[MAIN_CLUSTER] = load.get(MAIN_CLUSTER, 0) + unplaced_tenants(directory)
     return min(clusters, key=lambda name: (load.get(name, 0), name != MAIN_CLUSTER, name))
-
-
-def _unplaced_tenants_on_main(directory: Connection) -> int:
-    count = directory.execute(
-        text(
-            "SELECT count(DISTINCT l.tenant) FROM logs l"
-            " WHERE NOT EXISTS (SELECT FROM tenant_placements p WHERE p.tenant = l.tenant)"
-        )
-    ).scalar_one()
-    return int(count)
 
 
 def create_placed_log(
@@ -92,13 +85,11 @@ def create_placed_log(
     places it (it is never created twice)."""
     tenant = tenant or log_id
     with unit_of_work(main) as directory:
-        # One placement decision at a time: two new tenants created at once both see the
-        # other's row, so "fewest tenants" spreads them.
-        directory.execute(text("SELECT pg_advisory_xact_lock(hashtext('ledger.placement'))"))
+        lock_placement(directory)  # two new tenants at once: "fewest tenants" spreads them
         chosen = choose_cluster(directory, tenant, clusters, cluster)
         if chosen != MAIN_CLUSTER and find_log(directory, log_id) is not None:
             raise LogExists(f"log {log_id!r} already exists (on cluster {MAIN_CLUSTER!r})")
-        if _placed(directory, log_id):
+        if is_placed(directory, log_id):
             raise LogExists(f"log {log_id!r} already exists")
         place_tenant(directory, tenant, chosen)
         place_log(directory, log_id, tenant, chosen)
@@ -112,15 +103,6 @@ def create_placed_log(
                 logger.warning("log %s was on cluster %s unplaced: placed now", log_id, chosen)
                 return existing, chosen
             return create_log(conn, keys, log_id, tenant=tenant, **create), chosen
-
-
-def _placed(directory: Connection, log_id: str) -> bool:
-    return (
-        directory.execute(
-            text("SELECT 1 FROM log_placements WHERE log_id = :id"), {"id": log_id}
-        ).scalar_one_or_none()
-        is not None
-    )
 
 
 def check_placement(
@@ -166,8 +148,7 @@ def check_reachable_placement(main: Engine, engines: dict[str, Engine]) -> list[
     reachable: list[str] = []
     for name, engine in engines.items():
         try:
-            with unit_of_work(engine) as conn:
-                conn.exec_driver_sql("SELECT 1")
+            ping(engine)
             reachable.append(name)
         except StoreUnavailable as exc:
             logger.warning(
