@@ -37,7 +37,6 @@ from api.routes import (
     writer_keys,
 )
 from api.schemas import Health
-from ledger.domain import MAIN_CLUSTER
 from ledger.errors import (
     ConfigurationError,
     EventInvalid,
@@ -50,7 +49,6 @@ from ledger.events import strict_json
 from ledger.server.state import LedgerState
 from ledger.services.access import bearer_token
 from ledger.settings import Settings
-from ledger.storage.clusters import configured_clusters
 from ledger.storage.db import make_engine, ping
 
 INGEST_PATH = re.compile(r"/v1/logs/([^/]+)/events")
@@ -252,12 +250,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     engine = engine or make_engine(
         settings.database_url or "", role=settings.db_role, pool_size=settings.pool_size
     )
-    clusters = {
-        name: make_engine(cluster.url, role=settings.db_role, pool_size=settings.pool_size)
-        for name, cluster in configured_clusters("", None, settings.clusters).items()
-        if name != MAIN_CLUSTER
-    }
-    state = LedgerState(settings, engine, clusters)
+    state = LedgerState(settings, engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -9,7 +9,15 @@ import sys
 import time
 from typing import Any
 
-from ledger.cli.common import add_command, database_url, engine, key_ring, now, operator
+from ledger.cli.common import (
+    add_command,
+    database_url,
+    dispose_engines,
+    engine,
+    key_ring,
+    now,
+    operator,
+)
 from ledger.cli.errors import EXIT_FAILED, EXIT_OK
 from ledger.domain import MAIN_CLUSTER
 from ledger.errors import ConfigurationError, StoreUnavailable
@@ -51,6 +59,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # The embedded database's user is a superuser, which row security never binds
         # (migration 0011): serve as the application role, as production does.
         os.environ["LEDGER_DB_ROLE"] = "ledger_app"
+    # The start-up checks' and the demo's connections: none of them serves a request.
+    dispose_engines()
     workers = args.workers or settings.workers
     print(
         f"ledger listening on http://{host}:{port} with {workers} worker(s)"

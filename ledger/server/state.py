@@ -46,8 +46,8 @@ from ledger.services.auth_failures import AuthFailures
 from ledger.services.system_log import SystemLog, service_event
 from ledger.settings import Settings
 from ledger.storage.checkpoints import StoredCheckpoint
-from ledger.storage.clusters import PlacementCache
-from ledger.storage.db import ping, read_only, unit_of_work
+from ledger.storage.clusters import PlacementCache, configured_clusters
+from ledger.storage.db import make_engine, ping, read_only, unit_of_work
 from ledger.storage.group_commit import GroupCommitter
 from ledger.storage.keystore import KeyRing, master_key_state, pan_fingerprint_key
 from ledger.storage.logs import log_directory
@@ -120,6 +120,8 @@ class Cluster:
 
     name: str
     engine: Engine
+    read_url: str | None = None
+    """Its standbys (``LEDGER_READ_DATABASE_URL``, or its ``read_url`` in ``LEDGER_CLUSTERS``)."""
     replicas: ReadReplicas | None = None
     committer: GroupCommitter | None = None
     anchorer: AnchorScheduler | None = None
@@ -134,17 +136,24 @@ class LedgerState:
     written through it, and the counts of failed authentications (flushed to the system log
     by a timer as their windows close, and at ``stop``)."""
 
-    def __init__(
-        self, settings: Settings, engine: Engine, clusters: dict[str, Engine] | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
         """``engine``: the main cluster's primary (``LEDGER_DATABASE_URL``: the placement table
-        and every log not placed elsewhere); ``clusters``: the other clusters' primaries by
-        name (``LEDGER_CLUSTERS``)."""
+        and every log not placed elsewhere); the other clusters (``LEDGER_CLUSTERS``) get
+        engines of their own here."""
         self.settings = settings
         self.engine = engine
-        self.clusters: dict[str, Cluster] = {MAIN_CLUSTER: Cluster(MAIN_CLUSTER, engine)}
-        for name, cluster_engine in (clusters or {}).items():
-            self.clusters[name] = Cluster(name, cluster_engine)
+        self.clusters: dict[str, Cluster] = {
+            name: Cluster(
+                name,
+                engine
+                if name == MAIN_CLUSTER
+                else make_engine(config.url, role=settings.db_role, pool_size=settings.pool_size),
+                read_url=config.read_url,
+            )
+            for name, config in configured_clusters(
+                settings.database_url or "", settings.read_database_url, settings.clusters
+            ).items()
+        }
         self.placement = PlacementCache(engine, known=self.clusters.__contains__)
         self._on_read: Callable[[str, str], None] = lambda _cluster, _served_by: None
         self._checking = threading.Lock()
@@ -270,15 +279,10 @@ class LedgerState:
                 wait_seconds=self.settings.group_commit_wait_ms / 1000,
                 on_commit=on_commit,
             )
-            read_url = (
-                self.settings.read_database_url
-                if cluster.name == MAIN_CLUSTER
-                else self.settings.clusters[cluster.name].read_url
-            )
-            if read_url:
+            if cluster.read_url:
                 cluster.replicas = ReadReplicas(
                     cluster.engine,
-                    read_url,
+                    cluster.read_url,
                     role=self.settings.db_role,
                     max_lag_seconds=self.settings.read_max_lag_seconds,
                     probe_seconds=self.settings.read_lag_probe_seconds,
