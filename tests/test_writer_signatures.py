@@ -18,6 +18,7 @@ import orjson
 import pytest
 from sqlalchemy import Engine
 
+from ledger.cli import build_parser
 from ledger.client import WriterSigningKey, generate_signing_key, sign_event, statement_for
 from ledger.core.canonical import canonicalize
 from ledger.core.commitment import new_salt, payload_commitment
@@ -652,12 +653,15 @@ def test_the_cli_adds_lists_and_revokes_keys(
     code, listing, _ = ledger_cli("writers", "keys", "list", "--log", log_id)
     assert listing.split("\t")[:2] == [kid, str(cred.id)]
     assert listing.strip().endswith("active")
-    assert ledger_cli("writers", "keys", "revoke", kid, "--log", log_id)[0] == 0
+    assert ledger_cli("writers", "keys", "revoke", "--log", log_id, "--", kid)[0] == 0
     code, listing, _ = ledger_cli("writers", "keys", "list", "--log", log_id, "--json")
     assert json.loads(listing)["keys"][0]["status"] == "revoked"
-    code, _, err = ledger_cli("writers", "keys", "revoke", kid, "--log", log_id)
+    code, _, err = ledger_cli("writers", "keys", "revoke", "--log", log_id, "--", kid)
     assert code == 2
     assert "no active writer key" in err
+    # A kid beginning with "-" (one in 64) reaches the command after "--", as the help says.
+    parsed = build_parser().parse_args(["writers", "keys", "revoke", "--log", log_id, "--", "-Xy"])
+    assert parsed.kid == "-Xy"
     assert ledger_cli("writers", "policy", "--log", log_id, "required")[0] == 0
     assert ledger_cli("writers", "policy", "--log", log_id)[1].strip() == "required"
     code, _, err = ledger_cli(

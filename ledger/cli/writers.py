@@ -136,7 +136,9 @@ def register(sub: Any) -> None:
     listing.add_argument("--log", required=True)
     listing.add_argument("--json", action="store_true")
     revoke = add_command(keys, "revoke", cmd_keys_revoke, "revoke a writer key (kept for ever)")
-    revoke.add_argument("kid")
+    # A kid is base64url: one in 64 begins with "-", which argparse reads as an option
+    # unless it follows "--" (`ledger writers keys revoke --log L -- -Xy…`).
+    revoke.add_argument("kid", help="the key's kid (one beginning with '-': after --)")
     revoke.add_argument("--log", required=True)
 
     policy = add_command(commands, "policy", cmd_policy, "show or set a log's signature policy")
